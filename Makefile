@@ -1,0 +1,46 @@
+# The two quick-start commands: `make demo` and `make test`.
+# Both create ./.venv and install what they need on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: demo test install install-dev bench lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+# constraints.txt pins every transitive dependency to versions known to work
+# together here (prefect 3.8.8 needs fastapi<0.151, see pyproject.toml).
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install -c constraints.txt -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+## Run the whole product end to end on a private local Prefect server, then stop it.
+demo: install
+	$(BIN)/failure-insights demo $(DEMO_ARGS)
+
+## Run the whole test suite (unit + end-to-end on a real Prefect server, SQLite and PostgreSQL).
+test: install-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Benchmarks (figures in the README).
+bench: install-dev
+	$(BIN)/python bench/failure_to_artifact.py
+
+## Re-pin constraints.txt from the current environment.
+lock: install-dev
+	$(PIP) freeze --exclude-editable | grep -v '^prefect-failure-insights' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .failure-insights-demo .pytest_cache

@@ -1,0 +1,147 @@
+"""Settings of the failure summarizer: on/off, scope, budgets, which blocks to use."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
+
+from prefect.blocks.core import Block
+from pydantic import Field
+
+if TYPE_CHECKING:
+    from prefect_failure_insights.models import FlowRunInfo
+
+
+def _matches(patterns: list[str], values: list[str]) -> bool:
+    return any(fnmatchcase(v, p) for p in patterns for v in values)
+
+
+class FailureInsightsSettings(Block):
+    """
+    How failure summaries are made: which runs get one, how much evidence is
+    sent, and which LLM and database blocks to use.
+
+    Scope: every non-empty ``include_*`` list must match the run (glob patterns
+    such as ``etl-*`` work), and no ``exclude_*`` list may match it. With all
+    lists empty, every failed or crashed run gets a summary.
+
+    With no settings block at all, the defaults below apply: every run, no LLM
+    unless an ``llm-credentials`` block named ``default`` exists or
+    ``FAILURE_INSIGHTS_LLM_URL`` / ``OPENAI_API_KEY`` is set, and a SQLite file
+    under the Prefect home.
+
+    Args:
+        enabled: Whether summaries are made at all.
+        include_tags: Only runs with one of these tags.
+        exclude_tags: Never runs with one of these tags.
+        include_flows: Only runs of these flows.
+        exclude_flows: Never runs of these flows.
+        include_deployments: Only runs of these deployments.
+        exclude_deployments: Never runs of these deployments.
+        include_work_pools: Only runs in these work pools.
+        exclude_work_pools: Never runs in these work pools.
+        evidence_token_budget: Most tokens of log evidence sent to the LLM.
+        max_log_wait_seconds: Longest wait for late-arriving logs.
+        llm_block_name: Name of the `llm-credentials` block to use.
+        database_block_name: Name of the `sqlalchemy-connector` block to use.
+        custom_instructions: Extra instructions added to the prompt.
+        extra_questions: Extra questions the summary should answer.
+
+    Examples:
+        Only summarize production runs, and store rows in PostgreSQL:
+        ```python
+        from prefect_failure_insights.blocks import FailureInsightsSettings
+
+        FailureInsightsSettings(
+            include_tags=["prod"], database_block_name="analytics-db"
+        ).save("default", overwrite=True)
+
+        settings = FailureInsightsSettings.load("BLOCK_NAME")
+        ```
+    """
+
+    _block_type_name = "Failure Insights Settings"
+    _block_type_slug = "failure-insights-settings"
+    _documentation_url = (
+        "https://github.com/prefect-failure-insights/prefect-failure-insights#configuration"
+    )
+    _description = "Scope, budgets and block names for prefect-failure-insights."
+
+    enabled: bool = Field(default=True, description="Whether failure summaries are made at all.")
+    include_tags: list[str] = Field(
+        default_factory=list, description="Only summarize runs with one of these tags."
+    )
+    exclude_tags: list[str] = Field(
+        default_factory=list, description="Never summarize runs with one of these tags."
+    )
+    include_flows: list[str] = Field(
+        default_factory=list, description="Only summarize runs of these flows (names or globs)."
+    )
+    exclude_flows: list[str] = Field(
+        default_factory=list, description="Never summarize runs of these flows (names or globs)."
+    )
+    include_deployments: list[str] = Field(
+        default_factory=list,
+        description="Only summarize runs of these deployments ('flow/deployment' or deployment name).",
+    )
+    exclude_deployments: list[str] = Field(
+        default_factory=list,
+        description="Never summarize runs of these deployments ('flow/deployment' or deployment name).",
+    )
+    include_work_pools: list[str] = Field(
+        default_factory=list, description="Only summarize runs in these work pools."
+    )
+    exclude_work_pools: list[str] = Field(
+        default_factory=list, description="Never summarize runs in these work pools."
+    )
+    evidence_token_budget: int = Field(
+        default=6000,
+        ge=500,
+        le=200_000,
+        description="Most tokens of condensed, redacted log evidence sent to the LLM.",
+    )
+    max_log_wait_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=900,
+        description="Longest wait for a failed run's late-arriving logs before summarizing.",
+    )
+    llm_block_name: str | None = Field(
+        default=None,
+        description=(
+            "Name of the llm-credentials block to use; empty means the block named "
+            "'default' if it exists, else the environment, else no LLM."
+        ),
+    )
+    database_block_name: str | None = Field(
+        default=None,
+        description=(
+            "Name of the sqlalchemy-connector block for summary rows; empty means a "
+            "SQLite file under the Prefect home."
+        ),
+    )
+    custom_instructions: str | None = Field(
+        default=None, description="Extra instructions for the LLM, e.g. team conventions."
+    )
+    extra_questions: list[str] = Field(
+        default_factory=list, description="Extra questions every summary should answer."
+    )
+
+    def skip_reason(self, run: FlowRunInfo) -> str | None:
+        """Why ``run`` is out of scope, or None when it should be summarized."""
+        if not self.enabled:
+            return "summaries are disabled in the settings block"
+        deployment = [run.deployment, run.deployment.split("/", 1)[-1]] if run.deployment else []
+        dimensions = (
+            ("tag", self.include_tags, self.exclude_tags, list(run.tags)),
+            ("flow", self.include_flows, self.exclude_flows, [run.flow_name]),
+            ("deployment", self.include_deployments, self.exclude_deployments, deployment),
+            ("work pool", self.include_work_pools, self.exclude_work_pools,
+             [run.work_pool] if run.work_pool else []),
+        )
+        for label, include, exclude, values in dimensions:
+            if include and not _matches(include, values):
+                return f"out of scope: {label} is not in include_{label.replace(' ', '_')}s"
+            if exclude and _matches(exclude, values):
+                return f"out of scope: {label} matches exclude_{label.replace(' ', '_')}s"
+        return None

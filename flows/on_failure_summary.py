@@ -1,0 +1,184 @@
+"""The `summarize-failure` flow: a failed run in, a failure summary on its page out.
+
+    resolve the run (root of its subflows) -> in scope? -> claim its row
+      -> wait for late logs -> read run, subflows, task runs -> read logs
+      -> evidence (condensed, redacted) -> analysis (LLM, else deterministic)
+      -> row in the database + markdown artifact on the failed run
+
+Started by the automation installed with ``failure-insights automation install``
+for every ``prefect.flow-run.Failed`` / ``prefect.flow-run.Crashed`` event, or on
+demand by ``failure-insights summarize RUN_ID``.
+"""
+
+
+from uuid import UUID, uuid4
+
+from prefect import flow
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run as current_run
+
+from prefect_failure_insights import OWN_FLOWS, SUMMARIZER_FLOW
+from prefect_failure_insights.config import DEFAULT_BLOCK_NAME, load_database, load_llm, load_settings
+from prefect_failure_insights.exceptions import ConfigurationError, StorageError
+from prefect_failure_insights.models import Summary, SummaryOutcome
+from prefect_failure_insights.prompts import PROMPT_VERSION
+from prefect_failure_insights.tasks import storage
+from prefect_failure_insights.tasks.analysis import AnalysisResult, analyze_failure
+from prefect_failure_insights.tasks.delivery import claim_summary, publish_artifact, store_summary
+from prefect_failure_insights.tasks.evidence import gather_evidence
+from prefect_failure_insights.tasks.logs import read_run_logs, wait_for_run_logs
+from prefect_failure_insights.models import Evidence, FailedRun
+from prefect_failure_insights.tasks.redaction import Redactor
+from prefect_failure_insights.tasks.runs import read_failed_run, resolve_failed_run
+
+
+def _summary(failed: FailedRun, evidence: Evidence, result: AnalysisResult, summarizer_id: str) -> Summary:
+    run = failed.run
+    return Summary(
+        flow_run_id=run.id,
+        flow_run_name=run.name,
+        flow_name=run.flow_name,
+        deployment=run.deployment,
+        work_pool=run.work_pool,
+        tags=run.tags,
+        state=run.state,
+        state_message=Redactor().redact(run.state_message) if run.state_message else None,
+        failed_at=run.end_time,
+        analysis=result.analysis,
+        status=result.status,
+        reason=result.reason,
+        model=result.model,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        latency_ms=result.latency_ms,
+        prompt_version=PROMPT_VERSION,
+        evidence=evidence.text,
+        evidence_tokens=evidence.tokens,
+        root_error_line=evidence.root_error_line,
+        redaction_count=evidence.redaction_count,
+        summarizer_flow_run_id=summarizer_id,
+    )
+
+
+@flow(
+    name=SUMMARIZER_FLOW,
+    description="Explain a failed or crashed flow run: what happened, how to fix it, why.",
+    retries=0,
+    timeout_seconds=900,
+    validate_parameters=True,
+)
+async def summarize_failure(
+    flow_run_id: UUID,
+    regenerate: bool = False,
+    settings_block: str = DEFAULT_BLOCK_NAME,
+) -> SummaryOutcome:
+    """Summarize the failed flow run ``flow_run_id`` onto its page and into the database.
+
+    Args:
+        flow_run_id: The failed or crashed flow run. A failed subflow is summarized
+            on its root run, once.
+        regenerate: Replace an existing summary instead of keeping it.
+        settings_block: Name of the ``failure-insights-settings`` block; without
+            such a block the defaults apply.
+
+    Example:
+        ```python
+        from prefect_failure_insights.flows.on_failure_summary import summarize_failure
+
+        summarize_failure(flow_run_id="0b7c...", regenerate=True)
+        ```
+    """
+    logger = get_run_logger()
+    requested = str(flow_run_id)
+    settings = await load_settings(settings_block)
+    target = await resolve_failed_run(flow_run_id)
+
+    def skipped(reason: str, action: str = "skipped") -> SummaryOutcome:
+        logger.info("Not summarizing %s: %s", requested, reason)
+        return SummaryOutcome(
+            requested_flow_run_id=requested, flow_run_id=target.root.id, action=action, reason=reason
+        )
+
+    if target.requested.flow_name in OWN_FLOWS or target.root.flow_name in OWN_FLOWS:
+        return skipped(f"runs of {', '.join(OWN_FLOWS)} are never summarized (that would loop)")
+    if target.skip_reason:
+        return skipped(target.skip_reason)
+    root = target.root
+    if out_of_scope := settings.skip_reason(root):
+        return skipped(out_of_scope)
+
+    me = str(current_run.id or uuid4())
+    connector, where = await load_database(settings)
+    engine = connector.get_engine()
+    storage_error: StorageError | None = None
+    claim = None
+    try:
+        try:
+            claim = claim_summary(engine, root, me, regenerate)
+        except StorageError as exc:
+            storage_error = exc
+            logger.error("%s The summary is still published as an artifact.", exc)
+        if claim is not None and claim.result == "exists":
+            return skipped(
+                "a summary already exists (run with regenerate=True to replace it)", action="exists"
+            )
+        if claim is not None and claim.result == "in_progress":
+            return skipped("another summarizer run is summarizing this run right now")
+
+        try:
+            waited = await wait_for_run_logs(root.id, settings.max_log_wait_seconds)
+            if not waited.complete:
+                logger.warning(
+                    "Logs may be incomplete: no final-state record after %.1fs for %s",
+                    waited.waited_s, ", ".join(waited.incomplete_runs),
+                )
+            failed = await read_failed_run(root.id)
+            logs = await read_run_logs(failed)
+            evidence = gather_evidence(failed, logs, settings.evidence_token_budget)
+            try:
+                choice = await load_llm(settings)
+                llm, no_llm_reason = choice.credentials, (None if choice.credentials else choice.source)
+            except ConfigurationError as exc:
+                llm, no_llm_reason = None, str(exc)
+            result = await analyze_failure(failed, evidence, settings, llm, no_llm_reason)
+            summary = _summary(failed, evidence, result, me)
+        except BaseException:
+            if claim is not None and claim.result == "claimed" and claim.existing_status is None:
+                storage.release(engine, root.id, me)
+            raise
+
+        action = "created"
+        if claim is not None:
+            try:
+                saved = store_summary(engine, summary, me)
+            except StorageError as exc:
+                storage_error = exc
+                logger.error("%s The summary is still published as an artifact.", exc)
+            else:
+                if saved == "lost":
+                    return skipped("another summarizer run took over this run's summary")
+                action = saved
+        summary.regenerated = action == "replaced"
+        artifact_id = await publish_artifact(summary)
+        summary.artifact_id = artifact_id
+        if storage_error is None:
+            storage.set_artifact(engine, root.id, artifact_id)
+    finally:
+        connector.close()
+
+    logger.info(
+        "Summary %s for %s (%s): %s, %s analysis, artifact %s, %s",
+        action, root.name, root.id, summary.analysis.category.value, summary.status, artifact_id,
+        f"row in {where}" if storage_error is None else "NOT stored in the database",
+    )
+    if storage_error is not None:
+        # The artifact is out; the run still ends Failed so the missing row is noticed.
+        raise StorageError(f"Summary published as artifact {artifact_id} but not stored: {storage_error}")
+    return SummaryOutcome(
+        requested_flow_run_id=requested,
+        flow_run_id=root.id,
+        action=action,
+        reason=summary.reason,
+        summary=summary,
+        stored=True,
+    )

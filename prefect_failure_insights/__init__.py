@@ -1,0 +1,15 @@
+"""prefect-failure-insights: failure summaries for Prefect flow runs.
+
+Importing this package does nothing but define names: no I/O, no block loading.
+"""
+
+__version__ = "0.1.0"
+
+#: Flow names of the plugin's own flows. Their failures are never summarized:
+#: a failing summarizer would otherwise trigger itself in a loop.
+SUMMARIZER_FLOW = "summarize-failure"
+BATCH_FLOW = "batch-insights"
+OWN_FLOWS = (SUMMARIZER_FLOW, BATCH_FLOW)
+
+#: Name of the summarizer's deployment, as in prefect.yaml and `failure-insights serve`.
+SUMMARIZER_DEPLOYMENT = f"{SUMMARIZER_FLOW}/failure-insights"

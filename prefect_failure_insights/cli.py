@@ -1,0 +1,364 @@
+"""The ``failure-insights`` command line.
+
+Exit codes scripts can rely on:
+
+* 0: done (for ``summarize``/``show``: a summary exists and was printed);
+* 1: something failed or no summary was made (Prefect API or database unreachable,
+  run out of scope, ``doctor`` found a failing check);
+* 2: bad input (unknown run id, a run that did not fail, a missing block, a bad option).
+
+Heavy modules are imported inside the commands: this module is imported by every
+summarizer subprocess that ``serve`` spawns, and by shell completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import Any, TypeVar
+
+import typer
+
+from prefect_failure_insights import SUMMARIZER_DEPLOYMENT, __version__
+
+app = typer.Typer(
+    name="failure-insights",
+    help="Failure summaries for Prefect flow runs: what happened, how to fix it, why.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+automation_app = typer.Typer(help="Install, check or remove the automation that triggers summaries.",
+                             no_args_is_help=True)
+app.add_typer(automation_app, name="automation")
+
+T = TypeVar("T")
+
+
+class SummaryFormat(str, Enum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+class ListFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _api_url() -> str:
+    from prefect.settings import get_current_settings
+
+    return str(get_current_settings().api.url or "an ephemeral local API (PREFECT_API_URL is not set)")
+
+
+def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine, turning the plugin's errors into one line and an exit code."""
+    import httpx
+
+    from prefect_failure_insights.exceptions import (
+        ConfigurationError,
+        FailureInsightsError,
+        RunNotFailed,
+        RunNotFound,
+    )
+
+    try:
+        return asyncio.run(coro_fn())
+    except (RunNotFound, RunNotFailed, ConfigurationError) as exc:
+        raise _fail(str(exc), 2) from None
+    except FailureInsightsError as exc:
+        raise _fail(str(exc), 1) from None
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise _fail(
+            f"Cannot reach the Prefect API at {_api_url()} ({type(exc).__name__}): start it "
+            "(`prefect server start`) or point PREFECT_API_URL at it.",
+            1,
+        ) from None
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    """``24h``, ``7d``, ``30m`` or an ISO date/time (UTC when no zone is given)."""
+    if not value:
+        return None
+    m = re.fullmatch(r"(\d+)\s*([mhdw])", value.strip())
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        delta = {"m": timedelta(minutes=n), "h": timedelta(hours=n), "d": timedelta(days=n),
+                 "w": timedelta(weeks=n)}[unit]
+        return datetime.now(timezone.utc) - delta
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--since {value!r} is neither a duration like 24h/7d nor an ISO date.", 2) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+async def _engine(settings_block: str):
+    from prefect_failure_insights.config import load_database, load_settings
+    from prefect_failure_insights.tasks import storage
+
+    settings = await load_settings(settings_block)
+    connector, where = await load_database(settings)
+    engine = connector.get_engine()
+    storage.ensure_schema(engine)
+    return connector, engine, where
+
+
+def _print_summary(summary: Any, fmt: SummaryFormat) -> None:
+    from prefect_failure_insights.tasks.delivery import run_url
+    from prefect_failure_insights.tasks.render import render_markdown, render_text
+
+    if fmt is SummaryFormat.json:
+        typer.echo(json.dumps(summary.model_dump(mode="json"), indent=2))
+    elif fmt is SummaryFormat.markdown:
+        typer.echo(render_markdown(summary, run_url(summary.flow_run_id)))
+    else:
+        typer.echo(render_text(summary))
+        url = run_url(summary.flow_run_id)
+        if url:
+            typer.echo(f"\nOn the run's page: {url}")
+
+
+SETTINGS_OPTION = typer.Option("default", "--settings-block", help="Name of the failure-insights-settings block.")
+
+
+@app.command()
+def summarize(
+    run_id: str = typer.Argument(..., help="Id of the failed or crashed flow run."),
+    regenerate: bool = typer.Option(False, "--regenerate", help="Replace an existing summary."),
+    fmt: SummaryFormat = typer.Option(SummaryFormat.text, "--format", help="Output format."),
+    settings_block: str = SETTINGS_OPTION,
+) -> None:
+    """Summarize a failed run now (the same flow the automation runs).
+
+    Example: failure-insights summarize 0b7c2c1e-... --regenerate
+    """
+
+    async def main():
+        from prefect.client.orchestration import get_client
+
+        from prefect_failure_insights.flows.on_failure_summary import summarize_failure
+        from prefect_failure_insights.tasks import storage
+        from prefect_failure_insights.tasks.runs import resolve_target
+
+        async with get_client() as client:  # fail fast, in one line, on bad input
+            await resolve_target(client, run_id)
+        outcome = await summarize_failure(
+            flow_run_id=run_id, regenerate=regenerate, settings_block=settings_block
+        )
+        if outcome.summary is None and outcome.action == "exists":
+            connector, engine, _ = await _engine(settings_block)
+            try:
+                outcome.summary = storage.get(engine, outcome.flow_run_id or run_id)
+            finally:
+                connector.close()
+        return outcome
+
+    outcome = run(main)
+    if outcome.summary is None:
+        raise _fail(f"No summary made for {run_id}: {outcome.reason}", 1)
+    if outcome.action == "exists":
+        typer.echo("(An existing summary; use --regenerate to replace it.)", err=True)
+    _print_summary(outcome.summary, fmt)
+
+
+@app.command()
+def show(
+    run_id: str = typer.Argument(..., help="Id of the failed flow run."),
+    fmt: SummaryFormat = typer.Option(SummaryFormat.markdown, "--format", help="Output format."),
+    settings_block: str = SETTINGS_OPTION,
+) -> None:
+    """Print the stored summary of a run."""
+
+    async def main():
+        from prefect_failure_insights.tasks import storage
+
+        connector, engine, where = await _engine(settings_block)
+        try:
+            return storage.get(engine, run_id), where
+        finally:
+            connector.close()
+
+    summary, where = run(main)
+    if summary is None:
+        raise _fail(
+            f"No summary for flow run {run_id} in {where}: make one with "
+            f"`failure-insights summarize {run_id}`.",
+            2,
+        )
+    _print_summary(summary, fmt)
+
+
+@app.command("list")
+def list_(
+    limit: int = typer.Option(20, min=1, max=1000, help="Rows to show."),
+    offset: int = typer.Option(0, min=0, help="Rows to skip."),
+    category: str | None = typer.Option(None, help="Only this category, e.g. THIRD_PARTY_SYSTEM."),
+    flow: str | None = typer.Option(None, help="Only runs of this flow."),
+    since: str | None = typer.Option(None, help="Only summaries since: 24h, 7d or an ISO date."),
+    fmt: ListFormat = typer.Option(ListFormat.text, "--format", help="Output format."),
+    settings_block: str = SETTINGS_OPTION,
+) -> None:
+    """List stored summaries, newest first, with the total count."""
+    from prefect_failure_insights.models import Category
+
+    if category and category.upper() not in Category.__members__:
+        raise _fail(f"--category must be one of {', '.join(Category.__members__)}.", 2)
+    since_dt = _parse_since(since)
+
+    async def main():
+        from prefect_failure_insights.tasks import storage
+
+        connector, engine, _ = await _engine(settings_block)
+        try:
+            return storage.list_summaries(
+                engine, limit, offset, category.upper() if category else None, flow, since_dt
+            )
+        finally:
+            connector.close()
+
+    rows, total = run(main)
+    if fmt is ListFormat.json:
+        typer.echo(json.dumps({
+            "total": total, "limit": limit, "offset": offset,
+            "summaries": [
+                {"flow_run_id": s.flow_run_id, "flow_run_name": s.flow_run_name, "flow_name": s.flow_name,
+                 "failed_at": s.failed_at.isoformat() if s.failed_at else None,
+                 "category": s.analysis.category.value, "status": s.status, "title": s.analysis.title,
+                 "model": s.model, "prompt_tokens": s.prompt_tokens,
+                 "completion_tokens": s.completion_tokens, "latency_ms": s.latency_ms,
+                 "prompt_version": s.prompt_version}
+                for s in rows
+            ],
+        }, indent=2))
+        return
+    if not rows:
+        typer.echo(f"No summaries (total {total}).")
+        return
+    typer.echo(f"{'FAILED AT (UTC)':<17} {'FLOW RUN ID':<36} {'FLOW':<24} {'CATEGORY':<18} {'HOW':<8} TITLE")
+    for s in rows:
+        when = f"{s.failed_at:%Y-%m-%d %H:%M}" if s.failed_at else "-"
+        typer.echo(f"{when:<17} {s.flow_run_id:<36} {s.flow_name[:24]:<24} "
+                   f"{s.analysis.category.value:<18} {s.status:<8} {s.analysis.title[:70]}")
+    typer.echo(f"Showing {offset + 1}-{offset + len(rows)} of {total}.")
+
+
+@automation_app.command("install")
+def automation_install(
+    deployment: str = typer.Option(SUMMARIZER_DEPLOYMENT, help="The summarizer deployment to run."),
+) -> None:
+    """Install or update the automation (safe to run again)."""
+
+    async def main():
+        from prefect.client.orchestration import get_client
+
+        from prefect_failure_insights.automations.failure_trigger import install
+
+        async with get_client() as client:
+            return await install(client, deployment)
+
+    result = run(main)
+    typer.echo(f"Automation {result.action} ({result.automation_id}): failed and crashed flow runs "
+               f"now start {deployment}.")
+
+
+@automation_app.command("status")
+def automation_status() -> None:
+    """Say whether the automation is installed and working; exit 1 if not."""
+
+    async def main():
+        from prefect.client.orchestration import get_client
+
+        from prefect_failure_insights.automations.failure_trigger import status
+
+        async with get_client() as client:
+            return await status(client)
+
+    st = run(main)
+    if st.ok:
+        typer.echo(f"Installed and enabled ({st.automation_id}), running {st.deployment_name}.")
+        return
+    raise _fail(f"Automation {st.problem}", 1)
+
+
+@automation_app.command("uninstall")
+def automation_uninstall() -> None:
+    """Remove the automation; summaries stop being made (existing ones stay)."""
+
+    async def main():
+        from prefect.client.orchestration import get_client
+
+        from prefect_failure_insights.automations.failure_trigger import uninstall
+
+        async with get_client() as client:
+            return await uninstall(client)
+
+    removed = run(main)
+    typer.echo(f"Removed {removed} automation(s)." if removed else "Nothing to remove: not installed.")
+
+
+@app.command()
+def doctor(settings_block: str = SETTINGS_OPTION) -> None:
+    """Check the Prefect API, blocks, LLM, database and automation; a line each."""
+    from prefect_failure_insights.doctor import run_checks
+
+    checks = run(lambda: run_checks(settings_block))
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        typer.echo(f"{c.mark} {c.name:<{width}}  {c.detail}")
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    poll_seconds: float | None = typer.Option(
+        None, help="Seconds between polls for new summarizer runs (default 10; 1 for fast summaries)."
+    ),
+    limit: int = typer.Option(10, min=1, help="Most summarizer runs at once."),
+    no_automation: bool = typer.Option(False, "--no-automation", help="Do not install the automation."),
+    settings_block: str | None = typer.Option(None, "--settings-block", help="Settings block for every run."),
+) -> None:
+    """Serve the summarizer deployment and install its automation; runs until stopped."""
+
+    async def main():
+        from prefect_failure_insights.serve import serve_summarizer
+
+        await serve_summarizer(poll_seconds, limit, not no_automation, settings_block)
+
+    run(main)
+
+
+@app.command()
+def demo(
+    keep_server: bool = typer.Option(False, "--keep-server", help="Keep the server up to browse the UI."),
+) -> None:
+    """Run the end-to-end demo on a private local Prefect server, then stop everything."""
+    from prefect_failure_insights.demo import run_demo
+
+    raise typer.Exit(run_demo(keep_server=keep_server))
+
+
+@app.command()
+def version() -> None:
+    """Print the plugin's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

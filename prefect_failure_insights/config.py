@@ -1,0 +1,129 @@
+"""Finding the configuration: settings, LLM and database blocks, with defaults.
+
+Resolution order, so that zero configuration works and every step is explicit:
+
+* settings: the ``failure-insights-settings`` block with the given name; if the name
+  is the default one and no such block exists, the defaults;
+* LLM: the block named in the settings; else an ``llm-credentials`` block named
+  ``default``; else the environment (``LLMCredentials.from_env``); else none;
+* database: the ``sqlalchemy-connector`` block named in the settings; else a
+  SQLite file ``failure_insights.db`` in the Prefect home.
+
+A name that was given explicitly and does not exist is a `ConfigurationError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from prefect.blocks.core import Block
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+
+from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
+from prefect_failure_insights.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from prefect_sqlalchemy import SqlAlchemyConnector
+
+DEFAULT_BLOCK_NAME = "default"
+SQLITE_FILENAME = "failure_insights.db"
+
+B = TypeVar("B", bound=Block)
+
+
+async def load_block(cls: type[B], name: str) -> B | None:
+    """Load block ``name`` of type ``cls``, or None when no such block exists."""
+    async with get_client() as client:
+        try:
+            document = await client.read_block_document_by_name(
+                name=name, block_type_slug=cls.get_block_type_slug()
+            )
+        except ObjectNotFound:
+            return None
+    return cls._from_block_document(document)
+
+
+async def load_settings(name: str | None = DEFAULT_BLOCK_NAME) -> FailureInsightsSettings:
+    """The settings block ``name``; the defaults when the default name is absent."""
+    name = name or DEFAULT_BLOCK_NAME
+    settings = await load_block(FailureInsightsSettings, name)
+    if settings is not None:
+        return settings
+    if name == DEFAULT_BLOCK_NAME:
+        return FailureInsightsSettings()
+    raise ConfigurationError(
+        f"No failure-insights-settings block named {name!r}: create it "
+        f"(FailureInsightsSettings(...).save({name!r})) or leave the name empty to use the defaults."
+    )
+
+
+@dataclass(frozen=True)
+class LLMChoice:
+    """The LLM to use, or None with the reason why none is used."""
+
+    credentials: LLMCredentials | None
+    source: str
+
+
+NO_LLM_HINT = (
+    "No LLM configured: create an llm-credentials block named 'default' "
+    "(LLMCredentials(base_url=..., model=..., api_key=...).save('default')) "
+    "or set FAILURE_INSIGHTS_LLM_URL / OPENAI_API_KEY for the summarizer."
+)
+
+
+async def load_llm(settings: FailureInsightsSettings) -> LLMChoice:
+    """Which LLM the settings point at; raises `ConfigurationError` for a missing named block."""
+    if settings.llm_block_name:
+        block = await load_block(LLMCredentials, settings.llm_block_name)
+        if block is None:
+            raise ConfigurationError(
+                f"The settings refer to llm-credentials block {settings.llm_block_name!r}, "
+                "which does not exist: create it or clear llm_block_name."
+            )
+        return LLMChoice(block, f"block llm-credentials/{settings.llm_block_name}")
+    block = await load_block(LLMCredentials, DEFAULT_BLOCK_NAME)
+    if block is not None:
+        return LLMChoice(block, f"block llm-credentials/{DEFAULT_BLOCK_NAME}")
+    env = LLMCredentials.from_env()
+    if env is not None:
+        return LLMChoice(env, "environment")
+    return LLMChoice(None, NO_LLM_HINT)
+
+
+def default_database_path() -> Path:
+    """The SQLite file used when no database block is configured."""
+    from prefect.settings import get_current_settings
+
+    return Path(get_current_settings().home).expanduser() / SQLITE_FILENAME
+
+
+def sqlite_connector(path: Path) -> SqlAlchemyConnector:
+    """An (unsaved) `SqlAlchemyConnector` for a SQLite file."""
+    from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector, SyncDriver
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqlAlchemyConnector(
+        connection_info=ConnectionComponents(driver=SyncDriver.SQLITE_PYSQLITE, database=str(path)),
+        # Wait for a concurrent writer instead of failing with "database is locked".
+        connect_args={"timeout": 30},
+    )
+
+
+async def load_database(settings: FailureInsightsSettings) -> tuple[SqlAlchemyConnector, str]:
+    """The connector for summary rows and a description of it (no password)."""
+    from prefect_sqlalchemy import SqlAlchemyConnector
+
+    if settings.database_block_name:
+        block = await load_block(SqlAlchemyConnector, settings.database_block_name)
+        if block is None:
+            raise ConfigurationError(
+                f"The settings refer to sqlalchemy-connector block {settings.database_block_name!r}, "
+                "which does not exist: create it or clear database_block_name."
+            )
+        return block, f"block sqlalchemy-connector/{settings.database_block_name}"
+    path = default_database_path()
+    return sqlite_connector(path), f"sqlite file {path}"

@@ -1,0 +1,119 @@
+"""`failure-insights doctor`: is everything a summary needs in place? A line per check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+
+from prefect_failure_insights import SUMMARIZER_DEPLOYMENT
+from prefect_failure_insights.exceptions import ConfigurationError, StorageError
+
+Status = Literal["ok", "warn", "fail"]
+MARKS = {"ok": "[ ok ]", "warn": "[warn]", "fail": "[FAIL]"}
+
+
+@dataclass
+class Check:
+    name: str
+    status: Status
+    detail: str
+
+    @property
+    def mark(self) -> str:
+        return MARKS[self.status]
+
+
+async def _llm_answers(llm) -> Check:
+    import openai
+
+    client = llm.get_async_client().with_options(timeout=min(llm.timeout, 20.0), max_retries=0)
+    try:
+        await client.chat.completions.create(
+            model=llm.model, messages=[{"role": "user", "content": "Reply with OK."}], max_tokens=5
+        )
+    except openai.AuthenticationError:
+        return Check("LLM", "fail", f"{llm.display} rejected the API key: fix api_key in the block.")
+    except openai.NotFoundError:
+        return Check("LLM", "fail", f"model not found at {llm.display}: fix model or base_url.")
+    except openai.OpenAIError as exc:
+        return Check("LLM", "fail", f"{llm.display} did not answer ({type(exc).__name__}): is it running?")
+    finally:
+        await client.close()
+    return Check("LLM", "ok", f"{llm.display} answers")
+
+
+async def run_checks(settings_block: str = "default") -> list[Check]:
+    """Run every check; never raises for a failing check."""
+    from prefect.settings import get_current_settings
+
+    from prefect_failure_insights.automations.failure_trigger import status
+    from prefect_failure_insights.config import load_database, load_llm, load_settings
+    from prefect_failure_insights.tasks import storage
+
+    checks: list[Check] = []
+    api = get_current_settings().api.url or "ephemeral (PREFECT_API_URL not set)"
+    async with get_client() as client:
+        healthy = await client.api_healthcheck()
+    if healthy is not None:
+        checks.append(Check("Prefect API", "fail",
+                            f"{api} unreachable ({type(healthy).__name__}): start it or set PREFECT_API_URL."))
+        return checks
+    checks.append(Check("Prefect API", "ok", f"{api} reachable"))
+
+    try:
+        settings = await load_settings(settings_block)
+        checks.append(Check("Settings", "ok", f"failure-insights-settings/{settings_block}"
+                            if settings._block_document_id else "no settings block: defaults in use"))
+    except ConfigurationError as exc:
+        checks.append(Check("Settings", "fail", str(exc)))
+        return checks
+
+    try:
+        choice = await load_llm(settings)
+    except ConfigurationError as exc:
+        checks.append(Check("LLM", "fail", str(exc)))
+    else:
+        if choice.credentials is None:
+            checks.append(Check("LLM", "warn", "none: summaries are deterministic. " + choice.source))
+        else:
+            checks.append(await _llm_answers(choice.credentials))
+
+    try:
+        connector, where = await load_database(settings)
+    except ConfigurationError as exc:
+        checks.append(Check("Database", "fail", str(exc)))
+    else:
+        try:
+            storage.ensure_schema(connector.get_engine())
+            storage.probe_write(connector.get_engine())
+            checks.append(Check("Database", "ok", f"{where} writable"))
+        except StorageError as exc:
+            checks.append(Check("Database", "fail", str(exc)))
+        finally:
+            connector.close()
+
+    async with get_client() as client:
+        st = await status(client)
+        deployment_ok = None
+        try:
+            deployment = await client.read_deployment_by_name(SUMMARIZER_DEPLOYMENT)
+            deployment_ok = getattr(deployment, "status", None)
+        except ObjectNotFound:
+            deployment = None
+    if st.ok:
+        checks.append(Check("Automation", "ok", f"installed, runs {st.deployment_name}"))
+    else:
+        checks.append(Check("Automation", "fail", str(st.problem)))
+    if deployment is None:
+        checks.append(Check("Summarizer", "fail",
+                            f"no deployment {SUMMARIZER_DEPLOYMENT}: run `failure-insights serve` or `prefect deploy`."))
+    elif deployment_ok is not None and str(getattr(deployment_ok, "value", deployment_ok)) != "READY":
+        checks.append(Check("Summarizer", "warn",
+                            f"{SUMMARIZER_DEPLOYMENT} exists but no runner or worker is polling it: "
+                            "summaries will wait as Late runs until one does."))
+    else:
+        checks.append(Check("Summarizer", "ok", f"{SUMMARIZER_DEPLOYMENT} is being served"))
+    return checks

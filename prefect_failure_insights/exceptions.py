@@ -1,0 +1,59 @@
+"""The plugin's exception tree.
+
+    FailureInsightsError
+    ├── ConfigurationError      a block is missing or invalid
+    ├── RunNotFound             no flow run with that id
+    ├── RunNotFailed            the run did not fail or crash
+    ├── LLMError                the LLM could not give a usable answer
+    │   ├── LLMUnavailable      unreachable, timing out, rate-limited, 5xx
+    │   ├── LLMRejected         400/401/403/404: key, model or request refused
+    │   └── LLMInvalidAnswer    no valid structured answer, even after a repair
+    └── StorageError            the summaries database failed
+        └── SchemaVersionError  the database was written by a newer version
+
+Every message says what is wrong and what to do about it; the CLI prints it as
+one line. LLM errors never fail a summarizer run: they select the deterministic
+fallback and become its recorded reason.
+"""
+
+from __future__ import annotations
+
+
+class FailureInsightsError(Exception):
+    """Base class of every error this plugin raises on purpose."""
+
+
+class ConfigurationError(FailureInsightsError):
+    """A block is missing or its values cannot work."""
+
+
+class RunNotFound(FailureInsightsError):
+    """There is no flow run with the given id on this Prefect API."""
+
+
+class RunNotFailed(FailureInsightsError):
+    """The flow run is not in a Failed or Crashed state."""
+
+
+class LLMError(FailureInsightsError):
+    """The LLM could not produce a usable answer. Triggers the fallback."""
+
+
+class LLMUnavailable(LLMError):
+    """The endpoint is unreachable, timed out, rate-limited or answering 5xx."""
+
+
+class LLMRejected(LLMError):
+    """The endpoint refused the request (bad key, unknown model, bad request)."""
+
+
+class LLMInvalidAnswer(LLMError):
+    """The answer was not valid JSON of the expected shape, even after one repair."""
+
+
+class StorageError(FailureInsightsError):
+    """The summaries database could not be read or written."""
+
+
+class SchemaVersionError(StorageError):
+    """The database schema is newer than this version of the plugin understands."""

@@ -1,0 +1,202 @@
+"""A local OpenAI-compatible chat completions server that can misbehave on purpose.
+
+It speaks real HTTP on 127.0.0.1, so the openai SDK, its retries and timeouts are
+exercised exactly as against a real endpoint. Behaviours are consumed one per
+request from a script, then the default applies:
+
+``ok``               a valid answer (see `FakeLLM.answer`)
+``500`` / ``503``    that HTTP status
+``429``              rate limited, with ``Retry-After: 0``
+``401`` / ``404``    key rejected / model not found
+``slow``             answers after `FakeLLM.slow_seconds`
+``invalid_json``     content that is not JSON
+``truncated``        JSON cut off, ``finish_reason: length``
+``wrong_schema``     valid JSON of the wrong shape
+``empty_choices``    ``choices: []``
+``unknown_category`` a valid answer whose category is outside the taxonomy
+``no_json_schema``   HTTP 500 when ``response_format`` is ``json_schema`` (llama.cpp)
+``broken_response``  a body that is not JSON at all
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+DEFAULT_ANSWER: dict[str, Any] = {
+    "title": "Vendor API answered 503",
+    "what_happened": "The task failed because the vendor API answered HTTP 503.",
+    "how_to_fix": ["Retry later.", "Add retries with backoff."],
+    "root_cause": "The vendor service was unavailable.",
+    "category": "THIRD_PARTY_SYSTEM",
+    "confidence": 0.9,
+    "failed_task": None,
+    "tags": ["http-503"],
+    "additional_answers": [],
+}
+
+
+class FakeLLM:
+    """Start with `start()` (or as a context manager); read `requests` afterwards."""
+
+    def __init__(self, model: str = "fake-model") -> None:
+        self.model = model
+        self.default = "ok"
+        self.slow_seconds = 5.0
+        self.answer: dict[str, Any] = dict(DEFAULT_ANSWER)
+        self.requests: list[dict[str, Any]] = []
+        self._script: deque[str] = deque()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- control ---------------------------------------------------------------------
+    def script(self, *behaviours: str) -> FakeLLM:
+        with self._lock:
+            self._script.extend(behaviours)
+        return self
+
+    def reset(self, default: str = "ok") -> FakeLLM:
+        with self._lock:
+            self._script.clear()
+            self.requests.clear()
+            self.default = default
+            self.answer = dict(DEFAULT_ANSWER)
+        return self
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "FakeLLM is not started"
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def completions(self) -> list[dict[str, Any]]:
+        """Bodies of the chat completion requests received, in order."""
+        with self._lock:
+            return [r["body"] for r in self.requests if r["path"].endswith("/chat/completions")]
+
+    def start(self) -> FakeLLM:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # quiet
+                return
+
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, {"object": "list", "data": [{"id": fake.model, "object": "model"}]})
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw or b"{}")
+                except json.JSONDecodeError:
+                    body = {"_raw": raw.decode(errors="replace")}
+                with fake._lock:
+                    fake.requests.append(
+                        {"path": self.path, "headers": dict(self.headers), "body": body, "at": time.time()}
+                    )
+                    behaviour = fake._script.popleft() if fake._script else fake.default
+                fake._respond(self, behaviour, body)
+
+            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None,
+                      raw: bytes | None = None) -> None:
+                data = raw if raw is not None else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeLLM:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- behaviours ------------------------------------------------------------------
+    def _completion(self, content: str, finish_reason: str = "stop", body: dict | None = None) -> dict:
+        prompt = json.dumps((body or {}).get("messages", []))
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content},
+                 "finish_reason": finish_reason}
+            ],
+            "usage": {
+                "prompt_tokens": len(prompt) // 4,
+                "completion_tokens": len(content) // 4,
+                "total_tokens": len(prompt) // 4 + len(content) // 4,
+            },
+        }
+
+    def _answer_for(self, body: dict) -> dict[str, Any]:
+        answer = dict(self.answer)
+        text = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+        m = re.search(r"Failed task \(by the log analysis\): (.+?)\.\n", text)
+        if m and answer.get("failed_task") is None and m.group(1) != "none found":
+            answer["failed_task"] = m.group(1)
+        return answer
+
+    def _respond(self, handler: Any, behaviour: str, body: dict) -> None:
+        send = handler._send
+        if behaviour in {"500", "502", "503"}:
+            send(int(behaviour), {"error": {"message": "server error", "type": "server_error"}})
+        elif behaviour == "429":
+            send(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"Retry-After": "0"})
+        elif behaviour == "401":
+            send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+        elif behaviour == "404":
+            send(404, {"error": {"message": "model not found", "type": "invalid_request_error"}})
+        elif behaviour == "no_json_schema" and (body.get("response_format") or {}).get("type") == "json_schema":
+            send(500, {"error": {"message": "json_schema is not supported", "type": "server_error"}})
+        elif behaviour == "broken_response":
+            send(200, None, raw=b'{"id": "chatcmpl-broken", "choices": [')
+        elif behaviour == "empty_choices":
+            completion = self._completion("", body=body)
+            completion["choices"] = []
+            send(200, completion)
+        elif behaviour == "invalid_json":
+            send(200, self._completion("Sure! The task failed because {the vendor was down", body=body))
+        elif behaviour == "truncated":
+            content = json.dumps(self._answer_for(body))[:40]
+            send(200, self._completion(content, finish_reason="length", body=body))
+        elif behaviour == "wrong_schema":
+            send(200, self._completion(json.dumps({"summary": "it broke", "severity": 3}), body=body))
+        elif behaviour == "unknown_category":
+            answer = self._answer_for(body)
+            answer["category"] = "COSMIC_RAYS"
+            send(200, self._completion(json.dumps(answer), body=body))
+        else:
+            if behaviour == "slow":
+                time.sleep(self.slow_seconds)
+            send(200, self._completion(json.dumps(self._answer_for(body)), body=body))

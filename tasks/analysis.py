@@ -1,0 +1,113 @@
+"""Analysing a failure: the LLM when one is configured and answers, else the fallback."""
+
+from __future__ import annotations
+
+import logging
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+from pydantic import BaseModel
+
+from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
+from prefect_failure_insights.exceptions import LLMError
+from prefect_failure_insights.models import Evidence, FailedRun, FailureAnalysis, SummaryStatus
+from prefect_failure_insights.prompts import summary_messages
+from prefect_failure_insights.tasks.fallback import deterministic_analysis
+from prefect_failure_insights.tasks.llm import request_analysis
+from prefect_failure_insights.tasks.redaction import Redactor
+
+
+logger = logging.getLogger(__name__)
+
+
+class AnalysisResult(BaseModel):
+    """An analysis and how it was made."""
+
+    analysis: FailureAnalysis
+    status: SummaryStatus
+    reason: str | None = None
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float | None = None
+
+
+def redact_analysis(analysis: FailureAnalysis, redactor: Redactor | None = None) -> FailureAnalysis:
+    """Run every text field of an answer through the redactor (a model may echo a secret)."""
+    r = redactor or Redactor()
+    data = analysis.model_dump()
+    for key in ("title", "what_happened", "root_cause", "failed_task"):
+        if data[key]:
+            data[key] = r.redact(data[key])
+    for key in ("how_to_fix", "tags", "additional_answers"):
+        data[key] = [r.redact(v) for v in data[key]]
+    return FailureAnalysis.model_validate(data)
+
+
+async def analyze(
+    failed: FailedRun,
+    evidence: Evidence,
+    settings: FailureInsightsSettings,
+    llm: LLMCredentials | None,
+    no_llm_reason: str | None = None,
+) -> AnalysisResult:
+    """Ask the LLM; on any LLM error, or with no LLM, return the deterministic analysis."""
+    if llm is None:
+        return AnalysisResult(
+            analysis=deterministic_analysis(evidence, failed),
+            status="fallback",
+            reason=no_llm_reason or "No LLM configured.",
+        )
+    messages = summary_messages(
+        evidence, failed, settings.custom_instructions, settings.extra_questions
+    )
+    client = llm.get_async_client()
+    try:
+        answer = await request_analysis(client, llm.model, messages, llm.base_url)
+    except LLMError as exc:
+        reason = f"LLM failed: {exc}"
+    except Exception as exc:  # noqa: BLE001 - a bug here must not cost the user the summary
+        logger.exception("Unexpected error while asking the LLM")
+        reason = f"LLM step failed unexpectedly: {type(exc).__name__}"
+    else:
+        return AnalysisResult(
+            analysis=redact_analysis(answer.analysis),
+            status="llm",
+            model=answer.model,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            latency_ms=round(answer.latency_ms, 1),
+        )
+    finally:
+        await client.close()
+    return AnalysisResult(
+        analysis=deterministic_analysis(evidence, failed),
+        status="fallback",
+        reason=reason,
+        model=llm.model,
+    )
+
+
+# Retries: the SDK client owns them (LLMCredentials.max_retries), so none here.
+# Cache: none on purpose; a run is analysed once, and a row in the database
+# (not Prefect's task cache) is what stops a second analysis.
+@task(name="analyze-failure", cache_policy=NO_CACHE, retries=0)
+async def analyze_failure(
+    failed: FailedRun,
+    evidence: Evidence,
+    settings: FailureInsightsSettings,
+    llm: LLMCredentials | None,
+    no_llm_reason: str | None = None,
+) -> AnalysisResult:
+    """Explain the failure: what happened, how to fix it, why it happened."""
+    result = await analyze(failed, evidence, settings, llm, no_llm_reason)
+    logger = get_run_logger()
+    if result.status == "llm":
+        logger.info(
+            "LLM analysis by %s: %s prompt + %s completion tokens in %.0f ms",
+            result.model, result.prompt_tokens, result.completion_tokens, result.latency_ms or 0,
+        )
+    else:
+        logger.warning("Deterministic analysis used: %s", result.reason)
+    return result

@@ -1,0 +1,220 @@
+"""Reading a failed run through the Prefect client: the run, its root, subflows, task runs.
+
+The Prefect client retries transient API errors itself (``PREFECT_CLIENT_MAX_RETRIES``),
+so these tasks do not retry on top of it.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
+    TaskRunFilter,
+    TaskRunFilterFlowRunId,
+    TaskRunFilterState,
+    TaskRunFilterStateType,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.sorting import TaskRunSort
+from prefect.exceptions import ObjectNotFound
+from pydantic import BaseModel
+
+from prefect_failure_insights.exceptions import RunNotFailed, RunNotFound
+from prefect_failure_insights.models import FailedRun, FlowRunInfo, TaskRunInfo
+
+FAILED_TYPES = [StateType.FAILED, StateType.CRASHED]
+TERMINAL_TYPES = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+PAGE = 200  # the API's page cap
+MAX_SUBFLOW_DEPTH = 20
+
+
+class Target(BaseModel):
+    """Which run a trigger is about, after following subflows up to their root.
+
+    ``skip_reason`` is set when nothing should be summarized now, e.g. for a
+    subflow whose parent is still running (the parent's own failure will
+    trigger the one summary) or whose parent recovered.
+    """
+
+    requested: FlowRunInfo
+    root: FlowRunInfo
+    skip_reason: str | None = None
+
+
+async def _flow_run_info(client: PrefectClient, run: FlowRun, names: dict[UUID, str]) -> FlowRunInfo:
+    if run.flow_id not in names:
+        names[run.flow_id] = (await client.read_flow(run.flow_id)).name
+    deployment = None
+    if run.deployment_id:
+        try:
+            deployment = (await client.read_deployment(run.deployment_id)).name
+            deployment = f"{names[run.flow_id]}/{deployment}"
+        except ObjectNotFound:  # deleted since the run
+            deployment = None
+    state = run.state
+    return FlowRunInfo(
+        id=str(run.id),
+        name=run.name,
+        flow_name=names[run.flow_id],
+        deployment=deployment,
+        deployment_id=str(run.deployment_id) if run.deployment_id else None,
+        work_pool=run.work_pool_name,
+        tags=list(run.tags or []),
+        state=state.name if state else "Unknown",
+        state_type=state.type.value if state else None,
+        state_message=state.message if state else None,
+        start_time=run.start_time,
+        end_time=run.end_time,
+        run_count=run.run_count or 1,
+        parent_task_run_id=str(run.parent_task_run_id) if run.parent_task_run_id else None,
+    )
+
+
+async def _read_flow_run(client: PrefectClient, flow_run_id: UUID | str) -> FlowRun:
+    try:
+        return await client.read_flow_run(UUID(str(flow_run_id)))
+    except (ObjectNotFound, ValueError) as exc:
+        raise RunNotFound(
+            f"No flow run with id {flow_run_id} on {client.api_url}: check the id "
+            "(the UI shows it in the run's URL) and PREFECT_API_URL."
+        ) from exc
+
+
+async def find_root(client: PrefectClient, run: FlowRun) -> FlowRun:
+    """Follow ``parent_task_run_id`` up to the outermost flow run."""
+    current = run
+    for _ in range(MAX_SUBFLOW_DEPTH):
+        if current.parent_task_run_id is None:
+            return current
+        try:
+            parent_task = await client.read_task_run(current.parent_task_run_id)
+        except ObjectNotFound:
+            return current
+        if parent_task.flow_run_id is None:
+            return current
+        current = await client.read_flow_run(parent_task.flow_run_id)
+    return current
+
+
+async def resolve_target(client: PrefectClient, flow_run_id: UUID | str) -> Target:
+    """Read the requested run and decide which run carries its summary.
+
+    Raises:
+        RunNotFound: no run with that id.
+        RunNotFailed: the requested run is not Failed or Crashed.
+    """
+    names: dict[UUID, str] = {}
+    run = await _read_flow_run(client, flow_run_id)
+    requested = await _flow_run_info(client, run, names)
+    if not requested.failed:
+        raise RunNotFailed(
+            f"Flow run {requested.name} ({requested.id}) is {requested.state}, not Failed "
+            "or Crashed: there is nothing to summarize."
+        )
+    if run.parent_task_run_id is None:
+        return Target(requested=requested, root=requested)
+
+    root_run = await find_root(client, run)
+    root = await _flow_run_info(client, root_run, names)
+    skip = None
+    if root_run.state is None or root_run.state.type not in TERMINAL_TYPES:
+        skip = (
+            f"subflow of {root.name} ({root.id}), which is still {root.state}: "
+            "its failure is summarized on the root run when that ends"
+        )
+    elif not root.failed:
+        skip = f"subflow failure was handled: root run {root.name} ({root.id}) ended {root.state}"
+    return Target(requested=requested, root=root, skip_reason=skip)
+
+
+async def failed_subflows(client: PrefectClient, root_id: str) -> list[FlowRunInfo]:
+    """Failed or crashed descendant flow runs of ``root_id``, parents first."""
+    names: dict[UUID, str] = {}
+    found: list[FlowRunInfo] = []
+    frontier = [UUID(root_id)]
+    for _ in range(MAX_SUBFLOW_DEPTH):
+        if not frontier:
+            break
+        children: list[FlowRun] = []
+        offset = 0
+        while True:
+            page = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=frontier)
+                ),
+                limit=PAGE,
+                offset=offset,
+            )
+            children.extend(page)
+            if len(page) < PAGE:
+                break
+            offset += PAGE
+        failed = [c for c in children if c.state and c.state.type in FAILED_TYPES]
+        for child in failed:
+            found.append(await _flow_run_info(client, child, names))
+        frontier = [c.id for c in failed]
+    return found
+
+
+async def read_task_runs(client: PrefectClient, run_ids: list[str], name_limit: int = 1000) -> list[TaskRunInfo]:
+    """All failed task runs of these flow runs, plus up to ``name_limit`` others.
+
+    The failed ones are what a summary needs; the others only give names to the
+    task run ids in the logs, so a run with 50,000 mapped tasks is not read whole.
+    """
+    ids = [UUID(r) for r in run_ids]
+    flow_filter = TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=ids))
+    failed_filter = TaskRunFilter(
+        flow_run_id=TaskRunFilterFlowRunId(any_=ids),
+        state=TaskRunFilterState(type=TaskRunFilterStateType(any_=FAILED_TYPES)),
+    )
+    seen: dict[str, TaskRunInfo] = {}
+    for task_filter, cap in ((failed_filter, None), (flow_filter, name_limit)):
+        offset = 0
+        while cap is None or offset < cap:
+            page = await client.read_task_runs(
+                task_run_filter=task_filter, sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+                limit=PAGE, offset=offset,
+            )
+            for tr in page:
+                seen.setdefault(
+                    str(tr.id),
+                    TaskRunInfo(
+                        id=str(tr.id),
+                        name=tr.name,
+                        state=tr.state.name if tr.state else "Unknown",
+                        state_type=tr.state.type.value if tr.state else None,
+                        message=tr.state.message if tr.state else None,
+                        run_count=tr.run_count or 1,
+                        flow_run_id=str(tr.flow_run_id) if tr.flow_run_id else None,
+                        end_time=tr.end_time,
+                    ),
+                )
+            if len(page) < PAGE:
+                break
+            offset += PAGE
+    return list(seen.values())
+
+
+@task(name="resolve-failed-run", cache_policy=NO_CACHE)
+async def resolve_failed_run(flow_run_id: UUID | str) -> Target:
+    """Read the run that failed and find the root run that carries its summary."""
+    async with get_client() as client:
+        return await resolve_target(client, flow_run_id)
+
+
+@task(name="read-failed-run", cache_policy=NO_CACHE)
+async def read_failed_run(root_id: str) -> FailedRun:
+    """Read the root run's final state, its failed subflows (recursively) and its task runs."""
+    async with get_client() as client:
+        names: dict[UUID, str] = {}
+        root = await _flow_run_info(client, await _read_flow_run(client, root_id), names)
+        subflows = await failed_subflows(client, root_id)
+        task_runs = await read_task_runs(client, [root.id, *(s.id for s in subflows)])
+    return FailedRun(run=root, subflows=subflows, task_runs=task_runs)
+

@@ -1,0 +1,104 @@
+"""Shared fixtures. Tests never read ../shared and never reach the network.
+
+Environment variables that would point the plugin at a real LLM or Prefect API are
+removed for every test, so a developer's OPENAI_API_KEY can never be used (or billed).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from prefect_failure_insights.testing.fake_llm import FakeLLM
+
+LEAKY_ENV = (
+    "OPENAI_API_KEY", "OPENAI_BASE_URL", "FAILURE_INSIGHTS_LLM_URL", "FAILURE_INSIGHTS_LLM_API_KEY",
+    "FAILURE_INSIGHTS_LLM_MODEL", "PREFECT_API_KEY",
+)
+
+for name in LEAKY_ENV:  # before any test module imports prefect settings
+    os.environ.pop(name, None)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaky_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in LEAKY_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def fake_llm_server():
+    with FakeLLM() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_llm(fake_llm_server: FakeLLM) -> FakeLLM:
+    """The session's fake LLM, reset to answer correctly."""
+    fake_llm_server.reset()
+    fake_llm_server.slow_seconds = 5.0
+    return fake_llm_server
+
+
+POSTGRES_URL = os.environ.get("FI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def postgres_schema():
+    """A fresh schema in the local PostgreSQL, dropped afterwards.
+
+    Skipped when PostgreSQL is not reachable, unless FI_REQUIRE_POSTGRES=1 (as in CI),
+    where it fails instead: a CI run must not silently skip the PostgreSQL tests.
+    """
+    from uuid import uuid4
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(POSTGRES_URL)
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        engine.dispose()
+        message = f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc.orig}"
+        if os.environ.get("FI_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    schema = f"fi_test_{uuid4().hex[:10]}"
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield schema
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def _postgres_connector(schema: str):
+    """An unsaved SqlAlchemyConnector for the test schema (search_path set per connection)."""
+    from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector
+    from sqlalchemy.engine import make_url
+
+    url = make_url(POSTGRES_URL)
+    return SqlAlchemyConnector(
+        connection_info=ConnectionComponents(
+            driver=url.drivername, username=url.username, host=url.host, port=url.port,
+            database=url.database, query={"options": f"-csearch_path={schema}"},
+        )
+    )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def connector(request, tmp_path):
+    """A prefect-sqlalchemy connector for a real SQLite file, and for a real PostgreSQL."""
+    from prefect_failure_insights.config import sqlite_connector
+
+    if request.param == "sqlite":
+        conn = sqlite_connector(tmp_path / "summaries.db")
+    else:
+        conn = _postgres_connector(request.getfixturevalue("postgres_schema"))
+    yield conn
+    conn.close()
