@@ -33,7 +33,7 @@ from prefect_failure_insights.exceptions import ConfigurationError
 
 AUTOMATION_NAME = "failure-insights: summarize failed flow runs"
 FAILURE_EVENTS = frozenset({"prefect.flow-run.Failed", "prefect.flow-run.Crashed"})
-FLOW_RUN_ID_TEMPLATE = "{{ flow_run.id | string }}"
+FLOW_RUN_ID_TEMPLATE = "{{ event.resource.id | replace('prefect.flow-run.', '') }}"
 
 
 def failure_trigger() -> EventTrigger:

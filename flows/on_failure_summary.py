@@ -10,7 +10,9 @@ for every ``prefect.flow-run.Failed`` / ``prefect.flow-run.Crashed`` event, or o
 demand by ``failure-insights summarize RUN_ID``.
 """
 
-
+import importlib
+import threading
+from datetime import datetime, timezone
 from uuid import UUID, uuid4
 
 from prefect import flow
@@ -20,16 +22,33 @@ from prefect.runtime import flow_run as current_run
 from prefect_failure_insights import OWN_FLOWS, SUMMARIZER_FLOW
 from prefect_failure_insights.config import DEFAULT_BLOCK_NAME, load_database, load_llm, load_settings
 from prefect_failure_insights.exceptions import ConfigurationError, StorageError
-from prefect_failure_insights.models import Summary, SummaryOutcome
+from prefect_failure_insights.models import Evidence, FailedRun, Summary, SummaryOutcome
 from prefect_failure_insights.prompts import PROMPT_VERSION
-from prefect_failure_insights.tasks import storage
+from prefect_failure_insights.blocks import FailureInsightsSettings
 from prefect_failure_insights.tasks.analysis import AnalysisResult, analyze_failure
-from prefect_failure_insights.tasks.delivery import claim_summary, publish_artifact, store_summary
+from prefect_failure_insights.tasks.delivery import SummaryRow, publish_artifact
 from prefect_failure_insights.tasks.evidence import gather_evidence
 from prefect_failure_insights.tasks.logs import read_run_logs, wait_for_run_logs
-from prefect_failure_insights.models import Evidence, FailedRun
 from prefect_failure_insights.tasks.redaction import Redactor
 from prefect_failure_insights.tasks.runs import read_failed_run, resolve_failed_run
+
+
+def _warm_up_imports() -> None:
+    """Import the database and LLM SDKs in a background thread while the run reads the API.
+
+    Together they take ~0.7 s to import on a small machine, which would otherwise add
+    directly to the failure-to-summary latency; the flow's first steps mostly wait
+    on the network, so the import happens in that time instead.
+    """
+
+    def load() -> None:
+        for name in ("prefect_sqlalchemy", "openai"):
+            try:
+                importlib.import_module(name)
+            except ImportError:  # surfaces, with context, where the module is used
+                pass
+
+    threading.Thread(target=load, name="failure-insights-warm-up", daemon=True).start()
 
 
 def _summary(failed: FailedRun, evidence: Evidence, result: AnalysisResult, summarizer_id: str) -> Summary:
@@ -60,6 +79,26 @@ def _summary(failed: FailedRun, evidence: Evidence, result: AnalysisResult, summ
     )
 
 
+async def explain(root_id: str, settings: FailureInsightsSettings, summarizer_id: str) -> Summary:
+    """Wait for late logs -> read the run -> evidence -> analysis (LLM, else deterministic)."""
+    waited = await wait_for_run_logs(root_id, settings.max_log_wait_seconds)
+    if not waited.complete:
+        get_run_logger().warning(
+            "Logs may be incomplete: no final-state record after %.1fs for %s",
+            waited.waited_s, ", ".join(waited.incomplete_runs),
+        )
+    failed = await read_failed_run(root_id)
+    logs = await read_run_logs(failed)
+    evidence = await gather_evidence(failed, logs, settings.evidence_token_budget)
+    try:
+        choice = await load_llm(settings)
+        llm, no_llm_reason = choice.credentials, (None if choice.credentials else choice.source)
+    except ConfigurationError as exc:
+        llm, no_llm_reason = None, str(exc)
+    result = await analyze_failure(failed, evidence, settings, llm, no_llm_reason)
+    return _summary(failed, evidence, result, summarizer_id)
+
+
 @flow(
     name=SUMMARIZER_FLOW,
     description="Explain a failed or crashed flow run: what happened, how to fix it, why.",
@@ -88,6 +127,7 @@ async def summarize_failure(
         summarize_failure(flow_run_id="0b7c...", regenerate=True)
         ```
     """
+    _warm_up_imports()
     logger = get_run_logger()
     requested = str(flow_run_id)
     settings = await load_settings(settings_block)
@@ -109,71 +149,34 @@ async def summarize_failure(
 
     me = str(current_run.id or uuid4())
     connector, where = await load_database(settings)
-    engine = connector.get_engine()
-    storage_error: StorageError | None = None
-    claim = None
+    row = SummaryRow(connector.get_engine(), root, me)
     try:
+        if stop := await row.acquire(regenerate):
+            action, reason = stop
+            return skipped(reason, action)
         try:
-            claim = claim_summary(engine, root, me, regenerate)
-        except StorageError as exc:
-            storage_error = exc
-            logger.error("%s The summary is still published as an artifact.", exc)
-        if claim is not None and claim.result == "exists":
-            return skipped(
-                "a summary already exists (run with regenerate=True to replace it)", action="exists"
-            )
-        if claim is not None and claim.result == "in_progress":
-            return skipped("another summarizer run is summarizing this run right now")
-
-        try:
-            waited = await wait_for_run_logs(root.id, settings.max_log_wait_seconds)
-            if not waited.complete:
-                logger.warning(
-                    "Logs may be incomplete: no final-state record after %.1fs for %s",
-                    waited.waited_s, ", ".join(waited.incomplete_runs),
-                )
-            failed = await read_failed_run(root.id)
-            logs = await read_run_logs(failed)
-            evidence = gather_evidence(failed, logs, settings.evidence_token_budget)
-            try:
-                choice = await load_llm(settings)
-                llm, no_llm_reason = choice.credentials, (None if choice.credentials else choice.source)
-            except ConfigurationError as exc:
-                llm, no_llm_reason = None, str(exc)
-            result = await analyze_failure(failed, evidence, settings, llm, no_llm_reason)
-            summary = _summary(failed, evidence, result, me)
+            summary = await explain(root.id, settings, me)
         except BaseException:
-            if claim is not None and claim.result == "claimed" and claim.existing_status is None:
-                storage.release(engine, root.id, me)
+            row.release()
             raise
-
-        action = "created"
-        if claim is not None:
-            try:
-                saved = store_summary(engine, summary, me)
-            except StorageError as exc:
-                storage_error = exc
-                logger.error("%s The summary is still published as an artifact.", exc)
-            else:
-                if saved == "lost":
-                    return skipped("another summarizer run took over this run's summary")
-                action = saved
+        action = await row.store(summary) or "created"
+        if action == "lost":
+            return skipped("another summarizer run took over this run's summary")
         summary.regenerated = action == "replaced"
-        artifact_id = await publish_artifact(summary)
-        summary.artifact_id = artifact_id
-        if storage_error is None:
-            storage.set_artifact(engine, root.id, artifact_id)
+        summary.updated_at = datetime.now(timezone.utc)
+        summary.artifact_id = await publish_artifact(summary)
+        row.record_artifact(summary.artifact_id)
     finally:
         connector.close()
 
     logger.info(
         "Summary %s for %s (%s): %s, %s analysis, artifact %s, %s",
-        action, root.name, root.id, summary.analysis.category.value, summary.status, artifact_id,
-        f"row in {where}" if storage_error is None else "NOT stored in the database",
+        action, root.name, root.id, summary.analysis.category.value, summary.status,
+        summary.artifact_id, "NOT stored in the database" if row.error else f"row in {where}",
     )
-    if storage_error is not None:
-        # The artifact is out; the run still ends Failed so the missing row is noticed.
-        raise StorageError(f"Summary published as artifact {artifact_id} but not stored: {storage_error}")
+    if row.error is not None:
+        # The artifact is out; the run still ends Failed so that the missing row is noticed.
+        raise StorageError(f"Summary published as artifact {summary.artifact_id} but not stored: {row.error}")
     return SummaryOutcome(
         requested_flow_run_id=requested,
         flow_run_id=root.id,

@@ -323,9 +323,7 @@ def doctor(settings_block: str = SETTINGS_OPTION) -> None:
 
 @app.command()
 def serve(
-    poll_seconds: float | None = typer.Option(
-        None, help="Seconds between polls for new summarizer runs (default 10; 1 for fast summaries)."
-    ),
+    poll_seconds: float = typer.Option(1.0, min=0.1, help="Seconds between polls for new summarizer runs."),
     limit: int = typer.Option(10, min=1, help="Most summarizer runs at once."),
     no_automation: bool = typer.Option(False, "--no-automation", help="Do not install the automation."),
     settings_block: str | None = typer.Option(None, "--settings-block", help="Settings block for every run."),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import anyio
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactCreate
+from prefect.logging import get_run_logger
 from sqlalchemy import Engine
 
+from prefect_failure_insights.exceptions import StorageError
 from prefect_failure_insights.models import FlowRunInfo, Summary
 from prefect_failure_insights.tasks import storage
 from prefect_failure_insights.tasks.render import artifact_key, render_markdown
@@ -47,17 +50,81 @@ async def create_artifact(summary: Summary) -> str:
     return str(artifact.id)
 
 
+class SummaryRow:
+    """The failed run's row, for one summarizer run: claimed before the work, written
+    after it, released if the work fails.
+
+    A database error does not stop the summary: it is remembered in ``error``, the
+    artifact still goes out, and the flow reports the error at the end.
+    """
+
+    def __init__(self, engine: Engine, run: FlowRunInfo, summarizer_id: str) -> None:
+        self.engine = engine
+        self.run = run
+        self.summarizer_id = summarizer_id
+        self.claim: storage.Claim | None = None
+        self.error: StorageError | None = None
+
+    def _remember(self, exc: StorageError) -> None:
+        self.error = exc
+        get_run_logger().error("%s The summary is still published as an artifact.", exc)
+
+    async def acquire(self, regenerate: bool) -> tuple[str, str] | None:
+        """Claim the row; ``(action, reason)`` when this run should stop here."""
+        try:
+            self.claim = await claim_summary(self.engine, self.run, self.summarizer_id, regenerate)
+        except StorageError as exc:
+            self._remember(exc)
+            return None
+        if self.claim.result == "exists":
+            return "exists", "a summary already exists (run with regenerate=True to replace it)"
+        if self.claim.result == "in_progress":
+            return "skipped", "another summarizer run is summarizing this run right now"
+        return None
+
+    def release(self) -> None:
+        """Free a new claim so that the next trigger (or a re-run) can try again."""
+        if self.claim is None or self.claim.result != "claimed" or self.claim.existing_status is not None:
+            return
+        try:
+            storage.release(self.engine, self.run.id, self.summarizer_id)
+        except StorageError:
+            get_run_logger().warning("Could not release the claim on %s; it expires on its own", self.run.id)
+
+    async def store(self, summary: Summary) -> storage.SaveResult | None:
+        """Write the summary; "created"/"replaced", "lost" to another run, None on a database error."""
+        if self.claim is None:
+            return None
+        try:
+            return await store_summary(self.engine, summary, self.summarizer_id)
+        except StorageError as exc:
+            self._remember(exc)
+            return None
+
+    def record_artifact(self, artifact_id: str) -> None:
+        if self.error is None and self.claim is not None:
+            try:
+                storage.set_artifact(self.engine, self.run.id, artifact_id)
+            except StorageError as exc:
+                self._remember(exc)
+
+
 @task(name="claim-summary", cache_policy=NO_CACHE)
-def claim_summary(engine: Engine, run: FlowRunInfo, claimed_by: str, regenerate: bool) -> storage.Claim:
+async def claim_summary(engine: Engine, run: FlowRunInfo, claimed_by: str, regenerate: bool) -> storage.Claim:
     """Claim the failed run's row, so that one summarizer, not two, does the work."""
-    storage.ensure_schema(engine)
-    return storage.claim(engine, run, claimed_by, regenerate=regenerate)
+
+    def claim() -> storage.Claim:
+        storage.ensure_schema(engine)
+        return storage.claim(engine, run, claimed_by, regenerate=regenerate)
+
+    # Database drivers block (SQLite waits up to 30 s for a lock): keep the loop free.
+    return await anyio.to_thread.run_sync(claim)
 
 
 @task(name="store-summary", cache_policy=NO_CACHE)
-def store_summary(engine: Engine, summary: Summary, claimed_by: str) -> storage.SaveResult:
+async def store_summary(engine: Engine, summary: Summary, claimed_by: str) -> storage.SaveResult:
     """Write the summary into its claimed row."""
-    return storage.save(engine, summary, claimed_by)
+    return await anyio.to_thread.run_sync(storage.save, engine, summary, claimed_by)
 
 
 @task(name="publish-artifact", cache_policy=NO_CACHE)

@@ -433,7 +433,7 @@ def _assemble(sel: _Selection, total: int) -> str:
 
 
 @task(name="build-evidence", cache_policy=NO_CACHE)
-def gather_evidence(failed: FailedRun, logs: RunLogs, budget_tokens: int = DEFAULT_BUDGET_TOKENS) -> Evidence:
+async def gather_evidence(failed: FailedRun, logs: RunLogs, budget_tokens: int = DEFAULT_BUDGET_TOKENS) -> Evidence:
     """Condense and redact the failed run's logs into evidence within the token budget."""
     evidence = build_evidence(failed, logs.lines, budget_tokens)
     get_run_logger().info(

@@ -88,7 +88,8 @@ def render_markdown(summary: Summary, run_url: str | None = None) -> str:
         " · ".join(meta),
     ]
     if summary.regenerated:
-        out.append(f"Regenerated at {summary.updated_at:%Y-%m-%d %H:%M:%S} UTC, replacing the earlier summary." if summary.updated_at else "Regenerated, replacing the earlier summary.")
+        when = f" at {summary.updated_at:%Y-%m-%d %H:%M:%S} UTC" if summary.updated_at else ""
+        out.append(f"Regenerated{when}, replacing the earlier summary of this run.")
     out.append("Made by prefect-failure-insights.")
     return "\n".join(out)
 

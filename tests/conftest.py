@@ -91,6 +91,12 @@ def _postgres_connector(schema: str):
     )
 
 
+@pytest.fixture
+def make_postgres_connector():
+    """Build a connector for a `postgres_schema` (for saving as a block in end-to-end tests)."""
+    return _postgres_connector
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def connector(request, tmp_path):
     """A prefect-sqlalchemy connector for a real SQLite file, and for a real PostgreSQL."""

@@ -84,7 +84,7 @@ def run_demo(keep_server: bool = False) -> int:
             env=env, stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         serve_log.close()
-        if not _wait_for_log(home / "serve.log", "Automation ", serve_process, 60):
+        if not _wait_for_log(home / "serve.log", "Serving summaries", serve_process, 60):
             _say("ERROR", f"the summarizer did not start; see {home / 'serve.log'}")
             return 1
 

@@ -1,0 +1,173 @@
+"""Benchmark: time from a failed run's end to its failure-summary artifact.
+
+Starts a real Prefect server, serves the summarizer (runner polling every second),
+points the default llm-credentials block at an instantly answering local test LLM,
+runs N failing flows of ~LINES log lines one after another, and reports, per
+failure and as median / p95:
+
+  total       failed run's end -> artifact created
+  trigger     failed run's end -> summarizer run started, made of:
+  automation    failed run's end -> summarizer run created by the automation
+  start         created -> started (runner poll + new Python process)
+  wait_logs   waiting until the failed run's logs are complete
+  read        reading the run, its task runs and its logs
+  llm         the analysis task (LLM call included)
+  deliver     claim + row + artifact
+
+Baseline, same runs: reading each run's logs with the CSV download endpoint (what
+the summarizer does) against paging ``/logs/filter`` 200 rows at a time.
+
+Usage: python bench/failure_to_artifact.py [N=12] [LINES=1000]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def collect(run_ids: list[str]) -> list[dict]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter, ArtifactFilterFlowRunId, FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId,
+    )
+
+    rows = []
+    async with get_client() as client:
+        summarizers = await client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["summarize-failure"])), limit=200)
+        by_target = {}
+        for s in summarizers:
+            if s.state and s.state.is_completed():
+                by_target.setdefault(str(s.parameters.get("flow_run_id")), []).append(s)
+        for run_id in run_ids:
+            failed = await client.read_flow_run(run_id)
+            arts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+            arts = [a for a in arts if (a.key or "").startswith("failure-summary-")]
+            runs = [s for s in by_target.get(run_id, []) if s.start_time]
+            if not arts or not runs:
+                rows.append({"run": run_id, "missing": True})
+                continue
+            summarizer = min(runs, key=lambda s: s.start_time)
+            tasks = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[summarizer.id])))
+            dur = {}
+            for t in tasks:
+                name = t.name.rsplit("-", 1)[0]
+                dur[name] = dur.get(name, 0.0) + (t.total_run_time.total_seconds() if t.total_run_time else 0.0)
+            end = failed.end_time
+            rows.append({
+                "run": run_id,
+                "total": (arts[0].created - end).total_seconds(),
+                "trigger": (summarizer.start_time - end).total_seconds(),
+                "automation": (summarizer.created - end).total_seconds(),
+                "start": (summarizer.start_time - summarizer.created).total_seconds(),
+                "wait_logs": dur.get("wait-for-logs", 0.0),
+                "read": dur.get("read-failed-run", 0.0) + dur.get("read-logs", 0.0),
+                "llm": dur.get("analyze-failure", 0.0),
+                "deliver": dur.get("claim-summary", 0.0) + dur.get("store-summary", 0.0)
+                + dur.get("publish-artifact", 0.0),
+            })
+    return rows
+
+
+async def log_read_baseline(run_ids: list[str]) -> dict[str, float]:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    from prefect_failure_insights.tasks.logs import _download_csv
+
+    csv_t, page_t, lines = [], [], 0
+    async with get_client() as client:
+        for run_id in run_ids:
+            t0 = time.perf_counter()
+            rows = await _download_csv(client, run_id)
+            csv_t.append(time.perf_counter() - t0)
+            lines += len(rows)
+            t0 = time.perf_counter()
+            offset, paged = 0, 0
+            while True:
+                page = await client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)])),
+                    limit=200, offset=offset)
+                paged += len(page)
+                if len(page) < 200:
+                    break
+                offset += 200
+            page_t.append(time.perf_counter() - t0)
+    return {"lines_per_run": lines / len(run_ids), "csv_median_s": statistics.median(csv_t),
+            "paged_median_s": statistics.median(page_t)}
+
+
+def main() -> int:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 12
+    lines = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
+
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    from prefect_failure_insights.blocks import LLMCredentials
+    from prefect_failure_insights.testing.fake_llm import FakeLLM
+    from prefect_failure_insights.testing.prefect_server import PrefectServer
+
+    home = Path(tempfile.mkdtemp(prefix="fi-bench-"))
+    with PrefectServer(home / "prefect") as server, FakeLLM() as llm, temporary_settings(
+        updates={PREFECT_API_URL: server.api_url, PREFECT_HOME: str(server.home)}
+    ):
+        env = {**__import__("os").environ, **server.env(), "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+        LLMCredentials(base_url=llm.url, model="instant", max_retries=0).save("default")
+        serve_log = open(home / "serve.log", "wb")
+        serve = subprocess.Popen([sys.executable, "-m", "prefect_failure_insights.cli", "serve",
+                                  "--poll-seconds", "1"], env=env, stdout=serve_log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while b"Serving summaries" not in (home / "serve.log").read_bytes():
+                if time.monotonic() > deadline or serve.poll() is not None:
+                    print((home / "serve.log").read_text(), file=sys.stderr)
+                    return 1
+                time.sleep(0.2)
+            time.sleep(2)  # let the runner settle into its poll loop
+            print(f"Running {n} failures of ~{lines} log lines (one every ~8 s) ...", flush=True)
+            out = subprocess.run([sys.executable, str(HERE / "pipelines.py"), str(n), str(lines), "8"],
+                                 env=env, capture_output=True, text=True, timeout=60 + n * 30)
+            run_ids = [ln.split()[1] for ln in out.stdout.splitlines() if ln.startswith("RUN ")]
+            time.sleep(5)
+            rows = asyncio.run(collect(run_ids))
+            baseline = asyncio.run(log_read_baseline(run_ids))
+        finally:
+            import os
+            import signal
+
+            os.killpg(serve.pid, signal.SIGTERM)
+            serve.wait(timeout=30)
+
+    done = [r for r in rows if not r.get("missing")]
+    print(f"\n{len(done)}/{len(rows)} failures got an artifact.\n")
+    keys = ["total", "trigger", "automation", "start", "wait_logs", "read", "llm", "deliver"]
+    print(f"{'stage':<10} {'median s':>9} {'p95 s':>8} {'max s':>8}")
+    for k in keys:
+        vals = [r[k] for r in done]
+        print(f"{k:<10} {statistics.median(vals):>9.2f} {pct(vals, 0.95):>8.2f} {max(vals):>8.2f}")
+    print(f"\nBaseline, reading {baseline['lines_per_run']:.0f} log lines per run:")
+    print(f"  CSV download endpoint (used): median {baseline['csv_median_s'] * 1000:.0f} ms")
+    print(f"  /logs/filter, 200 per page:   median {baseline['paged_median_s'] * 1000:.0f} ms")
+    return 0 if len(done) == len(rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

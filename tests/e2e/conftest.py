@@ -1,0 +1,207 @@
+"""End-to-end fixtures: a real `prefect server start`, the served summarizer, the fake LLM.
+
+The summarizer is started exactly as a user starts it (`failure-insights serve`), in
+its own process; failing pipelines run in their own processes too. The test process
+talks to the same server through the Prefect client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_UI_URL, temporary_settings
+
+from prefect_failure_insights.testing.fake_llm import FakeLLM
+from prefect_failure_insights.testing.prefect_server import PrefectServer
+
+HERE = Path(__file__).parent
+pytestmark = pytest.mark.e2e
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 60.0, interval_s: float = 0.25) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    pytest.fail(f"condition not met within {timeout_s:.0f}s")
+
+
+class E2E:
+    """Handles on the running system, for tests."""
+
+    def __init__(self, server: PrefectServer, fake: FakeLLM, serve_log: Path) -> None:
+        self.server = server
+        self.fake = fake
+        self.serve_log = serve_log
+        self.env = {**os.environ, **server.env()}
+
+    # -- processes -----------------------------------------------------------------
+    def run_pipeline(self, scenario: str) -> str:
+        out = subprocess.run(
+            [sys.executable, str(HERE / "pipelines.py"), scenario],
+            env=self.env, capture_output=True, text=True, timeout=120,
+        )
+        m = re.search(r"FLOW_RUN_ID=([0-9a-f-]{36})", out.stdout)
+        assert m, out.stdout + out.stderr
+        return m.group(1)
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "prefect_failure_insights.cli", *args],
+            env=env or self.env, capture_output=True, text=True, timeout=timeout,
+        )
+
+    # -- the API ---------------------------------------------------------------------
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``await fn(client, ...)`` against the test server."""
+        from prefect.client.orchestration import get_client
+
+        async def go():
+            async with get_client() as client:
+                return await fn(client, *args, **kwargs)
+
+        return asyncio.run(go())
+
+    def summary_artifacts(self, run_id: str) -> list:
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+        async def read(client):
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+            )
+            return [a for a in found if (a.key or "").startswith("failure-summary-")]
+
+        return self.call(read)
+
+    def summarizer_runs(self, target_id: str | None = None) -> list:
+        from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+        async def read(client):
+            runs = await client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["summarize-failure"])), limit=200
+            )
+            return [r for r in runs if target_id is None or str(r.parameters.get("flow_run_id")) == target_id]
+
+        return self.call(read)
+
+    def wait_for_summarizers_done(self, target_id: str, count: int = 1, timeout_s: float = 60) -> list:
+        def done():
+            runs = self.summarizer_runs(target_id)
+            if len(runs) >= count and all(r.state and r.state.is_final() for r in runs):
+                return runs
+            return None
+
+        return wait_for(done, timeout_s)
+
+    def subflow_of(self, run_id: str) -> str:
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+        async def read(client):
+            return await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id]))
+            )
+
+        children = self.call(read)
+        assert len(children) == 1
+        return str(children[0].id)
+
+    def save_block(self, block, name: str) -> None:
+        async def save(_client):
+            await block.save(name, overwrite=True)
+
+        self.call(save)
+
+    def delete_block(self, slug: str, name: str) -> None:
+        from prefect.exceptions import ObjectNotFound
+
+        async def delete(client):
+            try:
+                doc = await client.read_block_document_by_name(name, slug)
+            except ObjectNotFound:
+                return
+            await client.delete_block_document(doc.id)
+
+        self.call(delete)
+
+    # -- the default SQLite database -------------------------------------------------
+    def sqlite_engine(self):
+        from prefect_failure_insights.config import default_database_path, sqlite_connector
+        from prefect_failure_insights.tasks import storage
+
+        engine = sqlite_connector(default_database_path()).get_engine()
+        storage.ensure_schema(engine)
+        return engine
+
+    def rows(self, engine, run_id: str) -> list:
+        from prefect_failure_insights.tasks import storage
+
+        with engine.connect() as conn:
+            return conn.execute(
+                storage.summaries.select().where(storage.summaries.c.flow_run_id == run_id)
+            ).all()
+
+    def wait_for_row(self, engine, run_id: str, timeout_s: float = 60):
+        from prefect_failure_insights.tasks import storage
+
+        return wait_for(lambda: (s := storage.get(engine, run_id)) is not None and s.artifact_id and s,
+                        timeout_s)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory):
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-home"))
+    server.start()
+    try:
+        with temporary_settings(updates={
+            PREFECT_API_URL: server.api_url, PREFECT_UI_URL: server.ui_url, PREFECT_HOME: str(server.home),
+        }):
+            yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def system(prefect_server: PrefectServer, fake_llm_server: FakeLLM):
+    """The server, a default llm-credentials block on the fake LLM, and `failure-insights serve`."""
+    from prefect_failure_insights.blocks import LLMCredentials
+
+    e2e = E2E(prefect_server, fake_llm_server, prefect_server.home / "serve.log")
+    e2e.save_block(LLMCredentials(base_url=fake_llm_server.url, model="fake-model", timeout=3, max_retries=1),
+                   "default")
+    log = open(e2e.serve_log, "wb")  # noqa: SIM115
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "prefect_failure_insights.cli", "serve", "--poll-seconds", "1"],
+        env={**e2e.env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    log.close()
+    try:
+        wait_for(lambda: serve.poll() is not None or "Serving summaries" in e2e.serve_log.read_text(errors="replace"), 60)
+        assert serve.poll() is None, e2e.serve_log.read_text()
+        yield e2e
+    finally:
+        import signal
+
+        try:
+            os.killpg(serve.pid, signal.SIGTERM)
+            serve.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(serve.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def e2e(system: E2E, fake_llm: FakeLLM) -> E2E:
+    """The running system with the fake LLM reset to answer correctly."""
+    return system

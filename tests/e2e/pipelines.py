@@ -1,0 +1,67 @@
+"""Pipelines the end-to-end tests run in their own process, against the test server.
+
+Usage: python pipelines.py SCENARIO  -> prints FLOW_RUN_ID=<id> (and SUBFLOW_RUN_ID=<id>)
+"""
+
+from __future__ import annotations
+
+import sys
+
+from prefect import flow, task
+from prefect.logging import get_run_logger
+
+# Planted secrets: none of these may appear in an artifact, a row or an LLM request.
+SECRETS = {
+    "db_password": "Pl4nted-DB-pass",
+    "bearer": "pLaNtEdBeArErToKeN0123456789abcdef",
+    "aws_key": "AKIAPLANTED0EXAMPLE1",
+    "api_key_value": "planted-api-key-value-42",
+}
+
+
+@task(retries=1, retry_delay_seconds=0)
+def call_vendor(page: int) -> dict:
+    logger = get_run_logger()
+    logger.info("Connecting to postgresql://etl:%s@warehouse.internal:5432/orders", SECRETS["db_password"])
+    logger.info("GET https://api.vendor.example/v2/orders?page=%d headers={'Authorization': 'Bearer %s'}",
+                page, SECRETS["bearer"])
+    logger.info("aws access key %s, api_key=%s", SECRETS["aws_key"], SECRETS["api_key_value"])
+    for i in range(30):
+        logger.info("Fetched batch %d of page %d", i, page)
+    raise RuntimeError(
+        "Server error '503 Service Unavailable' for url 'https://api.vendor.example/v2/orders?page=7'"
+    )
+
+
+@flow(name="e2e-vendor-sync")
+def vendor_sync() -> None:
+    get_run_logger().info("Starting sync")
+    call_vendor(7)
+
+
+@task
+def validate_rows() -> None:
+    raise ValueError("column 'amount' has 17 null values in rows 3..19")
+
+
+@flow(name="e2e-child-validate")
+def child_validate() -> None:
+    validate_rows()
+
+
+@flow(name="e2e-parent-load")
+def parent_load() -> None:
+    get_run_logger().info("Loading")
+    child_validate()
+
+
+@flow(name="e2e-ok")
+def ok_flow() -> int:
+    return 1
+
+
+SCENARIOS = {"vendor": vendor_sync, "subflow": parent_load, "ok": ok_flow}
+
+if __name__ == "__main__":
+    state = SCENARIOS[sys.argv[1]](return_state=True)
+    print(f"FLOW_RUN_ID={state.state_details.flow_run_id}", flush=True)

@@ -1,0 +1,97 @@
+"""The `failure-insights` CLI against the running system: results, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from prefect_failure_insights.blocks import FailureInsightsSettings
+from prefect_failure_insights.testing.prefect_server import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def _one_line_error(result, code: int, *fragments: str) -> None:
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_bad_input_is_one_line_and_exit_code_2(e2e) -> None:
+    _one_line_error(e2e.cli("summarize", str(uuid.uuid4())), 2, "No flow run with id")
+    _one_line_error(e2e.cli("summarize", "not-a-run-id"), 2, "No flow run with id")
+    ok_id = e2e.run_pipeline("ok")
+    _one_line_error(e2e.cli("summarize", ok_id), 2, "is Completed, not Failed or Crashed")
+    _one_line_error(e2e.cli("show", str(uuid.uuid4())), 2, "No summary for flow run")
+    _one_line_error(e2e.cli("show", ok_id, "--settings-block", "nope"), 2,
+                    "No failure-insights-settings block named 'nope'")
+    _one_line_error(e2e.cli("list", "--since", "yesterday-ish"), 2, "--since")
+    _one_line_error(e2e.cli("list", "--category", "COSMIC"), 2, "--category")
+    # No summarizer run was created for any of that bad input.
+    assert e2e.summarizer_runs(ok_id) == []
+
+
+def test_unreachable_api_and_database_are_one_line_and_exit_code_1(e2e) -> None:
+    env = {**e2e.env, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
+    _one_line_error(e2e.cli("show", str(uuid.uuid4()), env=env), 1, "Cannot reach the Prefect API")
+
+    from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector
+
+    e2e.save_block(SqlAlchemyConnector(connection_info=ConnectionComponents(
+        driver="postgresql+psycopg", username="etl", password="hunter2", host="127.0.0.1",
+        port=free_port(), database="x")), "down-db")
+    e2e.save_block(FailureInsightsSettings(database_block_name="down-db"), "db-down")
+    result = e2e.cli("list", "--settings-block", "db-down")
+    _one_line_error(result, 1, "Check that the database is running")
+    assert "hunter2" not in result.stderr
+
+
+def test_summarize_show_list_and_regenerate(e2e) -> None:
+    run_id = e2e.run_pipeline("vendor")
+    e2e.wait_for_row(e2e.sqlite_engine(), run_id)
+
+    existing = e2e.cli("summarize", run_id)
+    assert existing.returncode == 0, existing.stderr
+    assert "existing summary" in existing.stderr and "What happened:" in existing.stdout
+
+    regenerated = e2e.cli("summarize", run_id, "--regenerate", "--format", "json")
+    assert regenerated.returncode == 0, regenerated.stderr
+    assert json.loads(regenerated.stdout)["regenerated"] is True
+    assert len(e2e.summary_artifacts(run_id)) == 2  # a new version in the same collection
+    assert "Regenerated at" in e2e.summary_artifacts(run_id)[0].data or \
+        "Regenerated at" in e2e.summary_artifacts(run_id)[1].data
+
+    shown = e2e.cli("show", run_id, "--format", "json")
+    assert shown.returncode == 0
+    data = json.loads(shown.stdout)
+    assert data["flow_run_id"] == run_id and data["regenerated"] is True
+    assert data["prompt_version"] and data["model"] == "fake-model"
+
+    listed = json.loads(e2e.cli("list", "--format", "json", "--flow", "e2e-vendor-sync").stdout)
+    assert listed["total"] >= 1
+    assert any(s["flow_run_id"] == run_id and s["prompt_tokens"] for s in listed["summaries"])
+    text = e2e.cli("list", "--limit", "1")
+    assert text.returncode == 0 and "Showing 1-1 of" in text.stdout
+
+
+def test_automation_commands_are_idempotent_and_doctor_reports(e2e) -> None:
+    first = e2e.cli("automation", "install")
+    second = e2e.cli("automation", "install")
+    assert first.returncode == 0 and second.returncode == 0
+    assert "unchanged" in second.stdout
+    status = e2e.cli("automation", "status")
+    assert status.returncode == 0 and "Installed and enabled" in status.stdout
+
+    doctor = e2e.cli("doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    for name in ("Prefect API", "Settings", "LLM", "Database", "Automation", "Summarizer"):
+        assert name in doctor.stdout
+    assert "[FAIL]" not in doctor.stdout
+
+    e2e.fake.default = "401"
+    doctor = e2e.cli("doctor")
+    assert doctor.returncode == 1 and "rejected the API key" in doctor.stdout

@@ -1,0 +1,145 @@
+"""A flow fails, the automation fires, the served summarizer delivers: artifact + one row."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prefect_failure_insights import SUMMARIZER_DEPLOYMENT
+from prefect_failure_insights.blocks import FailureInsightsSettings
+from prefect_failure_insights.tasks import storage
+
+pytestmark = pytest.mark.e2e
+
+SECRET_VALUES = ["Pl4nted-DB-pass", "pLaNtEdBeArErToKeN0123456789abcdef", "AKIAPLANTED0EXAMPLE1",
+                 "planted-api-key-value-42"]
+
+
+def _no_secrets(text: str) -> None:
+    for secret in SECRET_VALUES:
+        assert secret not in text
+
+
+def test_failed_run_gets_an_artifact_and_one_row_without_secrets(e2e) -> None:
+    run_id = e2e.run_pipeline("vendor")
+    engine = e2e.sqlite_engine()
+    summary = e2e.wait_for_row(engine, run_id)
+
+    assert summary.status == "llm" and summary.model == "fake-model"
+    assert summary.analysis.failed_task.startswith("call_vendor")
+    assert summary.prompt_tokens and summary.completion_tokens and summary.latency_ms
+    assert len(e2e.rows(engine, run_id)) == 1
+
+    artifacts = e2e.summary_artifacts(run_id)
+    assert len(artifacts) == 1
+    artifact = artifacts[0]
+    assert artifact.type == "markdown" and artifact.key == "failure-summary-e2e-vendor-sync"
+    assert str(artifact.id) == summary.artifact_id
+    assert "## How to fix it" in artifact.data and "## Why it happened" in artifact.data
+
+    # Secrets: not in the artifact, not in the row, not in what the LLM received.
+    _no_secrets(artifact.data)
+    _no_secrets(json.dumps([dict(r._mapping) for r in e2e.rows(engine, run_id)], default=str))
+    requests = [r for r in e2e.fake.requests if run_id in json.dumps(r["body"])]
+    assert len(requests) == 1
+    _no_secrets(json.dumps(requests))
+    assert "[REDACTED:url_password]" in json.dumps(requests)
+    assert summary.redaction_count >= 4
+
+    runs = e2e.wait_for_summarizers_done(run_id)
+    assert all(r.state.is_completed() for r in runs)
+
+
+def test_llm_down_gives_a_fallback_summary_and_a_completed_summarizer(e2e) -> None:
+    e2e.fake.default = "503"
+    run_id = e2e.run_pipeline("vendor")
+    summary = e2e.wait_for_row(e2e.sqlite_engine(), run_id)
+    assert summary.status == "fallback"
+    assert "HTTP 503" in summary.reason
+    assert summary.analysis.failed_task.startswith("call_vendor")
+    assert "Deterministic analysis" in e2e.summary_artifacts(run_id)[0].data
+    runs = e2e.wait_for_summarizers_done(run_id)
+    assert [r.state.type.value for r in runs] == ["COMPLETED"]
+    # Bounded: one request plus one SDK retry (max_retries=1 in the block).
+    assert len([r for r in e2e.fake.requests if run_id in json.dumps(r["body"])]) == 2
+
+
+def test_subflow_failure_gives_one_summary_on_the_root_explaining_the_deepest_error(e2e) -> None:
+    root_id = e2e.run_pipeline("subflow")
+    child_id = e2e.subflow_of(root_id)
+    engine = e2e.sqlite_engine()
+    summary = e2e.wait_for_row(engine, root_id)
+    assert summary.analysis.failed_task.startswith("validate_rows")
+    assert "17 null values" in summary.evidence
+    # Both the child's and the root's Failed events triggered the summarizer ...
+    e2e.wait_for_summarizers_done(child_id)
+    e2e.wait_for_summarizers_done(root_id)
+    # ... but there is one summary, on the root run.
+    assert e2e.rows(engine, child_id) == []
+    assert len(e2e.rows(engine, root_id)) == 1
+    assert e2e.summary_artifacts(child_id) == []
+    assert len(e2e.summary_artifacts(root_id)) == 1
+
+
+def test_a_failing_summarizer_does_not_trigger_itself(e2e) -> None:
+    """Regression guard: a failing summarizer would re-trigger itself every few seconds."""
+    # Break the summarizer: its settings name a database block that does not exist.
+    e2e.save_block(FailureInsightsSettings(database_block_name="does-not-exist"), "default")
+    try:
+        run_id = e2e.run_pipeline("vendor")
+        runs = e2e.wait_for_summarizers_done(run_id)
+        assert [r.state.type.value for r in runs] == ["FAILED"]
+        assert "does-not-exist" in runs[0].state.message
+        failed_summarizer = str(runs[0].id)
+        # Give a loop every chance to appear (the runner polls every second).
+        import time
+
+        time.sleep(6)
+        assert e2e.summarizer_runs(failed_summarizer) == []
+        assert len(e2e.summarizer_runs(run_id)) == 1
+    finally:
+        e2e.delete_block("failure-insights-settings", "default")
+
+
+def _trigger_twice_more(e2e, run_id: str) -> None:
+    from prefect.deployments import run_deployment
+
+    async def go(_client):
+        for _ in range(2):
+            await run_deployment(SUMMARIZER_DEPLOYMENT, parameters={"flow_run_id": run_id}, timeout=0)
+
+    e2e.call(go)
+
+
+def _assert_one_summary_from_concurrent_triggers(e2e, engine, run_id: str) -> None:
+    runs = e2e.wait_for_summarizers_done(run_id, count=3, timeout_s=90)
+    assert all(r.state.is_completed() for r in runs), [r.state for r in runs]
+    assert len(e2e.rows(engine, run_id)) == 1
+    assert storage.get(engine, run_id).artifact_id
+    assert len(e2e.summary_artifacts(run_id)) == 1
+    # Only the run that won the claim asked the LLM.
+    assert len([r for r in e2e.fake.requests if run_id in json.dumps(r["body"])]) == 1
+
+
+def test_concurrent_triggers_give_one_row_on_sqlite(e2e) -> None:
+    run_id = e2e.run_pipeline("vendor")
+    _trigger_twice_more(e2e, run_id)
+    _assert_one_summary_from_concurrent_triggers(e2e, e2e.sqlite_engine(), run_id)
+
+
+@pytest.mark.postgres
+def test_concurrent_triggers_give_one_row_on_postgresql(e2e, postgres_schema, make_postgres_connector) -> None:
+    connector = make_postgres_connector(postgres_schema)
+    e2e.save_block(connector, "e2e-postgres")
+    e2e.save_block(FailureInsightsSettings(database_block_name="e2e-postgres"), "default")
+    try:
+        run_id = e2e.run_pipeline("vendor")
+        _trigger_twice_more(e2e, run_id)
+        engine = connector.get_engine()
+        storage.ensure_schema(engine)
+        e2e.wait_for_row(engine, run_id)
+        _assert_one_summary_from_concurrent_triggers(e2e, engine, run_id)
+    finally:
+        e2e.delete_block("failure-insights-settings", "default")
+        connector.close()
