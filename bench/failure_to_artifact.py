@@ -10,12 +10,14 @@ failure and as median / p95:
   automation    failed run's end -> summarizer run created by the automation
   start         created -> started (runner poll + new Python process)
   wait_logs   waiting until the failed run's logs are complete
-  read        reading the run, its task runs and its logs
+  read        reading the run and its task runs, and (concurrently) its logs
   llm         the analysis task (LLM call included)
   deliver     claim + row + artifact
 
-Baseline, same runs: reading each run's logs with the CSV download endpoint (what
-the summarizer does) against paging ``/logs/filter`` 200 rows at a time.
+Baselines in the same run: the same failures with the summarizer served by Prefect's
+own Runner (a new process per run) instead of `failure-insights serve`; and reading
+each run's logs with the CSV download endpoint (what the summarizer does) against
+paging ``/logs/filter`` 200 rows at a time.
 
 Usage: python bench/failure_to_artifact.py [N=12] [LINES=1000]
 """
@@ -76,7 +78,7 @@ async def collect(run_ids: list[str]) -> list[dict]:
                 "automation": (summarizer.created - end).total_seconds(),
                 "start": (summarizer.start_time - summarizer.created).total_seconds(),
                 "wait_logs": dur.get("wait-for-logs", 0.0),
-                "read": dur.get("read-failed-run", 0.0) + dur.get("read-logs", 0.0),
+                "read": max(dur.get("read-failed-run", 0.0), dur.get("read-logs", 0.0)),  # concurrent
                 "llm": dur.get("analyze-failure", 0.0),
                 "deliver": dur.get("claim-summary", 0.0) + dur.get("store-summary", 0.0)
                 + dur.get("publish-artifact", 0.0),
@@ -114,6 +116,45 @@ async def log_read_baseline(run_ids: list[str]) -> dict[str, float]:
             "paged_median_s": statistics.median(page_t)}
 
 
+def measure(mode: str, server, home: Path, n: int, lines: int) -> tuple[list[dict], dict]:
+    """Serve the summarizer in ``mode``, run ``n`` failures, collect their timings."""
+    import os
+    import signal
+
+    env = {**os.environ, **server.env(), "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    command = ([sys.executable, "-m", "prefect_failure_insights.cli", "serve", "--poll-seconds", "1"]
+               if mode == "in-process" else [sys.executable, str(HERE / "runner_serve.py")])
+    log_path = home / f"serve-{mode}.log"
+    with open(log_path, "wb") as log:
+        serve = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while b"Serving summaries" not in log_path.read_bytes():
+            if time.monotonic() > deadline or serve.poll() is not None:
+                raise RuntimeError(log_path.read_text())
+            time.sleep(0.2)
+        time.sleep(2)  # let the poll loop settle
+        print(f"[{mode}] running {n} failures of ~{lines} log lines, one every ~8 s ...", flush=True)
+        out = subprocess.run([sys.executable, str(HERE / "pipelines.py"), str(n), str(lines), "8"],
+                             env=env, capture_output=True, text=True, timeout=120 + n * 30)
+        run_ids = [ln.split()[1] for ln in out.stdout.splitlines() if ln.startswith("RUN ")]
+        time.sleep(6)
+        return asyncio.run(collect(run_ids)), asyncio.run(log_read_baseline(run_ids))
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        serve.wait(timeout=60)
+
+
+def report(mode: str, rows: list[dict]) -> list[dict]:
+    done = [r for r in rows if not r.get("missing")]
+    print(f"\n[{mode}] {len(done)}/{len(rows)} failures got an artifact.")
+    print(f"{'stage':<10} {'median s':>9} {'p95 s':>8} {'max s':>8}")
+    for k in ["total", "trigger", "automation", "start", "wait_logs", "read", "llm", "deliver"]:
+        vals = [r[k] for r in done]
+        print(f"{k:<10} {statistics.median(vals):>9.2f} {pct(vals, 0.95):>8.2f} {max(vals):>8.2f}")
+    return done
+
+
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 12
     lines = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
@@ -125,48 +166,22 @@ def main() -> int:
     from prefect_failure_insights.testing.prefect_server import PrefectServer
 
     home = Path(tempfile.mkdtemp(prefix="fi-bench-"))
+    results = {}
     with PrefectServer(home / "prefect") as server, FakeLLM() as llm, temporary_settings(
         updates={PREFECT_API_URL: server.api_url, PREFECT_HOME: str(server.home)}
     ):
-        env = {**__import__("os").environ, **server.env(), "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
         LLMCredentials(base_url=llm.url, model="instant", max_retries=0).save("default")
-        serve_log = open(home / "serve.log", "wb")
-        serve = subprocess.Popen([sys.executable, "-m", "prefect_failure_insights.cli", "serve",
-                                  "--poll-seconds", "1"], env=env, stdout=serve_log, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-        try:
-            deadline = time.monotonic() + 60
-            while b"Serving summaries" not in (home / "serve.log").read_bytes():
-                if time.monotonic() > deadline or serve.poll() is not None:
-                    print((home / "serve.log").read_text(), file=sys.stderr)
-                    return 1
-                time.sleep(0.2)
-            time.sleep(2)  # let the runner settle into its poll loop
-            print(f"Running {n} failures of ~{lines} log lines (one every ~8 s) ...", flush=True)
-            out = subprocess.run([sys.executable, str(HERE / "pipelines.py"), str(n), str(lines), "8"],
-                                 env=env, capture_output=True, text=True, timeout=60 + n * 30)
-            run_ids = [ln.split()[1] for ln in out.stdout.splitlines() if ln.startswith("RUN ")]
-            time.sleep(5)
-            rows = asyncio.run(collect(run_ids))
-            baseline = asyncio.run(log_read_baseline(run_ids))
-        finally:
-            import os
-            import signal
+        for mode in ("in-process", "runner"):
+            results[mode] = measure(mode, server, home, n, lines)
 
-            os.killpg(serve.pid, signal.SIGTERM)
-            serve.wait(timeout=30)
-
-    done = [r for r in rows if not r.get("missing")]
-    print(f"\n{len(done)}/{len(rows)} failures got an artifact.\n")
-    keys = ["total", "trigger", "automation", "start", "wait_logs", "read", "llm", "deliver"]
-    print(f"{'stage':<10} {'median s':>9} {'p95 s':>8} {'max s':>8}")
-    for k in keys:
-        vals = [r[k] for r in done]
-        print(f"{k:<10} {statistics.median(vals):>9.2f} {pct(vals, 0.95):>8.2f} {max(vals):>8.2f}")
-    print(f"\nBaseline, reading {baseline['lines_per_run']:.0f} log lines per run:")
+    ok = True
+    for mode, (rows, _) in results.items():
+        ok &= len(report(mode, rows)) == len(rows)
+    baseline = results["in-process"][1]
+    print(f"\nReading {baseline['lines_per_run']:.0f} log lines per run:")
     print(f"  CSV download endpoint (used): median {baseline['csv_median_s'] * 1000:.0f} ms")
     print(f"  /logs/filter, 200 per page:   median {baseline['paged_median_s'] * 1000:.0f} ms")
-    return 0 if len(done) == len(rows) else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

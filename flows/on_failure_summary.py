@@ -10,6 +10,7 @@ for every ``prefect.flow-run.Failed`` / ``prefect.flow-run.Crashed`` event, or o
 demand by ``failure-insights summarize RUN_ID``.
 """
 
+import asyncio
 import importlib
 import threading
 from datetime import datetime, timezone
@@ -87,8 +88,9 @@ async def explain(root_id: str, settings: FailureInsightsSettings, summarizer_id
             "Logs may be incomplete: no final-state record after %.1fs for %s",
             waited.waited_s, ", ".join(waited.incomplete_runs),
         )
-    failed = await read_failed_run(root_id)
-    logs = await read_run_logs(failed)
+    # The run's final state and its logs are independent reads: do them at once.
+    failed, logs = await asyncio.gather(read_failed_run(root_id), read_run_logs(waited.run_ids))
+    logs.name_tasks(failed.task_runs)
     evidence = await gather_evidence(failed, logs, settings.evidence_token_budget)
     try:
         choice = await load_llm(settings)

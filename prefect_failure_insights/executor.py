@@ -8,7 +8,8 @@ it in its own, already-warm process instead, the way Prefect's task workers run
 background tasks:
 
 * poll the summarizer deployment for scheduled runs (as a runner does; this also
-  marks the deployment ready in the UI);
+  marks the deployment ready in the UI), and poll at once when the event stream
+  announces a new scheduled run of it;
 * claim each run by proposing ``Pending`` (the server rejects the proposal if
   another executor or worker got there first);
 * execute it with Prefect's flow engine, concurrently up to ``limit`` runs.
@@ -57,6 +58,28 @@ class InProcessExecutor:
         self.limit = limit
         self.active: set[UUID] = set()
         self.completed = 0
+        self._wake = anyio.Event()
+
+    async def _listen(self) -> None:
+        """Wake the poll loop as soon as the server announces a new run of the deployment.
+
+        Polling stays the reliable path; the event stream only removes the wait for
+        the next poll (half a poll interval on average). Without a stream (an old
+        server, a proxy that drops websockets) the executor simply keeps polling.
+        """
+        from prefect.events.clients import get_events_subscriber
+        from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
+
+        event_filter = EventFilter(
+            event=EventNameFilter(name=["prefect.flow-run.Scheduled"]),
+            related=EventRelatedFilter(id=[f"prefect.deployment.{self.deployment_id}"]),
+        )
+        try:
+            async with get_events_subscriber(filter=event_filter, reconnect_on_clean_close=True) as events:
+                async for _event in events:
+                    self._wake.set()
+        except Exception as exc:  # noqa: BLE001 - an optimisation only
+            logger.warning("No event stream (%s); new summaries wait for the next poll.", type(exc).__name__)
 
     async def _claim(self, client: PrefectClient, flow_run: FlowRun) -> bool:
         try:
@@ -105,13 +128,21 @@ class InProcessExecutor:
     async def run(self, stop: anyio.Event, drain_seconds: float = 60.0) -> None:
         """Poll and execute until ``stop`` is set, then let running summaries finish."""
         async with get_client() as client, anyio.create_task_group() as task_group:
+            task_group.start_soon(self._listen)
             while not stop.is_set():
+                self._wake = anyio.Event()
                 try:
                     await self.poll_once(client, task_group)
                 except Exception:  # noqa: BLE001 - a failed poll must not stop the service
                     logger.exception("Polling for summarizer runs failed; retrying")
                 with anyio.move_on_after(self.poll_seconds):
-                    await stop.wait()
+                    async with anyio.create_task_group() as waiting:
+                        async def until(event: anyio.Event) -> None:
+                            await event.wait()
+                            waiting.cancel_scope.cancel()
+
+                        waiting.start_soon(until, stop)
+                        waiting.start_soon(until, self._wake)
             with anyio.move_on_after(drain_seconds):
                 while self.active:
                     await anyio.sleep(0.1)

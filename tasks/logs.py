@@ -29,14 +29,14 @@ from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.sorting import LogSort
 
-from prefect_failure_insights.models import FailedRun, LogLine
+from prefect_failure_insights.models import LogLine, TaskRunInfo
 from prefect_failure_insights.tasks.runs import failed_subflows
 
 MARKER = "Finished in state"
 MARKER_LOGGER = "prefect.flow_runs"
 PAGE = 200
 QUIET_SECONDS = 5.0
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.2
 
 
 @dataclass
@@ -45,6 +45,7 @@ class LogWait:
 
     complete: bool
     waited_s: float
+    run_ids: list[str] = field(default_factory=list)
     incomplete_runs: list[str] = field(default_factory=list)
 
 
@@ -65,6 +66,13 @@ class RunLogs:
 
     def __len__(self) -> int:
         return len(self.lines)
+
+    def name_tasks(self, task_runs: Iterable[TaskRunInfo]) -> None:
+        """Label each line with the name of the task run that logged it."""
+        names = {t.id: t.name for t in task_runs}
+        for line in self.lines:
+            if line.task_run_id:
+                line.task_run_name = names.get(line.task_run_id)
 
     def __repr__(self) -> str:
         return f"RunLogs({len(self.lines)} lines from {self.source})"
@@ -98,7 +106,8 @@ async def wait_for_logs(
     new record has arrived for ``quiet_s`` seconds.
     """
     started = time.monotonic()
-    pending = list(dict.fromkeys(run_ids))
+    all_runs = list(dict.fromkeys(run_ids))
+    pending = list(all_runs)
     newest: dict[str, tuple[str | None, float]] = {}
     while True:
         still: list[str] = []
@@ -117,9 +126,9 @@ async def wait_for_logs(
         pending = still
         waited = time.monotonic() - started
         if not pending:
-            return LogWait(complete=True, waited_s=waited)
+            return LogWait(complete=True, waited_s=waited, run_ids=all_runs)
         if waited >= max_wait_s:
-            return LogWait(complete=False, waited_s=waited, incomplete_runs=pending)
+            return LogWait(complete=False, waited_s=waited, run_ids=all_runs, incomplete_runs=pending)
         await anyio.sleep(min(poll_s, max(max_wait_s - waited, 0)))
 
 
@@ -159,13 +168,12 @@ async def _page_filter(client: PrefectClient, run_id: str) -> AsyncIterator[tupl
         offset += PAGE
 
 
-async def read_logs(client: PrefectClient, failed: FailedRun) -> RunLogs:
-    """All logs of the root run and its failed subflows, merged in time order and numbered."""
+async def read_logs(client: PrefectClient, run_ids: list[str]) -> RunLogs:
+    """All logs of these flow runs (a root and its failed subflows), merged in time order and numbered."""
     started = time.perf_counter()
-    names = {t.id: t.name for t in failed.task_runs}
     rows: list[tuple[str, int, str | None, str, str | None, str]] = []
     source = "csv"
-    for run_id in failed.run_ids:
+    for run_id in run_ids:
         try:
             for ts, level, task_run, message in await _download_csv(client, run_id):
                 rows.append((ts, level, task_run, message, None, run_id))
@@ -176,7 +184,7 @@ async def read_logs(client: PrefectClient, failed: FailedRun) -> RunLogs:
             rows = [r for r in rows if r[5] != run_id]
             async for ts, level, task_run, message, logger in _page_filter(client, run_id):
                 rows.append((ts, level, task_run, message, logger, run_id))
-    if len(failed.run_ids) > 1:
+    if len(run_ids) > 1:
         rows.sort(key=lambda r: r[0])  # stable: keeps each run's own order on ties
     lines = [
         LogLine(
@@ -187,7 +195,6 @@ async def read_logs(client: PrefectClient, failed: FailedRun) -> RunLogs:
             logger=logger,
             flow_run_id=run_id,
             task_run_id=task_run,
-            task_run_name=names.get(task_run) if task_run else None,
         )
         for i, (ts, level, task_run, message, logger, run_id) in enumerate(rows, start=1)
     ]
@@ -203,7 +210,7 @@ async def wait_for_run_logs(root_id: str, max_wait_s: float) -> LogWait:
 
 
 @task(name="read-logs", cache_policy=NO_CACHE)
-async def read_run_logs(failed: FailedRun) -> RunLogs:
+async def read_run_logs(run_ids: list[str]) -> RunLogs:
     """Read every log line of the failed run and its failed subflows."""
     async with get_client() as client:
-        return await read_logs(client, failed)
+        return await read_logs(client, run_ids)

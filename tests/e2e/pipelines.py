@@ -55,12 +55,25 @@ def parent_load() -> None:
     child_validate()
 
 
+@flow(name="e2e-crash")
+def crash_flow() -> None:
+    """Killed from outside (SIGTERM), like an evicted pod: the run ends Crashed, no traceback."""
+    import os
+    import signal
+
+    from prefect import runtime
+
+    print(f"FLOW_RUN_ID={runtime.flow_run.id}", flush=True)  # the process will not return
+    get_run_logger().info("Working on a large batch")
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 @flow(name="e2e-ok")
 def ok_flow() -> int:
     return 1
 
 
-SCENARIOS = {"vendor": vendor_sync, "subflow": parent_load, "ok": ok_flow}
+SCENARIOS = {"vendor": vendor_sync, "subflow": parent_load, "ok": ok_flow, "crash": crash_flow}
 
 if __name__ == "__main__":
     state = SCENARIOS[sys.argv[1]](return_state=True)

@@ -95,3 +95,29 @@ def test_automation_commands_are_idempotent_and_doctor_reports(e2e) -> None:
     e2e.fake.default = "401"
     doctor = e2e.cli("doctor")
     assert doctor.returncode == 1 and "rejected the API key" in doctor.stdout
+
+
+def test_prefect_yaml_deploys_the_summarizer(e2e, tmp_path) -> None:
+    """The documented worker path: `prefect deploy --all` from prefect.yaml, then the automation."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copy(root / "prefect.yaml", tmp_path / "prefect.yaml")
+    env = {**e2e.env, "PREFECT_CLI_PROMPT": "false"}
+    prefect = [sys.executable, "-m", "prefect"]
+    subprocess.run([*prefect, "work-pool", "create", "failure-insights", "--type", "process"],
+                   env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    deployed = subprocess.run([*prefect, "--no-prompt", "deploy", "--all"], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=180)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+    async def read(client):
+        return await client.read_deployment_by_name("summarize-failure/failure-insights")
+
+    deployment = e2e.call(read)
+    assert deployment.entrypoint == "prefect_failure_insights.flows.on_failure_summary:summarize_failure"
+    assert deployment.work_pool_name == "failure-insights"
+    assert e2e.cli("automation", "install").returncode == 0

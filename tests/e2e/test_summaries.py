@@ -143,3 +143,10 @@ def test_concurrent_triggers_give_one_row_on_postgresql(e2e, postgres_schema, ma
     finally:
         e2e.delete_block("failure-insights-settings", "default")
         connector.close()
+
+
+def test_crashed_run_gets_a_summary(e2e) -> None:
+    run_id = e2e.run_pipeline("crash")
+    summary = e2e.wait_for_row(e2e.sqlite_engine(), run_id)
+    assert summary.state == "Crashed"
+    assert len(e2e.summary_artifacts(run_id)) == 1
