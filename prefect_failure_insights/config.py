@@ -46,6 +46,17 @@ async def load_block(cls: type[B], name: str) -> B | None:
     return cls._from_block_document(document)
 
 
+async def _named_in_settings(cls: type[B], name: str, field: str) -> B:
+    """A block the settings name explicitly: missing is a configuration error."""
+    block = await load_block(cls, name)
+    if block is None:
+        raise ConfigurationError(
+            f"The settings refer to {cls.get_block_type_slug()} block {name!r}, which does not "
+            f"exist: create it or clear {field}."
+        )
+    return block
+
+
 async def load_settings(name: str | None = DEFAULT_BLOCK_NAME) -> FailureInsightsSettings:
     """The settings block ``name``; the defaults when the default name is absent."""
     name = name or DEFAULT_BLOCK_NAME
@@ -78,12 +89,7 @@ NO_LLM_HINT = (
 async def load_llm(settings: FailureInsightsSettings) -> LLMChoice:
     """Which LLM the settings point at; raises `ConfigurationError` for a missing named block."""
     if settings.llm_block_name:
-        block = await load_block(LLMCredentials, settings.llm_block_name)
-        if block is None:
-            raise ConfigurationError(
-                f"The settings refer to llm-credentials block {settings.llm_block_name!r}, "
-                "which does not exist: create it or clear llm_block_name."
-            )
+        block = await _named_in_settings(LLMCredentials, settings.llm_block_name, "llm_block_name")
         return LLMChoice(block, f"block llm-credentials/{settings.llm_block_name}")
     block = await load_block(LLMCredentials, DEFAULT_BLOCK_NAME)
     if block is not None:
@@ -118,12 +124,7 @@ async def load_database(settings: FailureInsightsSettings) -> tuple[SqlAlchemyCo
     from prefect_sqlalchemy import SqlAlchemyConnector
 
     if settings.database_block_name:
-        block = await load_block(SqlAlchemyConnector, settings.database_block_name)
-        if block is None:
-            raise ConfigurationError(
-                f"The settings refer to sqlalchemy-connector block {settings.database_block_name!r}, "
-                "which does not exist: create it or clear database_block_name."
-            )
+        block = await _named_in_settings(SqlAlchemyConnector, settings.database_block_name, "database_block_name")
         return block, f"block sqlalchemy-connector/{settings.database_block_name}"
     path = default_database_path()
     return sqlite_connector(path), f"sqlite file {path}"

@@ -45,6 +45,12 @@ def redact_analysis(analysis: FailureAnalysis, redactor: Redactor | None = None)
     return FailureAnalysis.model_validate(data)
 
 
+def _fallback(failed: FailedRun, evidence: Evidence, reason: str, model: str | None = None) -> AnalysisResult:
+    return AnalysisResult(
+        analysis=deterministic_analysis(evidence, failed), status="fallback", reason=reason, model=model
+    )
+
+
 async def analyze(
     failed: FailedRun,
     evidence: Evidence,
@@ -54,11 +60,7 @@ async def analyze(
 ) -> AnalysisResult:
     """Ask the LLM; on any LLM error, or with no LLM, return the deterministic analysis."""
     if llm is None:
-        return AnalysisResult(
-            analysis=deterministic_analysis(evidence, failed),
-            status="fallback",
-            reason=no_llm_reason or "No LLM configured.",
-        )
+        return _fallback(failed, evidence, no_llm_reason or "No LLM configured.")
     messages = summary_messages(
         evidence, failed, settings.custom_instructions, settings.extra_questions
     )
@@ -81,12 +83,7 @@ async def analyze(
         )
     finally:
         await client.close()
-    return AnalysisResult(
-        analysis=deterministic_analysis(evidence, failed),
-        status="fallback",
-        reason=reason,
-        model=llm.model,
-    )
+    return _fallback(failed, evidence, reason, llm.model)
 
 
 # Retries: the SDK client owns them (LLMCredentials.max_retries), so none here.

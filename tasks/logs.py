@@ -6,9 +6,9 @@ The last record a flow run writes is ``Finished in state Failed(...)`` (or
 marker, with a quiet-period rule for runs that never write it (killed processes,
 logging to the API turned off) and an overall bound.
 
-`read_run_logs` streams ``GET /flow_runs/{id}/logs/download`` (CSV, server-side
-paging of 1,000 rows) instead of paging ``/logs/filter`` 200 rows at a time, and
-falls back to the latter when the download endpoint is not offered.
+`read_run_logs` reads ``GET /flow_runs/{id}/logs/download`` (CSV, paged 1,000 rows
+at a time on the server) instead of paging ``/logs/filter`` 200 rows at a time from
+here, and falls back to the latter when the download endpoint is not offered.
 """
 
 from __future__ import annotations
