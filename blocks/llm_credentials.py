@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 from prefect.blocks.core import Block
@@ -140,5 +141,5 @@ class LLMCredentials(Block):
 
     @property
     def display(self) -> str:
-        """``model @ host`` for logs and artifacts; never includes the key."""
-        return f"{self.model} @ {self.base_url}"
+        """``model @ url`` for logs and messages; never includes a key or URL credentials."""
+        return f"{self.model} @ {re.sub(r'//[^/@]*@', '//', self.base_url)}"

@@ -23,14 +23,14 @@ from prefect.runtime import flow_run as current_run
 from prefect_failure_insights import OWN_FLOWS, SUMMARIZER_FLOW
 from prefect_failure_insights.config import DEFAULT_BLOCK_NAME, load_database, load_llm, load_settings
 from prefect_failure_insights.exceptions import ConfigurationError, StorageError
-from prefect_failure_insights.models import Evidence, FailedRun, Summary, SummaryOutcome
-from prefect_failure_insights.prompts import PROMPT_VERSION
+from prefect_failure_insights.models import Summary, SummaryOutcome
 from prefect_failure_insights.blocks import FailureInsightsSettings
-from prefect_failure_insights.tasks.analysis import AnalysisResult, analyze_failure
+from prefect_failure_insights.tasks.analysis import analyze_failure, compose_summary
+from prefect_failure_insights.tasks.baseline import compare_with_last_good_run
 from prefect_failure_insights.tasks.delivery import SummaryRow, publish_artifact
 from prefect_failure_insights.tasks.evidence import gather_evidence
 from prefect_failure_insights.tasks.logs import read_run_logs, wait_for_run_logs
-from prefect_failure_insights.tasks.redaction import Redactor
+from prefect_failure_insights.tasks.redaction import load_secret_values
 from prefect_failure_insights.tasks.runs import read_failed_run, resolve_failed_run
 
 
@@ -52,53 +52,34 @@ def _warm_up_imports() -> None:
     threading.Thread(target=load, name="failure-insights-warm-up", daemon=True).start()
 
 
-def _summary(failed: FailedRun, evidence: Evidence, result: AnalysisResult, summarizer_id: str) -> Summary:
-    run = failed.run
-    return Summary(
-        flow_run_id=run.id,
-        flow_run_name=run.name,
-        flow_name=run.flow_name,
-        deployment=run.deployment,
-        work_pool=run.work_pool,
-        tags=run.tags,
-        state=run.state,
-        state_message=Redactor().redact(run.state_message) if run.state_message else None,
-        failed_at=run.end_time,
-        analysis=result.analysis,
-        status=result.status,
-        reason=result.reason,
-        model=result.model,
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
-        latency_ms=result.latency_ms,
-        prompt_version=PROMPT_VERSION,
-        evidence=evidence.text,
-        evidence_tokens=evidence.tokens,
-        root_error_line=evidence.root_error_line,
-        redaction_count=evidence.redaction_count,
-        summarizer_flow_run_id=summarizer_id,
-    )
-
-
 async def explain(root_id: str, settings: FailureInsightsSettings, summarizer_id: str) -> Summary:
-    """Wait for late logs -> read the run -> evidence -> analysis (LLM, else deterministic)."""
+    """Wait for late logs -> read the run, its logs, its last good run -> evidence -> analysis."""
     waited = await wait_for_run_logs(root_id, settings.max_log_wait_seconds)
+    notes = []
     if not waited.complete:
-        get_run_logger().warning(
-            "Logs may be incomplete: no final-state record after %.1fs for %s",
-            waited.waited_s, ", ".join(waited.incomplete_runs),
+        notes.append(f"logs may be incomplete: no final-state record after {waited.waited_s:.0f}s")
+        get_run_logger().warning("Logs may be incomplete for %s", ", ".join(waited.incomplete_runs))
+    # Independent reads: do them at once.
+    failed, logs, baseline, redactor = await asyncio.gather(
+        read_failed_run(root_id, waited.run_ids[1:]),
+        read_run_logs(waited.run_ids),
+        compare_with_last_good_run(root_id),
+        load_secret_values(),
+    )
+    try:
+        logs.name_tasks(failed.task_runs)
+        evidence = await gather_evidence(
+            failed, logs, settings.evidence_token_budget, redactor, baseline, notes
         )
-    # The run's final state and its logs are independent reads: do them at once.
-    failed, logs = await asyncio.gather(read_failed_run(root_id), read_run_logs(waited.run_ids))
-    logs.name_tasks(failed.task_runs)
-    evidence = await gather_evidence(failed, logs, settings.evidence_token_budget)
+    finally:
+        logs.close()
     try:
         choice = await load_llm(settings)
         llm, no_llm_reason = choice.credentials, (None if choice.credentials else choice.source)
     except ConfigurationError as exc:
         llm, no_llm_reason = None, str(exc)
-    result = await analyze_failure(failed, evidence, settings, llm, no_llm_reason)
-    return _summary(failed, evidence, result, summarizer_id)
+    result = await analyze_failure(failed, evidence, settings, llm, no_llm_reason, redactor)
+    return compose_summary(failed, evidence, result, summarizer_id)
 
 
 @flow(
@@ -151,7 +132,7 @@ async def summarize_failure(
 
     me = str(current_run.id or uuid4())
     connector, where = await load_database(settings)
-    row = SummaryRow(connector.get_engine(), root, me)
+    row = SummaryRow(connector, root, me)
     try:
         if stop := await row.acquire(regenerate):
             action, reason = stop
@@ -159,7 +140,7 @@ async def summarize_failure(
         try:
             summary = await explain(root.id, settings, me)
         except BaseException:
-            row.release()
+            await row.release()
             raise
         action = await row.store(summary) or "created"
         if action == "lost":
@@ -167,9 +148,9 @@ async def summarize_failure(
         summary.regenerated = action == "replaced"
         summary.updated_at = datetime.now(timezone.utc)
         summary.artifact_id = await publish_artifact(summary)
-        row.record_artifact(summary.artifact_id)
+        await row.record_artifact(summary.artifact_id)
     finally:
-        connector.close()
+        await row.close()
 
     logger.info(
         "Summary %s for %s (%s): %s, %s analysis, artifact %s, %s",

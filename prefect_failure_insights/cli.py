@@ -85,6 +85,12 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
             "(`prefect server start`) or point PREFECT_API_URL at it.",
             1,
         ) from None
+    except httpx.HTTPStatusError as exc:
+        code = exc.response.status_code
+        hint = "check PREFECT_API_KEY and its permissions" if code in (401, 403) else "see the server's logs"
+        raise _fail(f"The Prefect API at {_api_url()} answered HTTP {code}: {hint}.", 1) from None
+    except httpx.HTTPError as exc:
+        raise _fail(f"The Prefect API at {_api_url()} failed ({type(exc).__name__}): try again.", 1) from None
 
 
 def _parse_since(value: str | None) -> datetime | None:
@@ -110,7 +116,7 @@ async def _engine(settings_block: str):
 
     settings = await load_settings(settings_block)
     connector, where = await load_database(settings)
-    engine = connector.get_engine()
+    engine = storage.engine_of(connector)
     storage.ensure_schema(engine)
     return connector, engine, where
 

@@ -87,8 +87,9 @@ async def run_checks(settings_block: str = "default") -> list[Check]:
         checks.append(Check("Database", "fail", str(exc)))
     else:
         try:
-            storage.ensure_schema(connector.get_engine())
-            storage.probe_write(connector.get_engine())
+            engine = storage.engine_of(connector)
+            storage.ensure_schema(engine)
+            storage.probe_write(engine)
             checks.append(Check("Database", "ok", f"{where} writable"))
         except StorageError as exc:
             checks.append(Check("Database", "fail", str(exc)))

@@ -57,7 +57,6 @@ class InProcessExecutor:
         self.poll_seconds = poll_seconds
         self.limit = limit
         self.active: set[UUID] = set()
-        self.completed = 0
         self._wake = anyio.Event()
 
     async def _listen(self) -> None:
@@ -104,7 +103,6 @@ class InProcessExecutor:
                 raise
         finally:
             self.active.discard(flow_run.id)
-            self.completed += 1
 
     async def poll_once(self, client: PrefectClient, task_group: anyio.abc.TaskGroup) -> int:
         """Claim and start the runs that are due; return how many were started."""

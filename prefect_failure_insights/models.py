@@ -153,6 +153,20 @@ class FailedRun(BaseModel):
         return [t for t in self.task_runs if t.failed and t.id not in subflow_parents]
 
 
+class Baseline(BaseModel):
+    """The deployment's last successful run, to compare the failed run with."""
+
+    flow_run_id: str
+    flow_run_name: str
+    differences: list[str] = Field(
+        default_factory=list,
+        description="What differs: deployment version, work pool, parameter names, job variables.",
+    )
+    templates: list[str] = Field(
+        default_factory=list, description="Templates of its WARNING and ERROR lines."
+    )
+
+
 class Evidence(BaseModel):
     """What may be sent to an LLM: condensed, redacted, with original line numbers."""
 
@@ -164,6 +178,7 @@ class Evidence(BaseModel):
         default=None, description="The log line chosen as the root error (redacted)."
     )
     root_error_line: int | None = None
+    root_error_reason: str | None = Field(default=None, description="Why that line was chosen.")
     exception_type: str | None = None
     exception_message: str | None = None
     failed_task: str | None = None

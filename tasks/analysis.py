@@ -11,8 +11,8 @@ from pydantic import BaseModel
 
 from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
 from prefect_failure_insights.exceptions import LLMError
-from prefect_failure_insights.models import Evidence, FailedRun, FailureAnalysis, SummaryStatus
-from prefect_failure_insights.prompts import summary_messages
+from prefect_failure_insights.models import Evidence, FailedRun, FailureAnalysis, Summary, SummaryStatus
+from prefect_failure_insights.prompts import PROMPT_VERSION, summary_messages
 from prefect_failure_insights.tasks.fallback import deterministic_analysis
 from prefect_failure_insights.tasks.llm import request_analysis
 from prefect_failure_insights.tasks.redaction import Redactor
@@ -57,6 +57,7 @@ async def analyze(
     settings: FailureInsightsSettings,
     llm: LLMCredentials | None,
     no_llm_reason: str | None = None,
+    redactor: Redactor | None = None,
 ) -> AnalysisResult:
     """Ask the LLM; on any LLM error, or with no LLM, return the deterministic analysis."""
     if llm is None:
@@ -74,7 +75,7 @@ async def analyze(
         reason = f"LLM step failed unexpectedly: {type(exc).__name__}"
     else:
         return AnalysisResult(
-            analysis=redact_analysis(answer.analysis),
+            analysis=redact_analysis(answer.analysis, redactor),
             status="llm",
             model=answer.model,
             prompt_tokens=answer.prompt_tokens,
@@ -96,9 +97,10 @@ async def analyze_failure(
     settings: FailureInsightsSettings,
     llm: LLMCredentials | None,
     no_llm_reason: str | None = None,
+    redactor: Redactor | None = None,
 ) -> AnalysisResult:
     """Explain the failure: what happened, how to fix it, why it happened."""
-    result = await analyze(failed, evidence, settings, llm, no_llm_reason)
+    result = await analyze(failed, evidence, settings, llm, no_llm_reason, redactor)
     logger = get_run_logger()
     if result.status == "llm":
         logger.info(
@@ -108,3 +110,34 @@ async def analyze_failure(
     else:
         logger.warning("Deterministic analysis used: %s", result.reason)
     return result
+
+
+def compose_summary(
+    failed: FailedRun, evidence: Evidence, result: AnalysisResult, summarizer_id: str | None = None
+) -> Summary:
+    """The summary of ``failed``: its facts (already redacted), the evidence and the analysis."""
+    run = failed.run
+    return Summary(
+        flow_run_id=run.id,
+        flow_run_name=run.name,
+        flow_name=run.flow_name,
+        deployment=run.deployment,
+        work_pool=run.work_pool,
+        tags=run.tags,
+        state=run.state,
+        state_message=run.state_message,
+        failed_at=run.end_time,
+        analysis=result.analysis,
+        status=result.status,
+        reason=Redactor().redact(result.reason) if result.reason else None,
+        model=result.model,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        latency_ms=result.latency_ms,
+        prompt_version=PROMPT_VERSION,
+        evidence=evidence.text,
+        evidence_tokens=evidence.tokens,
+        root_error_line=evidence.root_error_line,
+        redaction_count=evidence.redaction_count,
+        summarizer_flow_run_id=summarizer_id,
+    )

@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactCreate
 from prefect.logging import get_run_logger
+from prefect_sqlalchemy import SqlAlchemyConnector
 from sqlalchemy import Engine
 
 from prefect_failure_insights.exceptions import StorageError
@@ -55,11 +56,14 @@ class SummaryRow:
     after it, released if the work fails.
 
     A database error does not stop the summary: it is remembered in ``error``, the
-    artifact still goes out, and the flow reports the error at the end.
+    artifact still goes out, and the flow reports the error at the end. Every
+    database call runs in a worker thread, off the event loop that other summaries
+    share.
     """
 
-    def __init__(self, engine: Engine, run: FlowRunInfo, summarizer_id: str) -> None:
-        self.engine = engine
+    def __init__(self, connector: SqlAlchemyConnector, run: FlowRunInfo, summarizer_id: str) -> None:
+        self.connector = connector
+        self.engine: Engine | None = None
         self.run = run
         self.summarizer_id = summarizer_id
         self.claim: storage.Claim | None = None
@@ -72,6 +76,7 @@ class SummaryRow:
     async def acquire(self, regenerate: bool) -> tuple[str, str] | None:
         """Claim the row; ``(action, reason)`` when this run should stop here."""
         try:
+            self.engine = await anyio.to_thread.run_sync(storage.engine_of, self.connector)
             self.claim = await claim_summary(self.engine, self.run, self.summarizer_id, regenerate)
         except StorageError as exc:
             self._remember(exc)
@@ -82,31 +87,39 @@ class SummaryRow:
             return "skipped", "another summarizer run is summarizing this run right now"
         return None
 
-    def release(self) -> None:
-        """Free a new claim so that the next trigger (or a re-run) can try again."""
-        if self.claim is None or self.claim.result != "claimed" or self.claim.existing_status is not None:
+    async def release(self) -> None:
+        """Free a claim on a row without content, so the next trigger (or a re-run) can try again."""
+        if self.engine is None or self.claim is None or self.claim.result != "claimed":
             return
+        if self.claim.existing_status not in (None, storage.PENDING):
+            return  # a finished summary being regenerated: it stays
         try:
-            storage.release(self.engine, self.run.id, self.summarizer_id)
+            await anyio.to_thread.run_sync(storage.release, self.engine, self.run.id, self.summarizer_id)
         except StorageError:
             get_run_logger().warning("Could not release the claim on %s; it expires on its own", self.run.id)
 
     async def store(self, summary: Summary) -> storage.SaveResult | None:
         """Write the summary; "created"/"replaced", "lost" to another run, None on a database error."""
-        if self.claim is None:
+        if self.engine is None or self.claim is None:
             return None
         try:
             return await store_summary(self.engine, summary, self.summarizer_id)
         except StorageError as exc:
             self._remember(exc)
+            await self.release()
             return None
 
-    def record_artifact(self, artifact_id: str) -> None:
-        if self.error is None and self.claim is not None:
+    async def record_artifact(self, artifact_id: str) -> None:
+        if self.error is None and self.engine is not None and self.claim is not None:
             try:
-                storage.set_artifact(self.engine, self.run.id, artifact_id)
+                await anyio.to_thread.run_sync(
+                    storage.set_artifact, self.engine, self.run.id, artifact_id, self.summarizer_id
+                )
             except StorageError as exc:
                 self._remember(exc)
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self.connector.close)
 
 
 @task(name="claim-summary", cache_policy=NO_CACHE)

@@ -28,9 +28,14 @@ def deterministic_analysis(evidence: Evidence, failed: FailedRun) -> FailureAnal
     exc_type = evidence.exception_type
     exc_short = exc_type.rsplit(".", 1)[-1] if exc_type else None
     message = evidence.exception_message
-    # Only redacted material (the Evidence) goes into the analysis text.
-    text = "\n".join(filter(None, [evidence.root_error, message, exc_type, evidence.text[:4000]]))
-    match = classify(text, exc_type)
+    # The root error decides; the failed tasks' and the run's state messages only if
+    # it says nothing recognisable. Never the whole excerpt: an INFO line such as
+    # "loaded 429 orders" must not make a KeyError a rate limit. All of it is redacted.
+    match = classify("\n".join(filter(None, [evidence.root_error, message, exc_type])), exc_type)
+    if match.rule is None:
+        context = [t.message for t in failed.failed_tasks if t.message]
+        context += [s.state_message for s in (*failed.subflows, run) if s.state_message]
+        match = classify("\n".join(context), exc_type)
 
     if exc_short:
         error = f"{exc_short}: {message}" if message else exc_short

@@ -1,23 +1,28 @@
-"""Reading a failed run's logs: waiting until they are complete, then reading them fast.
+"""Reading a failed run's logs: waiting until they are complete, then streaming them.
 
-Logs reach the API late: for a 50,000-line run, up to ~46 s after the run ended.
-The last record a flow run writes is ``Finished in state Failed(...)`` (or
-``Crashed``) from the ``prefect.flow_runs`` logger, so `wait_for_logs` polls for that
-marker, with a quiet-period rule for runs that never write it (killed processes,
-logging to the API turned off) and an overall bound.
+Logs reach the API late: for a 50,000-line run, up to ~46 s after the run ended, and
+Prefect ships them in batches every 2 s. The last record a flow run writes is
+``Finished in state Failed(...)`` (or ``Crashed``) from the ``prefect.flow_runs``
+logger, so `wait_for_logs` polls for that marker, with a quiet-period rule for runs
+that never write it (killed processes, logging to the API turned off) and an
+overall bound.
 
-`read_run_logs` reads ``GET /flow_runs/{id}/logs/download`` (CSV, paged 1,000 rows
-at a time on the server) instead of paging ``/logs/filter`` 200 rows at a time from
-here, and falls back to the latter when the download endpoint is not offered.
+`read_logs` streams each run's ``GET /flow_runs/{id}/logs/download`` (CSV, paged
+1,000 rows at a time on the server) straight to a temporary file, falling back to
+paging ``/logs/filter`` when the endpoint is missing. `RunLogs` then parses the files
+lazily and merges the runs in time order: memory stays flat whatever the log size.
 """
 
 from __future__ import annotations
 
 import csv
-import io
+import heapq
+import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -37,6 +42,9 @@ MARKER_LOGGER = "prefect.flow_runs"
 PAGE = 200
 QUIET_SECONDS = 5.0
 POLL_SECONDS = 0.2
+NEWEST = 20  # on_failure hooks may log after the marker
+
+csv.field_size_limit(sys.maxsize)  # a traceback or a dumped payload can be megabytes
 
 
 @dataclass
@@ -50,41 +58,61 @@ class LogWait:
 
 
 class RunLogs:
-    """A run's log lines, in log order.
+    """A run's log lines, read lazily from temporary files in log order, numbered from 1.
 
-    Deliberately not a list or a pydantic model: Prefect walks task parameters
-    that are collections to find upstream futures, and a run can have 100,000
-    lines. An opaque container is passed between tasks as it is.
+    Deliberately not a list or a pydantic model: Prefect walks task parameters that
+    are collections, and a run can have a million lines. An opaque, iterable handle
+    is passed between tasks instead. Call `close()` to delete the files.
     """
 
-    __slots__ = ("lines", "source", "read_ms")
-
-    def __init__(self, lines: list[LogLine], source: str, read_ms: float) -> None:
-        self.lines = lines
+    def __init__(self, files: dict[str, Path], directory: tempfile.TemporaryDirectory[str] | None,
+                 source: str, read_ms: float, lines: int) -> None:
+        self.files = files  # run id -> CSV file (timestamp, level, task_run_id, message, logger)
+        self._directory = directory
         self.source = source
         self.read_ms = read_ms
-
-    def __len__(self) -> int:
-        return len(self.lines)
+        self.lines = lines
+        self.task_names: dict[str, str] = {}
 
     def name_tasks(self, task_runs: Iterable[TaskRunInfo]) -> None:
-        """Label each line with the name of the task run that logged it."""
-        names = {t.id: t.name for t in task_runs}
-        for line in self.lines:
-            if line.task_run_id:
-                line.task_run_name = names.get(line.task_run_id)
+        """Label lines with the names of the task runs that logged them (applied while reading)."""
+        self.task_names = {t.id: t.name for t in task_runs if t.id}
+
+    def _read(self, run_id: str, path: Path) -> Iterator[tuple[str, int, str | None, str, str | None, str]]:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for ts, level, task_run, message, logger in csv.reader(fh):
+                yield ts, int(level), task_run or None, message, logger or None, run_id
+
+    def __iter__(self) -> Iterator[LogLine]:
+        streams = [self._read(run_id, path) for run_id, path in self.files.items()]
+        rows = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda r: r[0])
+        names = self.task_names
+        for lineno, (ts, level, task_run, message, logger, run_id) in enumerate(rows, start=1):
+            yield LogLine(
+                lineno=lineno, timestamp=ts, level=level, message=message, logger=logger,
+                flow_run_id=run_id, task_run_id=task_run,
+                task_run_name=names.get(task_run) if task_run else None,
+            )
+
+    def __len__(self) -> int:
+        return self.lines
+
+    def close(self) -> None:
+        if self._directory is not None:
+            self._directory.cleanup()
+            self._directory = None
 
     def __repr__(self) -> str:
-        return f"RunLogs({len(self.lines)} lines from {self.source})"
+        return f"RunLogs({self.lines} lines of {len(self.files)} run(s) via {self.source})"
 
 
-async def _latest_logs(client: PrefectClient, run_id: str, n: int = 5) -> list:
+async def _latest_logs(client: PrefectClient, run_id: str) -> list[Any]:
     # Text search (LogFilterTextSearch) would find the marker directly, but it fails
-    # with HTTP 500 on SQLite servers whose SQLite lacks concat(); the marker is the
-    # newest record anyway.
+    # with HTTP 500 on SQLite servers whose SQLite lacks concat(); the marker is among
+    # the newest records anyway.
     return await client.read_logs(
         log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)])),
-        limit=n,
+        limit=NEWEST,
         sort=LogSort.TIMESTAMP_DESC,
     )
 
@@ -132,73 +160,105 @@ async def wait_for_logs(
         await anyio.sleep(min(poll_s, max(max_wait_s - waited, 0)))
 
 
-async def _download_csv(client: PrefectClient, run_id: str) -> list[tuple[str, int, str | None, str]]:
-    """``(timestamp, level, task_run_id, message)`` rows from the CSV endpoint.
+async def _download_csv(client: PrefectClient, run_id: str, path: Path) -> int:
+    """Stream the run's CSV download into ``path`` (our 5-column format); return the line count.
 
-    Read through the Prefect client's own HTTP client so that its auth, TLS and
-    retry settings apply. Raises httpx.HTTPStatusError when the endpoint is missing.
+    Uses the Prefect client's HTTP client (its auth and TLS settings) without its
+    response wrapper, which would read the body whole. Raises httpx.HTTPStatusError
+    when the endpoint is missing (404/405/501).
     """
-    response = await client._client.get(f"/flow_runs/{run_id}/logs/download")
-    response.raise_for_status()
-    rows: list[tuple[str, int, str | None, str]] = []
-    reader = csv.reader(io.StringIO(response.text, newline=""))
-    next(reader, None)  # header
-    for record in reader:
-        if len(record) < 5:
-            continue
-        ts, level, _flow_run, task_run, message = record[:5]
-        rows.append((ts.replace(" ", "T", 1), int(level or 0), task_run or None, message))
-    return rows
+    http = client._client
+    request = http.build_request("GET", f"/flow_runs/{run_id}/logs/download")
+    response = await httpx.AsyncClient.send(http, request, stream=True)
+    count = 0
+    try:
+        response.raise_for_status()
+        pending: list[str] = []
+        quotes = 0
+        header = True
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            async for text in response.aiter_lines():
+                pending.append(text)
+                quotes += text.count('"')
+                if quotes % 2:
+                    continue  # inside a quoted, multi-line message
+                for record in csv.reader(["\n".join(pending)]):
+                    if header:
+                        header = False
+                    elif len(record) >= 5:
+                        ts, level, _flow_run, task_run, message = record[:5]
+                        writer.writerow((ts.replace(" ", "T", 1), level or 0, task_run, message, ""))
+                        count += 1
+                pending, quotes = [], 0
+    finally:
+        await response.aclose()
+    return count
 
 
-async def _page_filter(client: PrefectClient, run_id: str) -> AsyncIterator[tuple[str, int, str | None, str, str | None]]:
-    offset = 0
-    while True:
-        page = await client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)])),
-            limit=PAGE,
-            offset=offset,
-            sort=LogSort.TIMESTAMP_ASC,
-        )
-        for log in page:
-            yield (log.timestamp.isoformat(), log.level, str(log.task_run_id) if log.task_run_id else None,
-                   log.message, log.name)
-        if len(page) < PAGE:
-            return
-        offset += PAGE
+async def _page_filter(client: PrefectClient, run_id: str, path: Path) -> int:
+    offset = count = 0
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        while True:
+            page = await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)])),
+                limit=PAGE, offset=offset, sort=LogSort.TIMESTAMP_ASC,
+            )
+            for log in page:
+                writer.writerow((log.timestamp.isoformat(), log.level, log.task_run_id or "", log.message,
+                                 log.name or ""))
+            count += len(page)
+            if len(page) < PAGE:
+                return count
+            offset += PAGE
 
 
 async def read_logs(client: PrefectClient, run_ids: list[str]) -> RunLogs:
-    """All logs of these flow runs (a root and its failed subflows), merged in time order and numbered."""
+    """Stream the logs of these flow runs (a root and its failed subflows) to temporary files."""
     started = time.perf_counter()
-    rows: list[tuple[str, int, str | None, str, str | None, str]] = []
+    directory = tempfile.TemporaryDirectory(prefix="failure-insights-logs-")
+    files: dict[str, Path] = {}
     source = "csv"
-    for run_id in run_ids:
-        try:
-            for ts, level, task_run, message in await _download_csv(client, run_id):
-                rows.append((ts, level, task_run, message, None, run_id))
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code not in (404, 405, 501):
-                raise
-            source = "filter"
-            rows = [r for r in rows if r[5] != run_id]
-            async for ts, level, task_run, message, logger in _page_filter(client, run_id):
-                rows.append((ts, level, task_run, message, logger, run_id))
-    if len(run_ids) > 1:
-        rows.sort(key=lambda r: r[0])  # stable: keeps each run's own order on ties
-    lines = [
-        LogLine(
-            lineno=i,
-            timestamp=ts,
-            level=level,
-            message=message,
-            logger=logger,
-            flow_run_id=run_id,
-            task_run_id=task_run,
-        )
-        for i, (ts, level, task_run, message, logger, run_id) in enumerate(rows, start=1)
-    ]
-    return RunLogs(lines, source, (time.perf_counter() - started) * 1000)
+    lines = 0
+    try:
+        for run_id in run_ids:
+            path = Path(directory.name) / f"{run_id}.csv"
+            try:
+                lines += await _download_csv(client, run_id, path)
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code not in (404, 405, 501):
+                    raise
+                source = "filter"
+                lines += await _page_filter(client, run_id, path)
+            files[run_id] = path
+    except BaseException:
+        directory.cleanup()
+        raise
+    return RunLogs(files, directory, source, (time.perf_counter() - started) * 1000, lines)
+
+
+class MemoryLogs:
+    """Log lines already in memory (from a bundle or a test), with the `RunLogs` interface."""
+
+    def __init__(self, lines: list[LogLine]) -> None:
+        self._lines = lines
+        self.lines = len(lines)
+
+    def name_tasks(self, task_runs: Iterable[TaskRunInfo]) -> None:
+        names = {t.id: t.name for t in task_runs if t.id}
+        for line in self._lines:
+            if line.task_run_id and not line.task_run_name:
+                line.task_run_name = names.get(line.task_run_id)
+
+    def __iter__(self) -> Iterator[LogLine]:
+        return iter(self._lines)
+
+    def __len__(self) -> int:
+        return self.lines
+
+    def close(self) -> None:
+        return None
 
 
 @task(name="wait-for-logs", cache_policy=NO_CACHE)
@@ -211,6 +271,6 @@ async def wait_for_run_logs(root_id: str, max_wait_s: float) -> LogWait:
 
 @task(name="read-logs", cache_policy=NO_CACHE)
 async def read_run_logs(run_ids: list[str]) -> RunLogs:
-    """Read every log line of the failed run and its failed subflows."""
+    """Stream every log line of the failed run and its failed subflows to local temporary files."""
     async with get_client() as client:
         return await read_logs(client, run_ids)

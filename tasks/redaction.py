@@ -17,6 +17,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.logging import get_run_logger
+
 MASK = "[REDACTED:{kind}]"
 
 _ASSIGN_KEYS = (
@@ -25,6 +30,8 @@ _ASSIGN_KEYS = (
     r"|aws[_-]?secret[_-]?access[_-]?key|auth[_-]?token|access[_-]?token"
     r"|refresh[_-]?token|id[_-]?token|token|private[_-]?key"
     r"|session[_-]?token|x-api-key|api[_-]?token"
+    # Azure storage / service bus connection strings and SAS URLs.
+    r"|accountkey|sharedaccesskey|sharedaccesssignature|sig"
 )
 
 
@@ -34,13 +41,16 @@ class Rule:
     pattern: re.Pattern[str]
     # Group to replace; 0 replaces the whole match.
     group: int = 0
+    # A cheap test the text must pass before the pattern is tried (speed: most lines pass none).
+    hint: str | None = None
 
 
-def _rule(kind: str, pattern: str, group: int = 0, flags: int = 0) -> Rule:
-    return Rule(kind, re.compile(pattern, flags), group)
+def _rule(kind: str, pattern: str, group: int = 0, flags: int = 0, hint: str | None = None) -> Rule:
+    return Rule(kind, re.compile(pattern, flags), group, hint)
 
 
-RULES: tuple[Rule, ...] = (
+# Formats recognisable by their own shape, tried only when one of their prefixes occurs.
+TOKEN_RULES: tuple[Rule, ...] = (
     _rule(
         "private_key",
         r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
@@ -59,27 +69,40 @@ RULES: tuple[Rule, ...] = (
     _rule("prefect_api_key", r"\bpnu_[A-Za-z0-9]{36}\b"),
     _rule("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}\b"),
     _rule("sendgrid_key", r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}\b"),
+)
+_TOKEN_HINT = re.compile(
+    r"PRIVATE KEY|eyJ|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|ABIA|ACCA|gh[pousr]_|github_pat_"
+    r"|glpat-|xox|hooks\.slack|_live_|_test_|sk-|AIza|pnu_|hf_|SG\."
+)
+
+# Formats found by their context.
+CONTEXT_RULES: tuple[Rule, ...] = (
     # scheme://user:password@host -- keep the user and host, drop the password.
+    # The password may itself contain "/" or "@": it ends at the last "@" before a host.
     _rule(
         "url_password",
-        r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@'\"]*:([^\s@/'\"]+)@",
+        r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@'\"]*:([^\s'\"]+)@(?=[\w.-]+(?::\d+)?(?:[/?#\s'\",;)]|$))",
         group=1,
+        hint="://",
     ),
     _rule(
         "authorization_header",
         r"(?i)\b(?:proxy-)?authorization\b[\"']?\s*[:=]\s*[\"']?"
         r"((?:bearer|basic|token|digest|apikey|negotiate)\s+[^\s\"',}]+|[^\s\"',}]+)",
         group=1,
+        hint="authorization",
     ),
-    _rule("bearer_token", r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{16,}=*)", group=1),
-    # key=value, key: value, "key": "value" and PWD=...; in connection strings.
-    _rule(
-        "assignment",
-        r"(?i)(?<![A-Za-z0-9])[\"']?(?:" + _ASSIGN_KEYS + r")[\"']?\s*(?:=|:(?!//))\s*"
-        r"(\"[^\"\n]*\"|'[^'\n]*'|[^\s,;&)}\]\"']+)",
-        group=1,
-    ),
+    _rule("bearer_token", r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{16,}=*)", group=1, hint="bearer"),
 )
+
+# key=value, key: value, key => value, "key": "value", PWD=...; in connection strings.
+# Any identifier counts when it ends in a key name: PGPASSWORD, dbPassword, myApiKey.
+_ASSIGNMENT = re.compile(
+    r"(?<![A-Za-z0-9_.-])[\"']?([A-Za-z0-9_.-]{2,80})[\"']?\s*(?:=>?|:(?!//))\s*"
+    r"(\"[^\"\n]*\"|'[^'\n]*'|[^\s,;&(){}\[\]\"']+)"
+)
+_SECRET_KEY = re.compile(r"(?i)(?:^|[_.-]|(?<=[a-z0-9]))(?:" + _ASSIGN_KEYS + r")$")
+RULES = (*TOKEN_RULES, *CONTEXT_RULES)
 
 # Values that an assignment pattern would catch but that are not secrets.
 _NOT_SECRET_VALUES = frozenset(
@@ -116,8 +139,15 @@ class Redactor:
             text, n = self._literal_re.subn(MASK.format(kind="secret_value"), text)
             if n:
                 self.counts["secret_value"] += n
-        for rule in RULES:
-            text = self._apply(rule, text)
+        if _TOKEN_HINT.search(text):
+            for rule in TOKEN_RULES:
+                text = self._apply(rule, text)
+        lower = text.lower()
+        for rule in CONTEXT_RULES:
+            if rule.hint in lower:
+                text = self._apply(rule, text)
+        if "=" in text or ":" in text:
+            text = self._replace(_ASSIGNMENT, 2, "assignment", text, key_group=1)
         return text
 
     def _apply(self, rule: Rule, text: str) -> str:
@@ -126,24 +156,25 @@ class Redactor:
             if n:
                 self.counts[rule.kind] += n
             return text
+        return self._replace(rule.pattern, rule.group, rule.kind, text)
 
+    def _replace(self, pattern: re.Pattern[str], group: int, kind: str, text: str,
+                 key_group: int | None = None) -> str:
         out: list[str] = []
         last = 0
-        for m in rule.pattern.finditer(text):
-            value = m.group(rule.group)
-            start, end = m.span(rule.group)
+        for m in pattern.finditer(text):
+            if key_group is not None and not _SECRET_KEY.search(m.group(key_group)):
+                continue
+            value = m.group(group)
+            start, end = m.span(group)
             bare = value.strip("\"'").strip()
-            if (
-                bare.lower() in _NOT_SECRET_VALUES
-                or bare.startswith("[REDACTED")
-                or "[REDACTED:" in value
-            ):
+            if bare.lower() in _NOT_SECRET_VALUES or "[REDACTED:" in value:
                 continue
             out.append(text[last:start])
             quote = value[0] if value[:1] in "\"'" and value[-1:] == value[:1] and len(value) > 1 else ""
-            out.append(f"{quote}{MASK.format(kind=rule.kind)}{quote}")
+            out.append(f"{quote}{MASK.format(kind=kind)}{quote}")
             last = end
-            self.counts[rule.kind] += 1
+            self.counts[kind] += 1
         if not out:
             return text
         out.append(text[last:])
@@ -163,3 +194,48 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
     """
     r = Redactor()
     return r.redact(text), dict(r.counts)
+
+
+async def workspace_secret_values(client: PrefectClient) -> list[str]:
+    """The values of the workspace's Secret blocks, where the API returns them.
+
+    A self-hosted server returns them to any client; Prefect Cloud only with the
+    permission to read secrets. Nested values (a Secret holding JSON) are flattened.
+    """
+    values: list[str] = []
+
+    def collect(value: object) -> None:
+        if isinstance(value, str):
+            values.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                collect(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                collect(v)
+
+    offset = 0
+    while True:
+        documents = await client.read_block_documents_by_type(
+            "secret", offset=offset, limit=200, include_secrets=True
+        )
+        for document in documents:
+            collect((document.data or {}).get("value"))
+        if len(documents) < 200:
+            return values
+        offset += 200
+
+
+@task(name="load-secret-values", cache_policy=NO_CACHE)
+async def load_secret_values() -> Redactor:
+    """A redactor that also removes the exact values of the workspace's Secret blocks."""
+    try:
+        async with get_client() as client:
+            values = await workspace_secret_values(client)
+    except Exception as exc:  # noqa: BLE001 - pattern-based redaction still applies
+        get_run_logger().warning(
+            "Secret block values not available for exact redaction (%s); patterns still apply.",
+            type(exc).__name__,
+        )
+        values = []
+    return Redactor(literals=values)

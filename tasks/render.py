@@ -89,7 +89,7 @@ def render_markdown(summary: Summary, run_url: str | None = None) -> str:
     ]
     if summary.regenerated:
         when = f" at {summary.updated_at:%Y-%m-%d %H:%M:%S} UTC" if summary.updated_at else ""
-        out.append(f"Regenerated{when}, replacing the earlier summary of this run.")
+        out.append(f"Regenerated{when}: this supersedes the earlier summary of this run.")
     out.append("Made by prefect-failure-insights.")
     return "\n".join(out)
 

@@ -41,11 +41,13 @@ class Rule:
         if self.pattern:
             object.__setattr__(self, "_regex", re.compile(self.pattern, re.IGNORECASE | re.MULTILINE))
 
-    def matches(self, text: str, exception_type: str | None) -> bool:
-        if exception_type and self.exception_types:
-            short = exception_type.rsplit(".", 1)[-1]
-            if any(short == e or exception_type == e for e in self.exception_types):
-                return True
+    def matches_type(self, exception_type: str | None) -> bool:
+        if not exception_type or not self.exception_types:
+            return False
+        short = exception_type.rsplit(".", 1)[-1]
+        return any(short == e or exception_type == e for e in self.exception_types)
+
+    def matches_text(self, text: str) -> bool:
         return bool(self._regex and self._regex.search(text))
 
 
@@ -184,7 +186,11 @@ def classify(text: str, exception_type: str | None = None) -> RuleMatch:
         >>> classify("requests.exceptions.HTTPError: 429 Client Error: Too Many Requests").classified_by
         'rule:rate-limited'
     """
+    # The exception's type is the strongest signal; then the text, rule by rule.
     for rule in RULES:
-        if rule.matches(text, exception_type):
+        if rule.matches_type(exception_type):
+            return RuleMatch(rule)
+    for rule in RULES:
+        if rule.matches_text(text):
             return RuleMatch(rule)
     return RuleMatch(None)

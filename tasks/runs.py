@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
+    FlowRunFilterId,
     FlowRunFilterParentFlowRunId,
     TaskRunFilter,
     TaskRunFilterFlowRunId,
@@ -26,6 +27,7 @@ from pydantic import BaseModel
 
 from prefect_failure_insights.exceptions import RunNotFailed, RunNotFound
 from prefect_failure_insights.models import FailedRun, FlowRunInfo, TaskRunInfo
+from prefect_failure_insights.tasks.redaction import Redactor
 
 FAILED_TYPES = [StateType.FAILED, StateType.CRASHED]
 TERMINAL_TYPES = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
@@ -46,6 +48,10 @@ class Target(BaseModel):
     skip_reason: str | None = None
 
 
+def _redact(text: str) -> str:
+    return Redactor().redact(text)
+
+
 async def _flow_run_info(client: PrefectClient, run: FlowRun, names: dict[UUID, str]) -> FlowRunInfo:
     if run.flow_id not in names:
         names[run.flow_id] = (await client.read_flow(run.flow_id)).name
@@ -57,9 +63,11 @@ async def _flow_run_info(client: PrefectClient, run: FlowRun, names: dict[UUID, 
         except ObjectNotFound:  # deleted since the run
             deployment = None
     state = run.state
+    # Run and task names are often templated from parameters ("load-{dsn}"): they are
+    # redacted here, where they enter, like every message.
     return FlowRunInfo(
         id=str(run.id),
-        name=run.name,
+        name=_redact(run.name),
         flow_name=names[run.flow_id],
         deployment=deployment,
         deployment_id=str(run.deployment_id) if run.deployment_id else None,
@@ -67,7 +75,7 @@ async def _flow_run_info(client: PrefectClient, run: FlowRun, names: dict[UUID, 
         tags=list(run.tags or []),
         state=state.name if state else "Unknown",
         state_type=state.type.value if state else None,
-        state_message=state.message if state else None,
+        state_message=_redact(state.message) if state and state.message else None,
         start_time=run.start_time,
         end_time=run.end_time,
         run_count=run.run_count or 1,
@@ -85,19 +93,25 @@ async def _read_flow_run(client: PrefectClient, flow_run_id: UUID | str) -> Flow
         ) from exc
 
 
+def _in_process_subflow(run: FlowRun) -> bool:
+    """A subflow called in the parent's process, as opposed to a deployment run started
+    with ``run_deployment`` (which has its own deployment, infrastructure and summary)."""
+    return run.parent_task_run_id is not None and run.deployment_id is None
+
+
 async def find_root(client: PrefectClient, run: FlowRun) -> FlowRun:
-    """Follow ``parent_task_run_id`` up to the outermost flow run."""
+    """Follow in-process subflows up to the flow run they belong to."""
     current = run
     for _ in range(MAX_SUBFLOW_DEPTH):
-        if current.parent_task_run_id is None:
+        if not _in_process_subflow(current):
             return current
         try:
             parent_task = await client.read_task_run(current.parent_task_run_id)
-        except ObjectNotFound:
+            if parent_task.flow_run_id is None:
+                return current
+            current = await client.read_flow_run(parent_task.flow_run_id)
+        except ObjectNotFound:  # the parent was deleted
             return current
-        if parent_task.flow_run_id is None:
-            return current
-        current = await client.read_flow_run(parent_task.flow_run_id)
     return current
 
 
@@ -116,7 +130,7 @@ async def resolve_target(client: PrefectClient, flow_run_id: UUID | str) -> Targ
             f"Flow run {requested.name} ({requested.id}) is {requested.state}, not Failed "
             "or Crashed: there is nothing to summarize."
         )
-    if run.parent_task_run_id is None:
+    if not _in_process_subflow(run):
         return Target(requested=requested, root=requested)
 
     root_run = await find_root(client, run)
@@ -133,7 +147,7 @@ async def resolve_target(client: PrefectClient, flow_run_id: UUID | str) -> Targ
 
 
 async def failed_subflows(client: PrefectClient, root_id: str) -> list[FlowRunInfo]:
-    """Failed or crashed descendant flow runs of ``root_id``, parents first."""
+    """Failed or crashed in-process subflows of ``root_id``, recursively, parents first."""
     names: dict[UUID, str] = {}
     found: list[FlowRunInfo] = []
     frontier = [UUID(root_id)]
@@ -154,7 +168,7 @@ async def failed_subflows(client: PrefectClient, root_id: str) -> list[FlowRunIn
             if len(page) < PAGE:
                 break
             offset += PAGE
-        failed = [c for c in children if c.state and c.state.type in FAILED_TYPES]
+        failed = [c for c in children if c.state and c.state.type in FAILED_TYPES and _in_process_subflow(c)]
         for child in failed:
             found.append(await _flow_run_info(client, child, names))
         frontier = [c.id for c in failed]
@@ -186,10 +200,10 @@ async def read_task_runs(client: PrefectClient, run_ids: list[str], name_limit: 
                     str(tr.id),
                     TaskRunInfo(
                         id=str(tr.id),
-                        name=tr.name,
+                        name=_redact(tr.name),
                         state=tr.state.name if tr.state else "Unknown",
                         state_type=tr.state.type.value if tr.state else None,
-                        message=tr.state.message if tr.state else None,
+                        message=_redact(tr.state.message) if tr.state and tr.state.message else None,
                         run_count=tr.run_count or 1,
                         flow_run_id=str(tr.flow_run_id) if tr.flow_run_id else None,
                         end_time=tr.end_time,
@@ -209,12 +223,17 @@ async def resolve_failed_run(flow_run_id: UUID | str) -> Target:
 
 
 @task(name="read-failed-run", cache_policy=NO_CACHE)
-async def read_failed_run(root_id: str) -> FailedRun:
-    """Read the root run's final state, its failed subflows (recursively) and its task runs."""
+async def read_failed_run(root_id: str, subflow_ids: list[str]) -> FailedRun:
+    """Read the final states of the root run and its failed subflows, and their task runs."""
     async with get_client() as client:
         names: dict[UUID, str] = {}
         root = await _flow_run_info(client, await _read_flow_run(client, root_id), names)
-        subflows = await failed_subflows(client, root_id)
+        subflows = []
+        if subflow_ids:
+            found = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in subflow_ids]))
+            )
+            by_id = {str(r.id): r for r in found}
+            subflows = [await _flow_run_info(client, by_id[i], names) for i in subflow_ids if i in by_id]
         task_runs = await read_task_runs(client, [root.id, *(s.id for s in subflows)])
     return FailedRun(run=root, subflows=subflows, task_runs=task_runs)
-

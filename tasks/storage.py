@@ -111,6 +111,29 @@ def describe_engine(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
+def engine_of(connector: Any) -> Engine:
+    """The connector's engine; a missing driver or a malformed URL becomes a StorageError."""
+    try:
+        return connector.get_engine()
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StorageError(
+            f"Cannot create a database engine from the connector block ({type(exc).__name__}: "
+            f"{(str(exc).splitlines() or [''])[0]}). Check its driver and URL; for PostgreSQL "
+            "install 'prefect-failure-insights[postgres]'."
+        ) from exc
+
+
+def _fit(values: dict[str, Any]) -> dict[str, Any]:
+    """Cut strings to their column's length: a long LLM answer must not fail the write."""
+    out = dict(values)
+    for key, value in values.items():
+        column = summaries.c.get(key)
+        length = getattr(getattr(column, "type", None), "length", None)
+        if length and isinstance(value, str) and len(value) > length:
+            out[key] = value[: length - 1] + "…"
+    return out
+
+
 def ensure_schema(engine: Engine) -> None:
     """Create the tables on first use; refuse a database written by a newer version.
 
@@ -142,7 +165,7 @@ def _guard(engine: Engine, action: str) -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        detail = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
         raise StorageError(
             f"Could not {action} in {describe_engine(engine)}: {detail}. "
             "Check that the database is running, reachable and writable, and the connector block."
@@ -190,7 +213,7 @@ def claim(
     now = _now()
     with _guard(engine, "claim the summary row"):
         with engine.begin() as conn:
-            inserted = _insert_ignore(conn, summaries, {
+            inserted = _insert_ignore(conn, summaries, _fit({
                 "flow_run_id": run.id,
                 "flow_run_name": run.name,
                 "flow_name": run.flow_name,
@@ -205,7 +228,7 @@ def claim(
                 "regenerated_count": 0,
                 "created_at": now,
                 "updated_at": now,
-            })
+            }))
         if inserted:
             return Claim("claimed", claimed_by)
         with engine.begin() as conn:
@@ -278,7 +301,7 @@ def save(engine: Engine, summary: Summary, claimed_by: str) -> SaveResult:
             update(summaries)
             .where(summaries.c.flow_run_id == summary.flow_run_id)
             .where(summaries.c.claimed_by == claimed_by)
-            .values(**values)
+            .values(**_fit(values))
         ).rowcount
     if written != 1:
         return "lost"
@@ -296,10 +319,14 @@ def release(engine: Engine, flow_run_id: str, claimed_by: str) -> None:
         )
 
 
-def set_artifact(engine: Engine, flow_run_id: str, artifact_id: str) -> None:
+def set_artifact(engine: Engine, flow_run_id: str, artifact_id: str, claimed_by: str) -> None:
+    """Record the artifact of the summary this summarizer wrote (not a later one's)."""
     with _guard(engine, "record the artifact id"), engine.begin() as conn:
         conn.execute(
-            update(summaries).where(summaries.c.flow_run_id == flow_run_id).values(artifact_id=artifact_id)
+            update(summaries)
+            .where(summaries.c.flow_run_id == flow_run_id)
+            .where(summaries.c.claimed_by == claimed_by)
+            .values(artifact_id=artifact_id)
         )
 
 

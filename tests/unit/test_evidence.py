@@ -1,26 +1,29 @@
-"""Evidence: the root error is found, secrets are gone, the budget holds."""
+"""Evidence: the root error is found, secrets are gone, the budget is a hard limit."""
 
 from __future__ import annotations
 
-from prefect_failure_insights.models import FailedRun, FlowRunInfo, LogLine
-from prefect_failure_insights.tasks.evidence import (
-    build_evidence,
-    clean_traceback,
-    estimate_tokens,
-    find_root_error,
-    parse_exception,
-    template,
-)
-from prefect_failure_insights.testing.samples import RUN_ID, failed_run
+import re
+
+import pytest
+
+from prefect_failure_insights.models import Baseline, FailedRun, FlowRunInfo, LogLine, TaskRunInfo
+from prefect_failure_insights.tasks.evidence import EvidenceBuilder, build_evidence
+from prefect_failure_insights.tasks.signals import clean_traceback, estimate_tokens, parse_exception, template
+from prefect_failure_insights.testing.samples import RUN_ID, VENDOR_TRACEBACK, failed_run
 
 
 def _line(n: int, message: str, level: int = 20, task: str | None = None) -> LogLine:
-    return LogLine(lineno=n, timestamp=f"2026-11-20T02:00:{n % 60:02d}+00:00", level=level,
+    return LogLine(lineno=n, timestamp=f"2026-11-20T02:{n // 60 % 60:02d}:{n % 60:02d}+00:00", level=level,
                    message=message, flow_run_id=RUN_ID, task_run_id=task, task_run_name=task)
 
 
-def _crashed() -> FailedRun:
-    return FailedRun(run=FlowRunInfo(id=RUN_ID, name="r", flow_name="f", state="Crashed", state_type="CRASHED"))
+def _run(state: str = "Failed", message: str | None = None, tasks: list[TaskRunInfo] | None = None) -> FailedRun:
+    return FailedRun(run=FlowRunInfo(id=RUN_ID, name="r", flow_name="f", state=state, state_type=state.upper(),
+                                     state_message=message), task_runs=tasks or [])
+
+
+def _root(failed: FailedRun, lines: list[LogLine]) -> int | None:
+    return build_evidence(failed, lines).root_error_line
 
 
 def test_root_error_is_the_failed_tasks_last_attempt_not_the_flow_reraise() -> None:
@@ -34,39 +37,74 @@ def test_root_error_is_the_failed_tasks_last_attempt_not_the_flow_reraise() -> N
     assert "503 Service Unavailable" in ev.exception_message
 
 
-def test_planted_secrets_never_reach_the_evidence() -> None:
+def test_planted_secrets_never_reach_the_evidence_and_are_counted_once() -> None:
     failed, lines = failed_run(secrets=True)
+    # A secret on the root error line itself, too.
+    root = next(ln for ln in lines if "Retries are exhausted" in ln.message)
+    root.message = root.message.replace("orders?page=7", "orders?page=7&api_key=RootLineSecret123")
     ev = build_evidence(failed, lines)
-    assert "Sup3rS3cret!" not in ev.text
-    assert "sk-proj-AbCdEfGh" not in ev.text
-    # Each secret is counted once, although lines may be rendered more than once.
-    assert ev.redactions == {"url_password": 1, "openai_key": 1}
+    assert "Sup3rS3cret!" not in ev.text and "sk-proj-AbCdEfGh" not in ev.text
+    assert "RootLineSecret123" not in ev.text and "RootLineSecret123" not in (ev.root_error or "")
+    assert "RootLineSecret123" not in (ev.exception_message or "")
+    assert ev.redactions == dict(
+        (k, len(re.findall(rf"\[REDACTED:{k}\]", ev.text))) for k in ev.redactions
+    )
+    assert ev.redaction_count == len(re.findall(r"\[REDACTED:", ev.text))
 
 
-def test_budget_holds_on_a_huge_log_and_keeps_the_early_root_error() -> None:
+@pytest.mark.parametrize("budget", [1000, 2000, 6000])
+def test_budget_is_a_hard_limit_on_adversarial_input(budget: int) -> None:
+    """Regression: a huge root message, a huge state message and many distinct errors overflowed it."""
+    huge = "x" * 300_000
+    failed = _run(message="Flow run encountered an exception: ValueError: " + "y" * 6000,
+                  tasks=[TaskRunInfo(id=f"t{i}", name=f"task-{i}", state="Failed", state_type="FAILED",
+                                     message="z" * 5000) for i in range(30)])
+    lines = [_line(1, f"Task run failed with exception: ValueError('{huge}') - Retries are exhausted", 40, "t0")]
+    lines += [_line(n, f"ERROR distinct failure kind {chr(65 + n % 26)}{n * 7919:x} in module_{n}", 40)
+              for n in range(2, 50_000)]
+    ev = build_evidence(failed, lines, budget_tokens=budget)
+    assert ev.tokens <= budget
+    assert ev.root_error_line == 1 and 1 in ev.kept_lines
+
+
+def test_early_root_error_survives_a_flood_of_later_misleading_errors() -> None:
     failed, lines = failed_run(noise_before=50, noise_after=0)
-    # 20,000 misleading lines after the failure, including a later, different error.
     n = len(lines)
     extra = [_line(n + i, f"WARNING retrying connection {i} to cache-{i % 7}.internal", level=30)
              for i in range(1, 20_000)]
     extra.append(_line(n + 20_000, "KeyError: 'cleanup_marker'", level=40))
     ev = build_evidence(failed, lines + extra, budget_tokens=2000)
     assert ev.tokens <= 2000
-    assert ev.root_error_line is not None and ev.root_error_line in ev.kept_lines
     assert "503 Service Unavailable" in ev.text
-    # Repeated warnings are collapsed into one template with a count, not kept 20,000 times.
-    assert len(ev.kept_lines) < 200
+    assert ev.root_error_line in ev.kept_lines and ev.root_error_line < n
+
+
+def test_the_exception_the_run_failed_with_beats_a_tolerated_task_failure() -> None:
+    """Regression: a task failure the flow tolerated was chosen over the flow's real KeyError."""
+    lines = [
+        _line(1, "Task run failed with exception: TimeoutError('slow') - Retries are exhausted", 40, "a"),
+        _line(2, "fetched 12 rows"),
+        _line(3, "Encountered exception during execution: KeyError('amount')\n" + VENDOR_TRACEBACK.replace(
+            "httpx.HTTPStatusError: Server error", "KeyError: 'amount'"), 40),
+    ]
+    failed = _run(message="Flow run encountered an exception: KeyError: 'amount'")
+    assert _root(failed, lines) == 3
+
+
+def test_flow_exception_ranks_above_an_earlier_plain_error_line() -> None:
+    lines = [_line(1, "ERROR could not refresh dashboard cache", 40),
+             _line(2, "Encountered exception during execution: RuntimeError('boom')", 40)]
+    assert _root(_run(), lines) == 2
 
 
 def test_crashed_run_without_traceback_uses_the_infrastructure_signal() -> None:
     lines = [
         _line(1, "Beginning flow run 'r' for flow 'f'"),
-        _line(2, "Processing batch 1"),
-        _line(3, "Job 'r-abc': Container 'prefect-job' was terminated: OOMKilled (exit code 137)", level=40),
+        _line(2, "ERROR retrying metrics push", 40),
+        _line(3, "Job 'r-abc': Container 'prefect-job' was terminated: OOMKilled (exit code 137)", 40),
         _line(4, "Reported flow run 'x' as crashed: Flow run infrastructure exited with non-zero status code 137.", 40),
     ]
-    root = find_root_error(lines, _crashed())
-    assert root.line is not None and root.line.lineno == 3
+    assert _root(_run("Crashed"), lines) == 3
 
 
 def test_consequences_are_not_chosen_as_the_root_error() -> None:
@@ -76,7 +114,7 @@ def test_consequences_are_not_chosen_as_the_root_error() -> None:
         _line(3, "ValueError: column 'amount' has 17 nulls", level=40),
         _line(4, "Finished in state Failed('Flow run encountered an exception')", level=40),
     ]
-    assert find_root_error(lines).line.lineno == 3
+    assert _root(_run(), lines) == 3
 
 
 def test_earliest_failed_task_wins_over_later_victims() -> None:
@@ -84,12 +122,30 @@ def test_earliest_failed_task_wins_over_later_victims() -> None:
         _line(1, "Task run failed with exception: ValueError('bad schema') - Retries are exhausted", 40, "a"),
         _line(2, "Task run failed with exception: RuntimeError('no input') - Retries are exhausted", 40, "b"),
     ]
-    assert find_root_error(lines).line.lineno == 1
+    assert _root(_run(), lines) == 1
+
+
+def test_errors_new_since_the_last_good_run_are_shown_first() -> None:
+    noise = [_line(n, f"ERROR known flaky warning-as-error {n % 3}", 40) for n in range(1, 400)]
+    new = [_line(400, "ERROR schema drift: column 'region' missing from source", 40)]
+    root = [_line(401, "Encountered exception during execution: RuntimeError('load failed')", 40)]
+    baseline = Baseline(flow_run_id="g", flow_run_name="good-run",
+                        differences=["deployment version: v12 -> v13"],
+                        templates=[template("ERROR known flaky warning-as-error 1")])
+    ev = build_evidence(_run(), noise + new + root, budget_tokens=600, baseline=baseline)
+    assert "schema drift" in ev.text and "not in the last successful run" in ev.text
+    assert "deployment version: v12 -> v13" in ev.text
+
+
+def test_bounded_state_for_a_long_log() -> None:
+    builder = EvidenceBuilder(_run())
+    for n in range(1, 200_001):
+        builder.add(_line(n, f"INFO step {n} ok"))
+    assert len(builder.tail) <= 200 and len(builder.head) <= 5 and not builder.templates
+    assert builder.finish().total_lines == 200_000
 
 
 def test_clean_traceback_drops_framework_frames_and_carets() -> None:
-    from prefect_failure_insights.testing.samples import VENDOR_TRACEBACK
-
     cleaned = clean_traceback(VENDOR_TRACEBACK)
     assert "prefect/task_engine.py" not in cleaned
     assert "^^^" not in cleaned
@@ -109,6 +165,7 @@ def test_parse_exception_forms() -> None:
         "ValueError", "bad row 7")
     assert parse_exception("Traceback (most recent call last):\n  File \"x\", line 1\nKeyError: 'seq_0'") == (
         "KeyError", "'seq_0'")
+    assert parse_exception("Flow run encountered an exception: KeyError: 'amount'")[0] == "KeyError"
     assert parse_exception("all good") == (None, None)
 
 

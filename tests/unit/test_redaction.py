@@ -27,6 +27,18 @@ SECRETS = [
     ("Driver={ODBC};Server=x;UID=me;PWD=S3cret99;", "S3cret99", "assignment"),
     ("host=db user=etl password=pg_s3cret dbname=x", "pg_s3cret", "assignment"),
     ("client_secret: abcdef123456", "abcdef123456", "assignment"),
+    # Regressions: keys with a prefix, Azure connection strings, "=>", odd URL passwords.
+    ("export PGPASSWORD=pgEnvS3cret", "pgEnvS3cret", "assignment"),
+    ("dbPassword=camelS3cret adminPassword: adm1nS3cret", "camelS3cret", "assignment"),
+    ("myApiKey=key-0123456789", "key-0123456789", "assignment"),
+    ("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=c2VjcmV0a2V5MTIzNDU2Nzg5MA==;EndpointSuffix=core",
+     "c2VjcmV0a2V5MTIzNDU2Nzg5MA==", "assignment"),
+    ("Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=root;SharedAccessKey=sbK3yValue0123=",
+     "sbK3yValue0123=", "assignment"),
+    ("https://acct.blob.core.windows.net/c/f.csv?sv=2022-11-02&sig=AbCd%2BEfGh0123456789", "AbCd%2BEfGh0123456789",
+     "assignment"),
+    ("config = {password => 'ruby-style-pw'}", "ruby-style-pw", "assignment"),
+    ("postgresql://etl:pa/ss@word@db.internal:5432/x", "pa/ss@word", "url_password"),
 ]
 
 ORDINARY = [
@@ -37,6 +49,8 @@ ORDINARY = [
     "Finished in state Failed('Task run encountered an exception ValueError: bad row 7')",
     "token count: 512 of 6000",
     "http://example.com:8080/path",
+    "max_tokens=512 total_tokens: 900",
+    "signal handler installed; config=prod.yaml",
 ]
 
 
