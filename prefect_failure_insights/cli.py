@@ -62,10 +62,14 @@ def _api_url() -> str:
     return str(get_current_settings().api.url or "an ephemeral local API (PREFECT_API_URL is not set)")
 
 
-def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine, turning the plugin's errors into one line and an exit code."""
+def run(fn: Callable[[], Awaitable[T] | T]) -> T:
+    """Call ``fn`` (awaiting what it returns, if anything), turning the plugin's errors
+    into one line on stderr and an exit code."""
+    import inspect
+
     import httpx
 
+    from prefect_failure_insights.bundle import BundleError
     from prefect_failure_insights.exceptions import (
         ConfigurationError,
         FailureInsightsError,
@@ -73,9 +77,13 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
         RunNotFound,
     )
 
+    async def call() -> T:
+        result = fn()
+        return await result if inspect.isawaitable(result) else result
+
     try:
-        return asyncio.run(coro_fn())
-    except (RunNotFound, RunNotFailed, ConfigurationError) as exc:
+        return asyncio.run(call())
+    except (RunNotFound, RunNotFailed, ConfigurationError, BundleError) as exc:
         raise _fail(str(exc), 2) from None
     except FailureInsightsError as exc:
         raise _fail(str(exc), 1) from None
@@ -121,17 +129,17 @@ async def _engine(settings_block: str):
     return connector, engine, where
 
 
-def _print_summary(summary: Any, fmt: SummaryFormat) -> None:
+def _print_summary(summary: Any, fmt: SummaryFormat, with_url: bool = True) -> None:
     from prefect_failure_insights.tasks.delivery import run_url
     from prefect_failure_insights.tasks.render import render_markdown, render_text
 
+    url = run_url(summary.flow_run_id) if with_url else None
     if fmt is SummaryFormat.json:
         typer.echo(json.dumps(summary.model_dump(mode="json"), indent=2))
     elif fmt is SummaryFormat.markdown:
-        typer.echo(render_markdown(summary, run_url(summary.flow_run_id)))
+        typer.echo(render_markdown(summary, url))
     else:
         typer.echo(render_text(summary))
-        url = run_url(summary.flow_run_id)
         if url:
             typer.echo(f"\nOn the run's page: {url}")
 
@@ -139,17 +147,37 @@ def _print_summary(summary: Any, fmt: SummaryFormat) -> None:
 SETTINGS_OPTION = typer.Option("default", "--settings-block", help="Name of the failure-insights-settings block.")
 
 
+class EvidenceFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _load_bundle(path: str):
+    from prefect_failure_insights.bundle import load_bundle
+
+    return run(lambda: load_bundle(path))
+
+
 @app.command()
 def summarize(
-    run_id: str = typer.Argument(..., help="Id of the failed or crashed flow run."),
+    run_id: str | None = typer.Argument(None, help="Id of the failed or crashed flow run."),
+    bundle: str | None = typer.Option(None, "--bundle", help="Summarize a bundle file offline instead."),
     regenerate: bool = typer.Option(False, "--regenerate", help="Replace an existing summary."),
     fmt: SummaryFormat = typer.Option(SummaryFormat.text, "--format", help="Output format."),
+    budget: int = typer.Option(6000, "--budget", min=500, max=200_000, help="Evidence token budget (bundles)."),
     settings_block: str = SETTINGS_OPTION,
 ) -> None:
-    """Summarize a failed run now (the same flow the automation runs).
+    """Summarize a failed run now (the same flow the automation runs), or a bundle offline.
 
-    Example: failure-insights summarize 0b7c2c1e-... --regenerate
+    Examples:
+        failure-insights summarize 0b7c2c1e-... --regenerate
+        failure-insights summarize --bundle run.json.gz --format markdown
     """
+    if (run_id is None) == (bundle is None):
+        raise _fail("Give a RUN_ID or --bundle FILE (one of them).", 2)
+    if bundle is not None:
+        _print_summary(_summarize_bundle(bundle, budget), fmt, with_url=False)
+        return
 
     async def main():
         from prefect.client.orchestration import get_client
@@ -177,6 +205,79 @@ def summarize(
     if outcome.action == "exists":
         typer.echo("(An existing summary; use --regenerate to replace it.)", err=True)
     _print_summary(outcome.summary, fmt)
+
+
+def _summarize_bundle(path: str, budget: int):
+    """Offline: the bundle's evidence, analysed by the LLM in the environment (or the fallback)."""
+    from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
+    from prefect_failure_insights.bundle import summarize_bundle
+    from prefect_failure_insights.config import NO_LLM_HINT
+
+    loaded = _load_bundle(path)
+    llm = LLMCredentials.from_env()
+    settings = FailureInsightsSettings(evidence_token_budget=budget)
+    return run(lambda: summarize_bundle(loaded, settings, llm, None if llm else NO_LLM_HINT))
+
+
+@app.command()
+def evidence(
+    run_id: str | None = typer.Argument(None, help="A failed flow run (read from the Prefect API)."),
+    bundle: str | None = typer.Option(None, "--bundle", help="A bundle file (no Prefect server needed)."),
+    budget: int = typer.Option(6000, "--budget", min=100, max=200_000, help="Token budget."),
+    fmt: EvidenceFormat = typer.Option(EvidenceFormat.text, "--format", help="Output format."),
+) -> None:
+    """Print exactly what would be sent to the LLM, after redaction.
+
+    JSON: text, tokens, kept_lines (original 1-based line numbers), redactions,
+    root_error, failed_task, elapsed_ms, and a few more fields.
+    """
+    from prefect_failure_insights.bundle import bundle_evidence
+
+    if (run_id is None) == (bundle is None):
+        raise _fail("Give a RUN_ID or --bundle FILE (one of them).", 2)
+    if bundle is not None:
+        loaded = _load_bundle(bundle)
+    else:
+        loaded = run(lambda: _export(run_id))
+    ev = bundle_evidence(loaded, budget)
+    if fmt is EvidenceFormat.text:
+        typer.echo(ev.text)
+        return
+    typer.echo(json.dumps({
+        "text": ev.text, "tokens": ev.tokens, "kept_lines": ev.kept_lines,
+        "redactions": ev.redaction_count, "redactions_by_kind": ev.redactions,
+        "root_error": ev.root_error, "root_error_line": ev.root_error_line,
+        "root_error_reason": ev.root_error_reason, "failed_task": ev.failed_task,
+        "exception_type": ev.exception_type, "total_lines": ev.total_lines,
+        "elapsed_ms": round(ev.elapsed_ms, 1),
+    }, indent=2))
+
+
+async def _export(run_id: str):
+    from prefect.client.orchestration import get_client
+
+    from prefect_failure_insights.bundle import export_bundle
+
+    async with get_client() as client:
+        return await export_bundle(client, run_id)
+
+
+@app.command()
+def export(
+    run_id: str = typer.Argument(..., help="Id of the failed or crashed flow run."),
+    output: str | None = typer.Option(None, "-o", "--output", help="File to write (.json or .json.gz)."),
+) -> None:
+    """Write a failed run (state, task runs, subflows, logs, last good run) as a redacted bundle."""
+    from prefect_failure_insights.bundle import write_bundle
+
+    path = output or f"run-{run_id[:8]}.json.gz"
+    loaded = run(lambda: _export(run_id))
+    try:
+        write_bundle(loaded, path)
+    except OSError as exc:
+        raise _fail(f"Cannot write {path}: {exc.strerror or exc}.", 1) from None
+    typer.echo(f"Wrote {path}: {len(loaded.logs) + sum(len(s.logs) for s in loaded.subflows)} log lines, "
+               f"{len(loaded.task_runs)} task runs, {len(loaded.subflows)} failed subflow(s).")
 
 
 @app.command()

@@ -108,7 +108,7 @@ RULES = (*TOKEN_RULES, *CONTEXT_RULES)
 _NOT_SECRET_VALUES = frozenset(
     {"", "none", "null", "true", "false", "***", "[redacted]", "<redacted>", "****",
      "required", "missing", "invalid", "incorrect", "expired", "not", "is", "must",
-     "authentication", "for", "the"}
+     "authentication", "for", "the", "...", "\u2026", "<redacted>", "xxx", "xxxx"}
 )
 
 

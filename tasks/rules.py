@@ -106,7 +106,7 @@ RULES: tuple[Rule, ...] = (
          r"contains only \d+ columns|too many errors|Out of bounds nanosecond|"
          r"value too long for type|incompatible types|codec can't decode|"
          r"violates not-null constraint|null value in column|duplicate key value|UniqueViolation|"
-         r"malformed|unexpected (?:null|empty) value",
+         r"malformed|unexpected (?:null|empty) value|\b\d+ null(?:s| values)\b|column .{0,60}\bnulls?\b",
          ("ParserError", "SchemaError", "ConversionException", "UnicodeDecodeError",
           "OutOfBoundsDatetime", "ArrowInvalid", "UniqueViolation", "NotNullViolation",
           "StringDataRightTruncation", "DataError", "ValidationFailure"),

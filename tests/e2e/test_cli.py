@@ -121,3 +121,31 @@ def test_prefect_yaml_deploys_the_summarizer(e2e, tmp_path) -> None:
     assert deployment.entrypoint == "prefect_failure_insights.flows.on_failure_summary:summarize_failure"
     assert deployment.work_pool_name == "failure-insights"
     assert e2e.cli("automation", "install").returncode == 0
+
+
+def test_export_then_summarize_bundle_offline_reproduces_the_live_summary(e2e, tmp_path) -> None:
+    import gzip
+
+    run_id = e2e.run_pipeline("vendor")
+    live = e2e.wait_for_row(e2e.sqlite_engine(), run_id)
+    path = tmp_path / "run.json.gz"
+    exported = e2e.cli("export", run_id, "-o", str(path))
+    assert exported.returncode == 0, exported.stderr
+    raw = gzip.decompress(path.read_bytes()).decode()
+    for secret in ["Pl4nted-DB-pass", "pLaNtEdBeArErToKeN0123456789abcdef", "AKIAPLANTED0EXAMPLE1"]:
+        assert secret not in raw
+
+    # Offline: no Prefect API at all, the LLM from the environment.
+    offline_env = {**e2e.env, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
+                   "FAILURE_INSIGHTS_LLM_URL": e2e.fake.url, "FAILURE_INSIGHTS_LLM_MODEL": "fake-model"}
+    result = e2e.cli("summarize", "--bundle", str(path), "--format", "json", env=offline_env)
+    assert result.returncode == 0, result.stderr
+    offline = json.loads(result.stdout)
+    assert offline["evidence"] == live.evidence
+    assert offline["analysis"] == live.analysis.model_dump(mode="json")
+    assert offline["status"] == "llm" and offline["flow_run_id"] == run_id
+
+    shown = e2e.cli("evidence", "--bundle", str(path), "--format", "json", env=offline_env)
+    data = json.loads(shown.stdout)
+    assert data["text"] == live.evidence and data["root_error_line"] == live.root_error_line
+    assert set(data) >= {"text", "tokens", "kept_lines", "redactions", "root_error", "failed_task", "elapsed_ms"}
