@@ -37,6 +37,8 @@ test: install-dev
 ## Benchmarks (figures in the README).
 bench: install-dev
 	$(BIN)/python bench/failure_to_artifact.py
+	$(BIN)/python bench/evidence.py
+	$(BIN)/python bench/log_reading.py
 
 ## Re-pin constraints.txt from the current environment.
 lock: install-dev

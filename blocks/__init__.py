@@ -3,7 +3,8 @@
 works in any process.
 """
 
+from prefect_failure_insights.blocks.airbyte import AirbyteLogCredentials
 from prefect_failure_insights.blocks.llm_credentials import LLMCredentials
 from prefect_failure_insights.blocks.settings import FailureInsightsSettings
 
-__all__ = ["FailureInsightsSettings", "LLMCredentials"]
+__all__ = ["AirbyteLogCredentials", "FailureInsightsSettings", "LLMCredentials"]

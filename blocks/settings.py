@@ -44,6 +44,7 @@ class FailureInsightsSettings(Block):
         max_log_wait_seconds: Longest wait for late-arriving logs.
         llm_block_name: Name of the `llm-credentials` block to use.
         database_block_name: Name of the `sqlalchemy-connector` block to use.
+        airbyte_block_name: Name of the `failure-insights-airbyte` block, to read Airbyte logs.
         custom_instructions: Extra instructions added to the prompt.
         extra_questions: Extra questions the summary should answer.
 
@@ -118,6 +119,13 @@ class FailureInsightsSettings(Block):
         description=(
             "Name of the sqlalchemy-connector block for summary rows; empty means a "
             "SQLite file under the Prefect home."
+        ),
+    )
+    airbyte_block_name: str | None = Field(
+        default=None,
+        description=(
+            "Name of a failure-insights-airbyte block: failed Airbyte sync tasks then get the "
+            "failed Airbyte attempt's logs as extra evidence."
         ),
     )
     custom_instructions: str | None = Field(

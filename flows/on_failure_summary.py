@@ -21,7 +21,13 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_run
 
 from prefect_failure_insights import OWN_FLOWS, SUMMARIZER_FLOW
-from prefect_failure_insights.config import DEFAULT_BLOCK_NAME, load_database, load_llm, load_settings
+from prefect_failure_insights.config import (
+    DEFAULT_BLOCK_NAME,
+    load_airbyte,
+    load_database,
+    load_llm,
+    load_settings,
+)
 from prefect_failure_insights.exceptions import ConfigurationError, StorageError
 from prefect_failure_insights.models import Summary, SummaryOutcome
 from prefect_failure_insights.blocks import FailureInsightsSettings
@@ -32,6 +38,7 @@ from prefect_failure_insights.tasks.evidence import gather_evidence
 from prefect_failure_insights.tasks.logs import read_run_logs, wait_for_run_logs
 from prefect_failure_insights.tasks.redaction import load_secret_values
 from prefect_failure_insights.tasks.runs import read_failed_run, resolve_failed_run
+from prefect_failure_insights.tasks.sources import LogSource, configured_sources, read_external_logs
 
 
 def _warm_up_imports() -> None:
@@ -52,6 +59,14 @@ def _warm_up_imports() -> None:
     threading.Thread(target=load, name="failure-insights-warm-up", daemon=True).start()
 
 
+async def _sources(settings: FailureInsightsSettings) -> list[LogSource]:
+    try:
+        return configured_sources(await load_airbyte(settings))
+    except ConfigurationError as exc:
+        get_run_logger().warning("%s Summarizing without Airbyte logs.", exc)
+        return []
+
+
 async def explain(root_id: str, settings: FailureInsightsSettings, summarizer_id: str) -> Summary:
     """Wait for late logs -> read the run, its logs, its last good run -> evidence -> analysis."""
     waited = await wait_for_run_logs(root_id, settings.max_log_wait_seconds)
@@ -68,8 +83,9 @@ async def explain(root_id: str, settings: FailureInsightsSettings, summarizer_id
     )
     try:
         logs.name_tasks(failed.task_runs)
+        sections = await read_external_logs(failed, logs, await _sources(settings))
         evidence = await gather_evidence(
-            failed, logs, settings.evidence_token_budget, redactor, baseline, notes
+            failed, logs, settings.evidence_token_budget, redactor, baseline, notes, sections
         )
     finally:
         logs.close()

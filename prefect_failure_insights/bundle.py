@@ -28,6 +28,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from prefect_failure_insights.models import (
     FailedRun,
     FlowRunInfo,
     LogLine,
+    LogSection,
     Summary,
     TaskRunInfo,
 )
@@ -129,6 +131,7 @@ class Bundle(BundleRun):
     format: str = FORMAT
     version: int = VERSION
     baseline: Baseline | None = None
+    sections: list[LogSection] = Field(default_factory=list, description="Other systems' logs.")
     notes: list[str] = Field(default_factory=list)
     exported_at: datetime | None = None
 
@@ -231,7 +234,7 @@ def write_bundle(bundle: Bundle, path: str | Path) -> Path:
     return path
 
 
-async def export_bundle(client: PrefectClient, flow_run_id: str) -> Bundle:
+async def export_bundle(client: PrefectClient, flow_run_id: str, sources: list[Any] | None = None) -> Bundle:
     """Read a failed run (with its failed subflows, task runs, logs and last good run) as a
     redacted bundle.
 
@@ -253,8 +256,12 @@ async def export_bundle(client: PrefectClient, flow_run_id: str) -> Bundle:
     except Exception:  # noqa: BLE001 - patterns still apply
         redactor = Redactor()
     logs = await read_logs(client, run_ids)
+    sections: list[LogSection] = []
     try:
         logs.name_tasks(task_runs)
+        stand_in = FailedRun(run=run, subflows=subflows, task_runs=task_runs)
+        for source in sources or []:
+            sections.extend(await source.sections(stand_in, iter(logs)))
         bundle_logs = [
             BundleLog(timestamp=ln.timestamp, level=ln.level, name=ln.logger, message=redactor.redact(ln.message),
                       task_run_name=ln.task_run_name, task_run_id=ln.task_run_id, flow_run_id=ln.flow_run_id)
@@ -281,6 +288,8 @@ async def export_bundle(client: PrefectClient, flow_run_id: str) -> Bundle:
         subflows=[BundleRun(**as_bundle_run(s)) for s in subflows],
         logs=bundle_logs,
         baseline=await find_baseline(client, run.id),
+        sections=[s.model_copy(update={"lines": [replace(ln, message=redactor.redact(ln.message))
+                                                 for ln in s.lines]}) for s in sections],
         exported_at=datetime.now(timezone.utc),
     )
 
@@ -290,7 +299,7 @@ def bundle_evidence(bundle: Bundle, budget_tokens: int = 6000) -> Evidence:
     from prefect_failure_insights.tasks.evidence import build_evidence
 
     return build_evidence(bundle.failed_run(), bundle.log_lines(), budget_tokens,
-                          baseline=bundle.baseline, notes=bundle.notes)
+                          baseline=bundle.baseline, notes=bundle.notes, sections=bundle.sections)
 
 
 async def summarize_bundle(bundle: Bundle, settings: FailureInsightsSettings, llm: LLMCredentials | None,

@@ -253,25 +253,30 @@ def evidence(
     }, indent=2))
 
 
-async def _export(run_id: str):
+async def _export(run_id: str, settings_block: str = "default"):
     from prefect.client.orchestration import get_client
 
     from prefect_failure_insights.bundle import export_bundle
+    from prefect_failure_insights.config import load_airbyte, load_settings
+    from prefect_failure_insights.tasks.sources import configured_sources
 
+    settings = await load_settings(settings_block)
     async with get_client() as client:
-        return await export_bundle(client, run_id)
+        return await export_bundle(client, run_id, configured_sources(await load_airbyte(settings)))
 
 
 @app.command()
 def export(
     run_id: str = typer.Argument(..., help="Id of the failed or crashed flow run."),
     output: str | None = typer.Option(None, "-o", "--output", help="File to write (.json or .json.gz)."),
+    settings_block: str = SETTINGS_OPTION,
 ) -> None:
-    """Write a failed run (state, task runs, subflows, logs, last good run) as a redacted bundle."""
+    """Write a failed run (state, task runs, subflows, logs, last good run, Airbyte logs)
+    as a redacted bundle."""
     from prefect_failure_insights.bundle import write_bundle
 
     path = output or f"run-{run_id[:8]}.json.gz"
-    loaded = run(lambda: _export(run_id))
+    loaded = run(lambda: _export(run_id, settings_block))
     try:
         write_bundle(loaded, path)
     except OSError as exc:

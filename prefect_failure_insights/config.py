@@ -22,7 +22,7 @@ from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
-from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
+from prefect_failure_insights.blocks import AirbyteLogCredentials, FailureInsightsSettings, LLMCredentials
 from prefect_failure_insights.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -98,6 +98,13 @@ async def load_llm(settings: FailureInsightsSettings) -> LLMChoice:
     if env is not None:
         return LLMChoice(env, "environment")
     return LLMChoice(None, NO_LLM_HINT)
+
+
+async def load_airbyte(settings: FailureInsightsSettings) -> AirbyteLogCredentials | None:
+    """The Airbyte log credentials the settings name, if any."""
+    if not settings.airbyte_block_name:
+        return None
+    return await _named_in_settings(AirbyteLogCredentials, settings.airbyte_block_name, "airbyte_block_name")
 
 
 def default_database_path() -> Path:

@@ -153,6 +153,15 @@ class FailedRun(BaseModel):
         return [t for t in self.task_runs if t.failed and t.id not in subflow_parents]
 
 
+class LogSection(BaseModel):
+    """Extra evidence from another system (e.g. the failed Airbyte attempt's logs)."""
+
+    title: str
+    source: str
+    header: list[str] = Field(default_factory=list)
+    lines: list[LogLine] = Field(default_factory=list)
+
+
 class Baseline(BaseModel):
     """The deployment's last successful run, to compare the failed run with."""
 

@@ -32,7 +32,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from prefect_failure_insights.models import Baseline, Evidence, FailedRun, LogLine
+from prefect_failure_insights.models import Baseline, Evidence, FailedRun, FlowRunInfo, LogLine, LogSection
 from prefect_failure_insights.tasks.redaction import Redactor
 from prefect_failure_insights.tasks.signals import (
     CHARS_PER_TOKEN,
@@ -111,8 +111,12 @@ class EvidenceBuilder:
         redactor: Redactor | None = None,
         baseline: Baseline | None = None,
         notes: Iterable[str] = (),
+        prefix: str = "L",
+        header: str | None = None,
     ) -> None:
         self.failed = failed
+        self.prefix = prefix
+        self.header_text = header
         self.budget_tokens = budget_tokens
         self.redactor = redactor or Redactor()
         self.baseline = baseline
@@ -282,7 +286,7 @@ class EvidenceBuilder:
             where = f"{sub}/{where}" if where else sub
         where = f" [{self.redactor.redact(where)[:120]}]" if where else ""
         ts = line.timestamp[11:].split("+")[0].rstrip("Z")[:12] if len(line.timestamp) >= 19 else line.timestamp
-        prefix = f"L{line.lineno} {ts} {line.level_name}{where} "
+        prefix = f"{self.prefix}{line.lineno} {ts} {line.level_name}{where} "
         body = trim(cache[line.lineno], max_lines, max(max_chars - len(prefix) - len(note), 40))
         return prefix + body.replace("\n", "\n        ") + note
 
@@ -364,6 +368,8 @@ class EvidenceBuilder:
 
     def _header(self, max_chars: int) -> str:
         r = self.redactor.redact
+        if self.header_text is not None:
+            return trim(r(self.header_text), 30, max_chars)
         run = self.failed.run
 
         def msg(text: str | None) -> str:
@@ -405,6 +411,9 @@ class EvidenceBuilder:
         return header if len(header) <= max_chars else trim(header, 10_000, max_chars)
 
 
+SECTIONS_SHARE = 0.3  # of the budget, for other systems' logs when there are any
+
+
 def build_evidence(
     failed: FailedRun,
     lines: Iterable[LogLine],
@@ -412,15 +421,38 @@ def build_evidence(
     redactor: Redactor | None = None,
     baseline: Baseline | None = None,
     notes: Iterable[str] = (),
+    sections: Iterable[LogSection] = (),
 ) -> Evidence:
-    """Condense a failed run's logs into redacted evidence within ``budget_tokens``.
+    """Condense a failed run's logs (and other systems' log sections) into redacted evidence
+    within ``budget_tokens``.
 
     Example:
         >>> ev = build_evidence(failed_run, log_lines, budget_tokens=4000)
         >>> ev.root_error_line, ev.tokens <= 4000
         (812, True)
     """
-    return EvidenceBuilder(failed, budget_tokens, redactor, baseline, notes).add_all(lines).finish()
+    redactor = redactor or Redactor()
+    sections = list(sections)
+    main_budget = budget_tokens - int(budget_tokens * SECTIONS_SHARE) if sections else budget_tokens
+    evidence = EvidenceBuilder(failed, main_budget, redactor, baseline, notes).add_all(lines).finish()
+    if not sections:
+        return evidence
+    share = (budget_tokens - evidence.tokens) // len(sections) - 2
+    texts = [evidence.text]
+    for section in sections:
+        stand_in = FailedRun(run=FlowRunInfo(
+            id=section.title, name=section.title, flow_name=section.source, state="Failed",
+            state_message=section.header[-1] if section.header else None,
+        ))
+        header = "\n".join([f"## {section.title} ({section.source})", *section.header])
+        builder = EvidenceBuilder(stand_in, max(share, 50), redactor, prefix="A", header=header)
+        texts.append(builder.add_all(section.lines).finish().text)
+    text = "\n\n".join(texts)
+    return evidence.model_copy(update={
+        "text": text,
+        "tokens": estimate_tokens(text),
+        "redactions": dict(Counter(_REDACTED.findall(text))),
+    })
 
 
 @task(name="build-evidence", cache_policy=NO_CACHE)
@@ -431,13 +463,14 @@ async def gather_evidence(
     redactor: Redactor | None = None,
     baseline: Baseline | None = None,
     notes: list[str] | None = None,
+    sections: list[LogSection] | None = None,
 ) -> Evidence:
     """Condense and redact the failed run's logs into evidence within the token budget."""
     import anyio
 
     # CPU-bound: keep the event loop (other summaries, heartbeats, log shipping) free.
     evidence = await anyio.to_thread.run_sync(
-        lambda: build_evidence(failed, iter(logs), budget_tokens, redactor, baseline, notes or ())
+        lambda: build_evidence(failed, iter(logs), budget_tokens, redactor, baseline, notes or (), sections or ())
     )
     get_run_logger().info(
         "Evidence: %d of %d lines kept, ~%d tokens, root error at L%s (%s), %d secret(s) redacted, %.0f ms",
