@@ -68,12 +68,23 @@ def crash_flow() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+@flow(name="e2e-secret-block")
+def leaks_a_secret_block() -> None:
+    """User code that logs a Secret block's value, which matches no secret pattern."""
+    from prefect.blocks.system import Secret
+
+    value = Secret.load("e2e-plain-secret").get()
+    get_run_logger().info("calling the partner API with key %s", value)
+    raise RuntimeError(f"partner API refused key {value}")
+
+
 @flow(name="e2e-ok")
 def ok_flow() -> int:
     return 1
 
 
-SCENARIOS = {"vendor": vendor_sync, "subflow": parent_load, "ok": ok_flow, "crash": crash_flow}
+SCENARIOS = {"vendor": vendor_sync, "subflow": parent_load, "ok": ok_flow, "crash": crash_flow,
+             "secret-block": leaks_a_secret_block}
 
 if __name__ == "__main__":
     state = SCENARIOS[sys.argv[1]](return_state=True)

@@ -150,3 +150,15 @@ def test_crashed_run_gets_a_summary(e2e) -> None:
     summary = e2e.wait_for_row(e2e.sqlite_engine(), run_id)
     assert summary.state == "Crashed"
     assert len(e2e.summary_artifacts(run_id)) == 1
+
+
+def test_secret_block_values_are_redacted_by_exact_match(e2e) -> None:
+    from prefect.blocks.system import Secret
+
+    value = "plainvalue-no-pattern-4471"
+    e2e.save_block(Secret(value=value), "e2e-plain-secret")
+    run_id = e2e.run_pipeline("secret-block")
+    summary = e2e.wait_for_row(e2e.sqlite_engine(), run_id)
+    assert value not in summary.evidence and "[REDACTED:secret_value]" in summary.evidence
+    assert value not in e2e.summary_artifacts(run_id)[0].data
+    assert value not in json.dumps([r for r in e2e.fake.requests if run_id in json.dumps(r["body"])])

@@ -175,3 +175,27 @@ def test_empty_logs_still_give_evidence() -> None:
     assert ev.root_error_line is None
     assert "nightly-orders" in ev.text
     assert ev.tokens == estimate_tokens(ev.text)
+
+
+def test_differences_from_the_last_good_run_name_parameters_but_never_show_their_values() -> None:
+    from datetime import datetime, timezone
+    from uuid import uuid4
+
+    from prefect.client.schemas.objects import FlowRun
+
+    from prefect_failure_insights.tasks.baseline import differences
+
+    now = datetime.now(timezone.utc)
+    common = dict(flow_id=uuid4(), deployment_id=uuid4(), start_time=now)
+    good = FlowRun(**common, name="good", deployment_version="v12", work_pool_name="k8s",
+                   parameters={"day": "2026-11-19", "dsn_password": "old-pw", "limit": 10},
+                   job_variables={"image": "etl:1.4", "env": {"TOKEN": "a"}})
+    bad = FlowRun(**common, name="bad", deployment_version="v13", work_pool_name="k8s",
+                  parameters={"day": "2026-11-20", "dsn_password": "new-pw", "limit": 10},
+                  job_variables={"image": "etl:1.5", "env": {"TOKEN": "b"}})
+    lines = differences(good, bad)
+    assert "deployment version: v12 -> v13" in lines
+    assert "parameters with other values: day, dsn_password" in lines
+    assert "job variable image: 'etl:1.4' -> 'etl:1.5'" in lines
+    assert "job variable env changed" in lines
+    assert not any("pw" in ln or "TOKEN" in ln for ln in lines)
