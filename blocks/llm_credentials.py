@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from prefect.blocks.core import Block
 from prefect.types import SecretDict
@@ -20,6 +20,7 @@ DEFAULT_MODEL = "gpt-4o-mini"
 ENV_URL = ("FAILURE_INSIGHTS_LLM_URL", "OPENAI_BASE_URL")
 ENV_KEY = ("FAILURE_INSIGHTS_LLM_API_KEY", "OPENAI_API_KEY")
 ENV_MODEL = ("FAILURE_INSIGHTS_LLM_MODEL",)
+ENV_PROVIDER = ("FAILURE_INSIGHTS_LLM_PROVIDER",)
 
 
 def _first_env(names: tuple[str, ...]) -> str | None:
@@ -32,19 +33,26 @@ def _first_env(names: tuple[str, ...]) -> str | None:
 
 class LLMCredentials(Block):
     """
-    Credentials and settings for an OpenAI-compatible LLM endpoint: OpenAI, Azure
-    OpenAI (v1 API), Ollama, vLLM, LM Studio or a llama.cpp server.
+    Credentials and settings for an LLM endpoint: OpenAI, Azure OpenAI, Anthropic, or
+    any OpenAI-compatible server (Ollama, vLLM, LM Studio, llama.cpp).
 
-    The API key is optional, because local servers usually need none. The SDK
-    client owns retries (exponential backoff on 429, 5xx, timeouts and connection
-    errors, honouring ``Retry-After``); tasks that use it do not retry on top.
+    The API key is optional, because local servers usually need none. For failure
+    summaries, retries of transient errors (429, 5xx, timeouts, connection errors:
+    exponential backoff with jitter, honouring ``Retry-After``, within the settings'
+    overall deadline) are done by the plugin, with the SDK's own retries off; the
+    clients returned by `get_client()` keep the SDK's retries for your own use.
 
     Args:
-        base_url: Base URL of the endpoint, ending in ``/v1`` for most servers.
-        api_key: API key sent as a bearer token.
-        model: Model name to ask.
+        provider: ``openai-compatible`` (OpenAI and compatible servers), ``azure``
+            (Azure OpenAI; ``model`` is the deployment name) or ``anthropic``
+            (Anthropic's messages API).
+        base_url: Base URL of the endpoint: ``.../v1`` for most servers, the resource
+            endpoint for Azure, ``https://api.anthropic.com`` for Anthropic.
+        api_key: API key.
+        model: Model (or Azure deployment) name.
+        api_version: Azure OpenAI API version.
         timeout: Seconds to wait for one answer.
-        max_retries: Retries of transient errors by the SDK client.
+        max_retries: Retries of transient errors.
         extra_headers: Extra HTTP headers sent with every request.
 
     Examples:
@@ -74,6 +82,10 @@ class LLMCredentials(Block):
     )
     _description = "Credentials for an OpenAI-compatible LLM endpoint used by failure summaries."
 
+    provider: Literal["openai-compatible", "azure", "anthropic"] = Field(
+        default="openai-compatible",
+        description="openai-compatible (OpenAI, Ollama, vLLM, ...), azure (Azure OpenAI) or anthropic.",
+    )
     base_url: str = Field(
         default=DEFAULT_BASE_URL,
         title="Base URL",
@@ -85,6 +97,9 @@ class LLMCredentials(Block):
         description="API key sent as a bearer token; leave empty for local servers.",
     )
     model: str = Field(default=DEFAULT_MODEL, description="Model name to ask.")
+    api_version: str = Field(
+        default="2024-10-21", description="Azure OpenAI API version (provider azure only)."
+    )
     timeout: float = Field(
         default=60.0, gt=0, description="Seconds to wait for one answer before giving up."
     )
@@ -105,12 +120,15 @@ class LLMCredentials(Block):
 
         Reads ``FAILURE_INSIGHTS_LLM_URL`` (or ``OPENAI_BASE_URL``),
         ``FAILURE_INSIGHTS_LLM_API_KEY`` (or ``OPENAI_API_KEY``) and
-        ``FAILURE_INSIGHTS_LLM_MODEL``. A URL alone is enough for a local server.
+        ``FAILURE_INSIGHTS_LLM_MODEL`` (and ``FAILURE_INSIGHTS_LLM_PROVIDER``). A URL
+        alone is enough for a local server.
         """
         url, key, model = _first_env(ENV_URL), _first_env(ENV_KEY), _first_env(ENV_MODEL)
+        provider = _first_env(ENV_PROVIDER) or "openai-compatible"
         if not url and not key:
             return None
         return cls(
+            provider=provider,
             base_url=url or DEFAULT_BASE_URL,
             api_key=SecretStr(key) if key else None,
             model=model or DEFAULT_MODEL,
@@ -127,19 +145,46 @@ class LLMCredentials(Block):
             "default_headers": {str(k): str(v) for k, v in headers.items()} or None,
         }
 
-    def get_client(self) -> OpenAI:
-        """A configured synchronous ``openai.OpenAI`` client."""
-        from openai import OpenAI
+    def _azure_kwargs(self) -> dict[str, Any]:
+        kwargs = self._client_kwargs()
+        kwargs["azure_endpoint"] = kwargs.pop("base_url")
+        kwargs["api_version"] = self.api_version
+        return kwargs
 
-        return OpenAI(**self._client_kwargs())
+    def _anthropic_kwargs(self) -> dict[str, Any]:
+        # Anthropic's OpenAI-compatible endpoint, for users of get_client().
+        kwargs = self._client_kwargs()
+        root = self.base_url.rstrip("/")
+        kwargs["base_url"] = root if root.endswith("/v1") else root + "/v1"
+        return kwargs
+
+    def get_client(self) -> OpenAI:
+        """A configured synchronous openai SDK client (``AzureOpenAI`` for Azure)."""
+        from openai import AzureOpenAI, OpenAI
+
+        if self.provider == "azure":
+            return AzureOpenAI(**self._azure_kwargs())
+        return OpenAI(**(self._anthropic_kwargs() if self.provider == "anthropic" else self._client_kwargs()))
 
     def get_async_client(self) -> AsyncOpenAI:
-        """A configured ``openai.AsyncOpenAI`` client."""
-        from openai import AsyncOpenAI
+        """A configured asynchronous openai SDK client (``AsyncAzureOpenAI`` for Azure)."""
+        from openai import AsyncAzureOpenAI, AsyncOpenAI
 
-        return AsyncOpenAI(**self._client_kwargs())
+        if self.provider == "azure":
+            return AsyncAzureOpenAI(**self._azure_kwargs())
+        return AsyncOpenAI(**(self._anthropic_kwargs() if self.provider == "anthropic" else self._client_kwargs()))
+
+    def with_overrides(self, base_url: str | None = None, model: str | None = None) -> LLMCredentials:
+        """A copy pointing at another URL or model (the key and the rest are kept)."""
+        update = {k: v for k, v in {"base_url": base_url, "model": model}.items() if v}
+        return self.model_copy(update=update) if update else self
+
+    @property
+    def display_url(self) -> str:
+        """The base URL without credentials in it."""
+        return re.sub(r"//[^/@]*@", "//", self.base_url)
 
     @property
     def display(self) -> str:
         """``model @ url`` for logs and messages; never includes a key or URL credentials."""
-        return f"{self.model} @ {re.sub(r'//[^/@]*@', '//', self.base_url)}"
+        return f"{self.model} @ {self.display_url}"

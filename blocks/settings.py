@@ -6,7 +6,7 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
 from prefect.blocks.core import Block
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
     from prefect_failure_insights.models import FlowRunInfo
@@ -14,6 +14,29 @@ if TYPE_CHECKING:
 
 def _matches(patterns: list[str], values: list[str]) -> bool:
     return any(fnmatchcase(v, p) for p in patterns for v in values)
+
+
+def _run_values(run: FlowRunInfo) -> dict[str, list[str]]:
+    deployment = [run.deployment, run.deployment.split("/", 1)[-1]] if run.deployment else []
+    return {"tag": list(run.tags), "flow": [run.flow_name], "deployment": deployment,
+            "work pool": [run.work_pool] if run.work_pool else []}
+
+
+class ScopedPrompt(BaseModel):
+    """Instructions and questions for the runs of some tags, flows or deployments."""
+
+    tags: list[str] = Field(default_factory=list, description="Runs with one of these tags.")
+    flows: list[str] = Field(default_factory=list, description="Runs of these flows (globs).")
+    deployments: list[str] = Field(default_factory=list, description="Runs of these deployments (globs).")
+    instructions: str | None = Field(default=None, description="Extra instructions for these runs.")
+    questions: list[str] = Field(default_factory=list, description="Extra questions for these runs.")
+
+    def applies_to(self, run: FlowRunInfo) -> bool:
+        values = _run_values(run)
+        wanted = (("tag", self.tags), ("flow", self.flows), ("deployment", self.deployments))
+        return any(p for _, p in wanted) and all(
+            not patterns or _matches(patterns, values[label]) for label, patterns in wanted
+        )
 
 
 class FailureInsightsSettings(Block):
@@ -47,6 +70,13 @@ class FailureInsightsSettings(Block):
         airbyte_block_name: Name of the `failure-insights-airbyte` block, to read Airbyte logs.
         custom_instructions: Extra instructions added to the prompt.
         extra_questions: Extra questions the summary should answer.
+        scoped_prompts: Instructions and questions for some tags, flows or deployments.
+        answer_language: Language of the summaries' text.
+        llm_deadline_seconds: Longest time spent on the LLM for one summary.
+        max_concurrent_llm_calls: Most LLM calls at once, across summarizers.
+        daily_token_budget: Most LLM tokens per UTC day.
+        daily_cost_budget_usd: Most estimated LLM spend per UTC day.
+        llm_prices: Prices by model, USD per million tokens, [input, output].
 
     Examples:
         Only summarize production runs, and store rows in PostgreSQL:
@@ -134,22 +164,60 @@ class FailureInsightsSettings(Block):
     extra_questions: list[str] = Field(
         default_factory=list, description="Extra questions every summary should answer."
     )
+    scoped_prompts: list[ScopedPrompt] = Field(
+        default_factory=list,
+        description="Instructions and questions that apply only to some tags, flows or deployments.",
+    )
+    answer_language: str | None = Field(
+        default=None, description="Language of the summaries' text, e.g. German; empty means English."
+    )
+    llm_deadline_seconds: float = Field(
+        default=120.0, gt=0, le=1800,
+        description="Longest time one summary may spend on the LLM, retries and repair included.",
+    )
+    max_concurrent_llm_calls: int = Field(
+        default=4, ge=1, le=100,
+        description="Most LLM calls at once across all summarizers (a Prefect global concurrency limit).",
+    )
+    daily_token_budget: int | None = Field(
+        default=None, ge=0,
+        description="Most LLM tokens per UTC day; past it, summaries use the deterministic analysis.",
+    )
+    daily_cost_budget_usd: float | None = Field(
+        default=None, ge=0,
+        description="Most estimated LLM spend (USD) per UTC day; past it, the deterministic analysis.",
+    )
+    llm_prices: dict[str, list[float]] = Field(
+        default_factory=dict,
+        description="USD per million tokens, [input, output], by model; overrides the built-in table.",
+    )
 
     def skip_reason(self, run: FlowRunInfo) -> str | None:
         """Why ``run`` is out of scope, or None when it should be summarized."""
         if not self.enabled:
             return "summaries are disabled in the settings block"
-        deployment = [run.deployment, run.deployment.split("/", 1)[-1]] if run.deployment else []
+        values = _run_values(run)
         dimensions = (
-            ("tag", self.include_tags, self.exclude_tags, list(run.tags)),
-            ("flow", self.include_flows, self.exclude_flows, [run.flow_name]),
-            ("deployment", self.include_deployments, self.exclude_deployments, deployment),
-            ("work pool", self.include_work_pools, self.exclude_work_pools,
-             [run.work_pool] if run.work_pool else []),
+            ("tag", self.include_tags, self.exclude_tags),
+            ("flow", self.include_flows, self.exclude_flows),
+            ("deployment", self.include_deployments, self.exclude_deployments),
+            ("work pool", self.include_work_pools, self.exclude_work_pools),
         )
-        for label, include, exclude, values in dimensions:
-            if include and not _matches(include, values):
+        for label, include, exclude in dimensions:
+            values_ = values[label]
+            if include and not _matches(include, values_):
                 return f"out of scope: {label} is not in include_{label.replace(' ', '_')}s"
-            if exclude and _matches(exclude, values):
+            if exclude and _matches(exclude, values_):
                 return f"out of scope: {label} matches exclude_{label.replace(' ', '_')}s"
         return None
+
+    def prompt_for(self, run: FlowRunInfo) -> tuple[str | None, list[str]]:
+        """The custom instructions and extra questions for ``run``: global, then scoped."""
+        instructions = [self.custom_instructions] if self.custom_instructions else []
+        questions = list(self.extra_questions)
+        for scoped in self.scoped_prompts:
+            if scoped.applies_to(run):
+                if scoped.instructions:
+                    instructions.append(scoped.instructions)
+                questions.extend(scoped.questions)
+        return ("\n\n".join(instructions) or None), questions

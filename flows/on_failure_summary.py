@@ -19,6 +19,7 @@ from uuid import UUID, uuid4
 from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_run
+from sqlalchemy import Engine
 
 from prefect_failure_insights import OWN_FLOWS, SUMMARIZER_FLOW
 from prefect_failure_insights.config import (
@@ -67,7 +68,15 @@ async def _sources(settings: FailureInsightsSettings) -> list[LogSource]:
         return []
 
 
-async def explain(root_id: str, settings: FailureInsightsSettings, summarizer_id: str) -> Summary:
+async def explain(
+    root_id: str,
+    settings: FailureInsightsSettings,
+    summarizer_id: str,
+    engine: Engine | None = None,
+    regenerate: bool = False,
+    llm_url: str | None = None,
+    llm_model: str | None = None,
+) -> Summary:
     """Wait for late logs -> read the run, its logs, its last good run -> evidence -> analysis."""
     waited = await wait_for_run_logs(root_id, settings.max_log_wait_seconds)
     notes = []
@@ -90,11 +99,12 @@ async def explain(root_id: str, settings: FailureInsightsSettings, summarizer_id
     finally:
         logs.close()
     try:
-        choice = await load_llm(settings)
+        choice = await load_llm(settings, llm_url, llm_model)
         llm, no_llm_reason = choice.credentials, (None if choice.credentials else choice.source)
     except ConfigurationError as exc:
         llm, no_llm_reason = None, str(exc)
-    result = await analyze_failure(failed, evidence, settings, llm, no_llm_reason, redactor)
+    result = await analyze_failure(failed, evidence, settings, llm, no_llm_reason, redactor, engine,
+                                   regenerate, summarizer_id)
     return compose_summary(failed, evidence, result, summarizer_id)
 
 
@@ -109,6 +119,8 @@ async def summarize_failure(
     flow_run_id: UUID,
     regenerate: bool = False,
     settings_block: str = DEFAULT_BLOCK_NAME,
+    llm_url: str | None = None,
+    llm_model: str | None = None,
 ) -> SummaryOutcome:
     """Summarize the failed flow run ``flow_run_id`` onto its page and into the database.
 
@@ -118,6 +130,9 @@ async def summarize_failure(
         regenerate: Replace an existing summary instead of keeping it.
         settings_block: Name of the ``failure-insights-settings`` block; without
             such a block the defaults apply.
+        llm_url: Use this OpenAI-compatible endpoint instead of the configured one
+            (the API key still comes from the block or the environment).
+        llm_model: Use this model instead of the configured one.
 
     Example:
         ```python
@@ -154,7 +169,7 @@ async def summarize_failure(
             action, reason = stop
             return skipped(reason, action)
         try:
-            summary = await explain(root.id, settings, me)
+            summary = await explain(root.id, settings, me, row.engine, regenerate, llm_url, llm_model)
         except BaseException:
             await row.release()
             raise

@@ -165,9 +165,14 @@ def summarize(
     regenerate: bool = typer.Option(False, "--regenerate", help="Replace an existing summary."),
     fmt: SummaryFormat = typer.Option(SummaryFormat.text, "--format", help="Output format."),
     budget: int = typer.Option(6000, "--budget", min=500, max=200_000, help="Evidence token budget (bundles)."),
+    llm_url: str | None = typer.Option(None, "--llm-url", help="Use this OpenAI-compatible endpoint instead."),
+    llm_model: str | None = typer.Option(None, "--llm-model", help="Use this model instead."),
     settings_block: str = SETTINGS_OPTION,
 ) -> None:
     """Summarize a failed run now (the same flow the automation runs), or a bundle offline.
+
+    The API key for --llm-url comes from the llm-credentials block or the environment
+    (FAILURE_INSIGHTS_LLM_API_KEY / OPENAI_API_KEY), never from the command line.
 
     Examples:
         failure-insights summarize 0b7c2c1e-... --regenerate
@@ -176,7 +181,7 @@ def summarize(
     if (run_id is None) == (bundle is None):
         raise _fail("Give a RUN_ID or --bundle FILE (one of them).", 2)
     if bundle is not None:
-        _print_summary(_summarize_bundle(bundle, budget), fmt, with_url=False)
+        _print_summary(_summarize_bundle(bundle, budget, llm_url, llm_model), fmt, with_url=False)
         return
 
     async def main():
@@ -189,7 +194,8 @@ def summarize(
         async with get_client() as client:  # fail fast, in one line, on bad input
             await resolve_target(client, run_id)
         outcome = await summarize_failure(
-            flow_run_id=run_id, regenerate=regenerate, settings_block=settings_block
+            flow_run_id=run_id, regenerate=regenerate, settings_block=settings_block,
+            llm_url=llm_url, llm_model=llm_model,
         )
         if outcome.summary is None and outcome.action == "exists":
             connector, engine, _ = await _engine(settings_block)
@@ -207,7 +213,7 @@ def summarize(
     _print_summary(outcome.summary, fmt)
 
 
-def _summarize_bundle(path: str, budget: int):
+def _summarize_bundle(path: str, budget: int, llm_url: str | None = None, llm_model: str | None = None):
     """Offline: the bundle's evidence, analysed by the LLM in the environment (or the fallback)."""
     from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
     from prefect_failure_insights.bundle import summarize_bundle
@@ -215,6 +221,8 @@ def _summarize_bundle(path: str, budget: int):
 
     loaded = _load_bundle(path)
     llm = LLMCredentials.from_env()
+    if llm_url or llm_model:
+        llm = (llm or LLMCredentials()).with_overrides(llm_url, llm_model)
     settings = FailureInsightsSettings(evidence_token_budget=budget)
     return run(lambda: summarize_bundle(loaded, settings, llm, None if llm else NO_LLM_HINT))
 
@@ -350,6 +358,7 @@ def list_(
                  "category": s.analysis.category.value, "status": s.status, "title": s.analysis.title,
                  "model": s.model, "prompt_tokens": s.prompt_tokens,
                  "completion_tokens": s.completion_tokens, "latency_ms": s.latency_ms,
+                 "cost_usd": s.cost_usd, "cache_hit": s.cache_hit, "same_as_run_id": s.same_as_run_id,
                  "prompt_version": s.prompt_version}
                 for s in rows
             ],
@@ -358,26 +367,35 @@ def list_(
     if not rows:
         typer.echo(f"No summaries (total {total}).")
         return
-    typer.echo(f"{'FAILED AT (UTC)':<17} {'FLOW RUN ID':<36} {'FLOW':<24} {'CATEGORY':<18} {'HOW':<8} TITLE")
+    typer.echo(f"{'FAILED AT (UTC)':<17} {'FLOW RUN ID':<36} {'FLOW':<22} {'CATEGORY':<18} {'HOW':<8} "
+               f"{'TOKENS':>7} {'COST $':>8} TITLE")
     for s in rows:
         when = f"{s.failed_at:%Y-%m-%d %H:%M}" if s.failed_at else "-"
-        typer.echo(f"{when:<17} {s.flow_run_id:<36} {s.flow_name[:24]:<24} "
-                   f"{s.analysis.category.value:<18} {s.status:<8} {s.analysis.title[:70]}")
+        how = "cache" if s.cache_hit else s.status
+        tokens = (s.prompt_tokens or 0) + (s.completion_tokens or 0)
+        cost = f"{s.cost_usd:.4f}" if s.cost_usd is not None else "-"
+        typer.echo(f"{when:<17} {s.flow_run_id:<36} {s.flow_name[:22]:<22} {s.analysis.category.value:<18} "
+                   f"{how:<8} {tokens:>7} {cost:>8} {s.analysis.title[:60]}")
     typer.echo(f"Showing {offset + 1}-{offset + len(rows)} of {total}.")
 
 
 @automation_app.command("install")
 def automation_install(
     deployment: str = typer.Option(SUMMARIZER_DEPLOYMENT, help="The summarizer deployment to run."),
+    settings_block: str = SETTINGS_OPTION,
 ) -> None:
-    """Install or update the automation (safe to run again)."""
+    """Install or update the automation, and the limit on concurrent LLM calls (safe to run again)."""
 
     async def main():
         from prefect.client.orchestration import get_client
 
         from prefect_failure_insights.automations.failure_trigger import install
+        from prefect_failure_insights.config import load_settings
+        from prefect_failure_insights.tasks.analysis import ensure_llm_limit
 
+        settings = await load_settings(settings_block)
         async with get_client() as client:
+            await ensure_llm_limit(client, settings)
             return await install(client, deployment)
 
     result = run(main)

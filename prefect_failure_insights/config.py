@@ -86,8 +86,23 @@ NO_LLM_HINT = (
 )
 
 
-async def load_llm(settings: FailureInsightsSettings) -> LLMChoice:
-    """Which LLM the settings point at; raises `ConfigurationError` for a missing named block."""
+async def load_llm(
+    settings: FailureInsightsSettings, url: str | None = None, model: str | None = None
+) -> LLMChoice:
+    """Which LLM the settings point at, with optional URL/model overrides (the key stays
+    the block's or the environment's, never a command-line argument).
+
+    Raises:
+        ConfigurationError: the settings name a block that does not exist.
+    """
+    choice = await _configured_llm(settings)
+    if not url and not model:
+        return choice
+    base = choice.credentials or LLMCredentials.from_env() or LLMCredentials()
+    return LLMChoice(base.with_overrides(url, model), f"{choice.source}, overridden")
+
+
+async def _configured_llm(settings: FailureInsightsSettings) -> LLMChoice:
     if settings.llm_block_name:
         block = await _named_in_settings(LLMCredentials, settings.llm_block_name, "llm_block_name")
         return LLMChoice(block, f"block llm-credentials/{settings.llm_block_name}")

@@ -300,6 +300,13 @@ class Summary(BaseModel):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     regenerated: bool = False
+    cost_usd: float | None = Field(default=None, description="Estimated LLM cost; None when unknown.")
+    fingerprint: str | None = None
+    signature: str | None = Field(default=None, description="The normalised failure signature.")
+    cache_hit: bool = Field(default=False, description="The analysis was reused, no LLM call.")
+    same_as_run_id: str | None = Field(default=None, description="The run whose analysis was reused.")
+    first_seen: datetime | None = None
+    occurrences: int | None = Field(default=None, description="Failures with this signature so far.")
 
 
 OutcomeAction = Literal["created", "replaced", "exists", "skipped"]

@@ -16,6 +16,8 @@ from prefect.client.orchestration import get_client
 
 from prefect_failure_insights import SUMMARIZER_DEPLOYMENT
 from prefect_failure_insights.automations.failure_trigger import install
+from prefect_failure_insights.config import load_settings
+from prefect_failure_insights.tasks.analysis import ensure_llm_limit
 from prefect_failure_insights.executor import InProcessExecutor
 from prefect_failure_insights.flows.on_failure_summary import summarize_failure
 
@@ -53,10 +55,12 @@ async def serve_summarizer(
     )
     deployment_id = await deployment.aapply()
     print(f"Deployment {SUMMARIZER_DEPLOYMENT} ready ({deployment_id}).", flush=True)
-    if install_automation:
-        async with get_client() as client:
+    settings = await load_settings(settings_block)
+    async with get_client() as client:
+        await ensure_llm_limit(client, settings)
+        if install_automation:
             result = await install(client, SUMMARIZER_DEPLOYMENT)
-        print(f"Automation {result.action}: {result.automation_id}", flush=True)
+            print(f"Automation {result.action}: {result.automation_id}", flush=True)
 
     executor = InProcessExecutor(summarize_failure, deployment_id, poll_seconds, limit)
     stop = anyio.Event()

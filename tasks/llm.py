@@ -1,42 +1,63 @@
-"""Asking an OpenAI-compatible endpoint for a structured `FailureAnalysis`.
+"""Asking an LLM for a structured `FailureAnalysis`, robustly and with bounded cost.
 
 Structured output that survives real endpoints and small models:
 
 1. ask with ``response_format={"type": "json_schema", ...}``;
-2. if the endpoint refuses that (HTTP 400/422, or a 500 as llama.cpp's server
-   answers), ask with ``{"type": "json_object"}``, then with no response format;
-3. extract the JSON object from the text (code fences, prose around it), validate
-   it with pydantic, and send at most one repair round-trip when it is invalid or
-   was cut off (``finish_reason == "length"``).
+2. if the endpoint refuses that (HTTP 400/422, or the 500 llama.cpp's server answers
+   to json_schema), ask with ``{"type": "json_object", "schema": ...}``, then plain
+   ``json_object``, then no response format; what worked is remembered per endpoint
+   and model for the life of the process;
+3. extract the JSON object from the text (code fences, prose around it), validate it
+   with pydantic (categories outside the taxonomy are mapped or rejected), and send at
+   most one repair round-trip when it is invalid or was cut off
+   (``finish_reason == "length"``).
 
-Retries of transient errors belong to the SDK client (``LLMCredentials.max_retries``);
-nothing here retries a 429/5xx/timeout on top of it. Errors are translated into
-`LLMUnavailable`, `LLMRejected` or `LLMInvalidAnswer`, which select the fallback.
+Retries have one owner, this module (`RetryPolicy`): exponential backoff with full
+jitter on 429, 5xx, timeouts and connection errors, honouring ``Retry-After``, never on
+400/401/403/404, and an overall deadline across retries and the repair. Errors come
+out as `LLMUnavailable`, `LLMRejected` or `LLMInvalidAnswer`, which select the fallback.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import anyio
 from pydantic import ValidationError
 
-from prefect_failure_insights.exceptions import LLMInvalidAnswer, LLMRejected, LLMUnavailable
+from prefect_failure_insights.exceptions import LLMInvalidAnswer, LLMUnavailable
 from prefect_failure_insights.models import FailureAnalysis
 from prefect_failure_insights.prompts import ANSWER_SCHEMA, repair_message
-
-if TYPE_CHECKING:
-    from openai import AsyncOpenAI
+from prefect_failure_insights.tasks.chat import ChatBackend, Completion, FormatRejected, Transient
 
 RESPONSE_FORMATS: tuple[dict[str, Any] | None, ...] = (
     {"type": "json_schema", "json_schema": {"name": "failure_analysis", "schema": ANSWER_SCHEMA}},
+    {"type": "json_object", "schema": ANSWER_SCHEMA},  # llama.cpp's server accepts this form
     {"type": "json_object"},
     None,
 )
 MAX_ANSWER_TOKENS = 1500
+_WORKING_FORMAT: dict[tuple[str, str, str], int] = {}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of transient LLM errors, and the deadline for the whole exchange."""
+
+    max_retries: int = 2
+    timeout: float = 60.0
+    deadline: float = 120.0
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+
+    def backoff(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(max_delay, base_delay * 2^(attempt-1))]."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
 
 
 @dataclass
@@ -90,108 +111,99 @@ def parse_analysis(content: str | None) -> FailureAnalysis:
         raise ValueError(f"the JSON does not match the schema ({problems})") from exc
 
 
-def _translate(exc: Exception, base_url: str, model: str) -> Exception:
-    """Map an openai SDK error onto the plugin's tree, with what to do about it."""
-    import openai
+class _Exchange:
+    """One analysis: requests, retries, tokens and the deadline."""
 
-    where = f"the LLM endpoint {base_url}"
-    if isinstance(exc, openai.AuthenticationError):
-        return LLMRejected(f"{where} rejected the API key (401): check the llm-credentials block's api_key.")
-    if isinstance(exc, openai.PermissionDeniedError):
-        return LLMRejected(f"{where} refused access (403): check the key's permissions for model {model!r}.")
-    if isinstance(exc, openai.NotFoundError):
-        return LLMRejected(f"model not found: {where} has no model {model!r} (404); check model and base_url.")
-    if isinstance(exc, openai.RateLimitError):
-        return LLMUnavailable(f"{where} is rate-limiting requests (429) and retries are exhausted.")
-    if isinstance(exc, openai.APITimeoutError):
-        return LLMUnavailable(f"{where} did not answer within the timeout.")
-    if isinstance(exc, openai.APIConnectionError):
-        return LLMUnavailable(f"could not connect to {where}: is it running and reachable?")
-    if isinstance(exc, openai.APIStatusError):
-        if exc.status_code >= 500:
-            return LLMUnavailable(f"{where} answered HTTP {exc.status_code} and retries are exhausted.")
-        return LLMRejected(f"{where} rejected the request (HTTP {exc.status_code}).")
-    return LLMUnavailable(f"{where} failed: {type(exc).__name__}.")
+    def __init__(self, backend: ChatBackend, policy: RetryPolicy) -> None:
+        self.backend = backend
+        self.policy = policy
+        self.started = time.monotonic()
+        self.requests = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def remaining(self) -> float:
+        return self.policy.deadline - (time.monotonic() - self.started)
+
+    async def send(self, messages: list[dict[str, str]], fmt: dict[str, Any] | None,
+                   retry_server_errors: bool = True) -> Completion:
+        attempt = 0
+        while True:
+            remaining = self.remaining()
+            if remaining <= 0.05:
+                raise LLMUnavailable(
+                    f"no usable answer from {self.backend.base_url} within the {self.policy.deadline:.0f}s deadline."
+                )
+            self.requests += 1
+            try:
+                done = await self.backend.complete(messages, fmt, MAX_ANSWER_TOKENS,
+                                                   min(self.policy.timeout, remaining))
+            except Transient as exc:
+                if not retry_server_errors and exc.status == 500:
+                    raise FormatRejected(str(exc)) from exc
+                attempt += 1
+                if attempt > self.policy.max_retries:
+                    raise LLMUnavailable(f"{exc} and {self.policy.max_retries} retries are exhausted.") from exc
+                delay = exc.retry_after if exc.retry_after is not None else self.policy.backoff(attempt)
+                delay = min(delay, self.policy.max_delay)
+                if delay >= self.remaining():
+                    raise LLMUnavailable(f"{exc}; the next retry would pass the deadline.") from exc
+                await anyio.sleep(delay)
+                continue
+            self.prompt_tokens += done.prompt_tokens
+            self.completion_tokens += done.completion_tokens
+            return done
 
 
 async def request_analysis(
-    client: AsyncOpenAI,
-    model: str,
+    backend: ChatBackend,
     messages: list[dict[str, str]],
-    base_url: str = "",
+    policy: RetryPolicy | None = None,
 ) -> LLMAnswer:
-    """Ask for a `FailureAnalysis`; at most one repair round-trip.
+    """Ask for a `FailureAnalysis`; bounded retries, at most one repair round-trip.
 
     Raises:
-        LLMUnavailable: unreachable, timing out, rate-limited, 5xx.
+        LLMUnavailable: unreachable, timing out, rate-limited, 5xx, deadline passed.
         LLMRejected: key, model or request refused.
         LLMInvalidAnswer: no valid answer, even after a repair.
     """
-    import openai
-
-    started = time.perf_counter()
-    prompt_tokens = completion_tokens = requests = 0
+    exchange = _Exchange(backend, policy or RetryPolicy())
+    memory_key = (backend.name, backend.base_url, backend.model)
+    index = _WORKING_FORMAT.get(memory_key, 0) if backend.name == "openai" else len(RESPONSE_FORMATS) - 1
     conversation = list(messages)
-    formats = list(RESPONSE_FORMATS)
     repaired = False
-    probing = False  # one retry-less request after a 500 to json_schema
     while True:
-        fmt = formats[0]
-        kwargs: dict[str, Any] = {"temperature": 0, "max_tokens": MAX_ANSWER_TOKENS}
-        if fmt is not None:
-            kwargs["response_format"] = fmt
-        requests += 1
-        caller = client.with_options(max_retries=0) if probing else client
+        fmt = RESPONSE_FORMATS[index]
         try:
-            response = await caller.chat.completions.create(
-                model=model, messages=conversation, **kwargs  # type: ignore[arg-type]
-            )
-        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-            # Endpoints that do not support a response format answer 400/422.
-            if fmt is not None and len(formats) > 1:
-                formats.pop(0)
-                continue
-            raise _translate(exc, base_url, model) from exc
-        except openai.InternalServerError as exc:
-            # llama.cpp's server answers exactly 500 to json_schema: probe json_object
-            # once, without SDK retries. 502/503/504 are outages, not format problems.
-            if exc.status_code == 500 and fmt is not None and fmt["type"] == "json_schema" and not probing:
-                formats.pop(0)
-                probing = True
-                continue
-            raise _translate(exc, base_url, model) from exc
-        except openai.OpenAIError as exc:
-            raise _translate(exc, base_url, model) from exc
-
-        probing = False
-        if response.usage:
-            prompt_tokens += response.usage.prompt_tokens or 0
-            completion_tokens += response.usage.completion_tokens or 0
-        problem: str
-        content = None
-        if not response.choices:
+            # A 500 to json_schema may be a refusal of the format (llama.cpp): no retries there.
+            done = await exchange.send(conversation, fmt, retry_server_errors=fmt is None or fmt["type"] != "json_schema")
+        except FormatRejected:
+            if index + 1 >= len(RESPONSE_FORMATS):
+                raise
+            index += 1
+            continue
+        _WORKING_FORMAT[memory_key] = index
+        content = done.content
+        if done.choices == 0:
             problem = "the response has no choices"
+        elif done.finish_reason == "length":
+            problem = "the answer was cut off at the token limit; answer more briefly"
         else:
-            choice = response.choices[0]
-            content = choice.message.content if choice.message else None
-            if choice.finish_reason == "length":
-                problem = "the answer was cut off at the token limit; answer more briefly"
+            try:
+                analysis = parse_analysis(content)
+            except ValueError as exc:
+                problem = str(exc)
             else:
-                try:
-                    analysis = parse_analysis(content)
-                except ValueError as exc:
-                    problem = str(exc)
-                else:
-                    return LLMAnswer(
-                        analysis=analysis,
-                        model=response.model or model,
-                        prompt_tokens=prompt_tokens,
-                        completion_tokens=completion_tokens,
-                        latency_ms=(time.perf_counter() - started) * 1000,
-                        requests=requests,
-                    )
+                return LLMAnswer(
+                    analysis=analysis,
+                    model=done.model or backend.model,
+                    prompt_tokens=exchange.prompt_tokens,
+                    completion_tokens=exchange.completion_tokens,
+                    latency_ms=(time.monotonic() - exchange.started) * 1000,
+                    requests=exchange.requests,
+                )
         if repaired:
-            raise LLMInvalidAnswer(f"no usable answer from {model!r} after one repair: {problem}")
+            raise LLMInvalidAnswer(f"no usable answer from {backend.model!r} after one repair: {problem}")
         repaired = True
         if content:
             conversation.append({"role": "assistant", "content": content[:4000]})

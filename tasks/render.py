@@ -31,8 +31,15 @@ def _fence(text: str) -> str:
 
 
 def status_line(summary: Summary) -> str:
+    if summary.cache_hit:
+        seen = f"first seen {summary.first_seen:%Y-%m-%d %H:%M} UTC, " if summary.first_seen else ""
+        count = f"{summary.occurrences} occurrences" if summary.occurrences else "seen before"
+        return (f"Same failure as run `{summary.same_as_run_id}` ({seen}{count}): the analysis by "
+                f"`{summary.model}` is reused, no LLM call.")
     if summary.status == "llm":
-        return f"Analysis by LLM `{summary.model}` (prompt {summary.prompt_version})."
+        cost = f", est. ${summary.cost_usd:.4f}" if summary.cost_usd is not None else ""
+        tokens = (summary.prompt_tokens or 0) + (summary.completion_tokens or 0)
+        return f"Analysis by LLM `{summary.model}` (prompt {summary.prompt_version}; {tokens:,} tokens{cost})."
     return f"**Deterministic analysis** (no LLM answer): {summary.reason or 'no LLM configured'}"
 
 

@@ -76,14 +76,17 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def template(message: str) -> str:
-    """The shape of a message: its first line with ids, times, paths, strings and numbers masked.
+def template(message: str, mask_strings: bool = True) -> str:
+    """The shape of a message: its first line with ids, times, paths, numbers and
+    (unless ``mask_strings`` is false) quoted strings masked.
 
     Lines with one template are repetitions of one event ("retry 3 in 5s", "retry 4
     in 8s"): shown once with a count, and compared with a good run's templates.
     """
     first = message.split("\n", 1)[0][:300]
     for pattern, mask in _MASKS:
+        if mask == "<str>" and not mask_strings:
+            continue
         first = pattern.sub(mask, first)
     return first
 

@@ -11,166 +11,36 @@ One row per failed run, guaranteed by the primary key, never by a read-then-writ
 * ``regenerate`` claims an existing row without touching its content; the old
   summary stays readable until the new one replaces it.
 
-The schema is versioned (table ``failure_insights_schema``) and created on first use.
+The tables themselves (and their versions) are in `tasks.schema`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    DateTime,
-    Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy import Engine, func, select, update
 
-from prefect_failure_insights.exceptions import SchemaVersionError, StorageError
 from prefect_failure_insights.models import FailureAnalysis, FlowRunInfo, Summary
+from prefect_failure_insights.tasks.schema import (
+    describe_engine,
+    engine_of,
+    ensure_schema,
+    fit,
+    guard,
+    insert_ignore,
+    now,
+    schema_table,
+    summaries,
+    utc,
+)
 
-SCHEMA_VERSION = 1
+__all__ = ["describe_engine", "engine_of", "ensure_schema", "schema_table", "summaries"]
+
 PENDING = "pending"
 STALE_CLAIM = timedelta(minutes=15)
-
-metadata = MetaData()
-
-schema_table = Table(
-    "failure_insights_schema",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-summaries = Table(
-    "failure_summaries",
-    metadata,
-    Column("flow_run_id", String(36), primary_key=True),
-    Column("flow_run_name", String(255), nullable=False),
-    Column("flow_name", String(255), nullable=False, index=True),
-    Column("deployment", String(512)),
-    Column("work_pool", String(255)),
-    Column("tags", Text, nullable=False, default="[]"),
-    Column("state", String(32), nullable=False),
-    Column("state_message", Text),
-    Column("failed_at", DateTime(timezone=True)),
-    Column("status", String(16), nullable=False, index=True),
-    Column("reason", Text),
-    Column("category", String(64), index=True),
-    Column("title", Text),
-    Column("failed_task", String(255)),
-    Column("confidence", Float),
-    Column("analysis", Text),
-    Column("model", String(255)),
-    Column("prompt_tokens", Integer),
-    Column("completion_tokens", Integer),
-    Column("latency_ms", Float),
-    Column("prompt_version", String(64)),
-    Column("evidence", Text),
-    Column("evidence_tokens", Integer),
-    Column("root_error_line", Integer),
-    Column("redaction_count", Integer),
-    Column("summarizer_flow_run_id", String(36)),
-    Column("artifact_id", String(36)),
-    Column("claimed_by", String(64)),
-    Column("claimed_at", DateTime(timezone=True)),
-    Column("regenerated_count", Integer, nullable=False, default=0),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-def describe_engine(engine: Engine) -> str:
-    """The database URL without its password."""
-    return engine.url.render_as_string(hide_password=True)
-
-
-def engine_of(connector: Any) -> Engine:
-    """The connector's engine; a missing driver or a malformed URL becomes a StorageError."""
-    try:
-        return connector.get_engine()
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise StorageError(
-            f"Cannot create a database engine from the connector block ({type(exc).__name__}: "
-            f"{(str(exc).splitlines() or [''])[0]}). Check its driver and URL; for PostgreSQL "
-            "install 'prefect-failure-insights[postgres]'."
-        ) from exc
-
-
-def _fit(values: dict[str, Any]) -> dict[str, Any]:
-    """Cut strings to their column's length: a long LLM answer must not fail the write."""
-    out = dict(values)
-    for key, value in values.items():
-        column = summaries.c.get(key)
-        length = getattr(getattr(column, "type", None), "length", None)
-        if length and isinstance(value, str) and len(value) > length:
-            out[key] = value[: length - 1] + "…"
-    return out
-
-
-def ensure_schema(engine: Engine) -> None:
-    """Create the tables on first use; refuse a database written by a newer version.
-
-    Raises:
-        SchemaVersionError: the stored schema is newer than this code.
-        StorageError: the database cannot be reached or written.
-    """
-    with _guard(engine, "create the summaries tables"):
-        try:
-            metadata.create_all(engine, checkfirst=True)
-        except (IntegrityError, ProgrammingError, OperationalError):
-            # Another summarizer created the tables at the same moment.
-            metadata.create_all(engine, checkfirst=True)
-        with engine.begin() as conn:
-            version = conn.execute(select(schema_table.c.version).where(schema_table.c.id == 1)).scalar()
-            if version is None:
-                _insert_ignore(conn, schema_table, {"id": 1, "version": SCHEMA_VERSION, "updated_at": _now()})
-                version = SCHEMA_VERSION
-    if version > SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"The summaries database has schema v{version}, newer than this plugin's v{SCHEMA_VERSION}: "
-            "upgrade prefect-failure-insights."
-        )
-
-
-@contextmanager
-def _guard(engine: Engine, action: str) -> Iterator[None]:
-    """Translate SQLAlchemy errors into a StorageError that says what to do."""
-    try:
-        yield
-    except SQLAlchemyError as exc:
-        detail = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise StorageError(
-            f"Could not {action} in {describe_engine(engine)}: {detail}. "
-            "Check that the database is running, reachable and writable, and the connector block."
-        ) from exc
-
 
 ClaimResult = Literal["claimed", "exists", "in_progress"]
 
@@ -182,26 +52,6 @@ class Claim:
     existing_status: str | None = None
 
 
-def _insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
-    """INSERT that does nothing on a primary-key conflict; True when a row was inserted."""
-    dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        stmt = dialect_insert(table).values(**values).on_conflict_do_nothing(
-            index_elements=list(table.primary_key.columns)
-        )
-        return conn.execute(stmt).rowcount == 1
-    try:  # other databases: the constraint still decides, through a savepoint
-        with conn.begin_nested():
-            conn.execute(insert(table).values(**values))
-        return True
-    except IntegrityError:
-        return False
-
-
 def claim(
     engine: Engine,
     run: FlowRunInfo,
@@ -210,10 +60,10 @@ def claim(
     stale_after: timedelta = STALE_CLAIM,
 ) -> Claim:
     """Claim the right to write ``run``'s summary (see the module docstring)."""
-    now = _now()
-    with _guard(engine, "claim the summary row"):
+    current = now()
+    with guard(engine, "claim the summary row"):
         with engine.begin() as conn:
-            inserted = _insert_ignore(conn, summaries, _fit({
+            inserted = insert_ignore(conn, summaries, fit(summaries, {
                 "flow_run_id": run.id,
                 "flow_run_name": run.name,
                 "flow_name": run.flow_name,
@@ -221,13 +71,13 @@ def claim(
                 "work_pool": run.work_pool,
                 "tags": json.dumps(run.tags),
                 "state": run.state,
-                "failed_at": _utc(run.end_time),
+                "failed_at": utc(run.end_time),
                 "status": PENDING,
                 "claimed_by": claimed_by,
-                "claimed_at": now,
+                "claimed_at": current,
                 "regenerated_count": 0,
-                "created_at": now,
-                "updated_at": now,
+                "created_at": current,
+                "updated_at": current,
             }))
         if inserted:
             return Claim("claimed", claimed_by)
@@ -237,8 +87,8 @@ def claim(
                     summaries.c.flow_run_id == run.id
                 )
             ).one()
-            status, holder, held_since = row.status, row.claimed_by, _utc(row.claimed_at)
-            fresh_claim = status == PENDING and held_since is not None and now - held_since < stale_after
+            status, holder, held_since = row.status, row.claimed_by, utc(row.claimed_at)
+            fresh_claim = status == PENDING and held_since is not None and current - held_since < stale_after
             if status != PENDING and not regenerate:
                 return Claim("exists", claimed_by, status)
             if fresh_claim and holder != claimed_by and not regenerate:
@@ -248,7 +98,7 @@ def claim(
                 update(summaries)
                 .where(summaries.c.flow_run_id == run.id)
                 .where(summaries.c.claimed_by == holder if holder is not None else summaries.c.claimed_by.is_(None))
-                .values(claimed_by=claimed_by, claimed_at=now)
+                .values(claimed_by=claimed_by, claimed_at=current)
             ).rowcount
         if taken != 1:
             return Claim("in_progress", claimed_by, status)
@@ -261,7 +111,7 @@ SaveResult = Literal["created", "replaced", "lost"]
 def save(engine: Engine, summary: Summary, claimed_by: str) -> SaveResult:
     """Write ``summary`` into its claimed row; "lost" when another summarizer took it over."""
     a = summary.analysis
-    now = _now()
+    current = now()
     values = {
         "flow_run_name": summary.flow_run_name,
         "flow_name": summary.flow_name,
@@ -270,7 +120,7 @@ def save(engine: Engine, summary: Summary, claimed_by: str) -> SaveResult:
         "tags": json.dumps(summary.tags),
         "state": summary.state,
         "state_message": summary.state_message,
-        "failed_at": _utc(summary.failed_at),
+        "failed_at": utc(summary.failed_at),
         "status": summary.status,
         "reason": summary.reason,
         "category": a.category.value,
@@ -288,9 +138,14 @@ def save(engine: Engine, summary: Summary, claimed_by: str) -> SaveResult:
         "root_error_line": summary.root_error_line,
         "redaction_count": summary.redaction_count,
         "summarizer_flow_run_id": summary.summarizer_flow_run_id,
-        "updated_at": now,
+        "fingerprint": summary.fingerprint,
+        "signature": summary.signature,
+        "cache_hit": summary.cache_hit,
+        "same_as_run_id": summary.same_as_run_id,
+        "cost_usd": summary.cost_usd,
+        "updated_at": current,
     }
-    with _guard(engine, "store the summary"), engine.begin() as conn:
+    with guard(engine, "store the summary"), engine.begin() as conn:
         previous = conn.execute(
             select(summaries.c.status).where(summaries.c.flow_run_id == summary.flow_run_id)
         ).scalar()
@@ -301,7 +156,7 @@ def save(engine: Engine, summary: Summary, claimed_by: str) -> SaveResult:
             update(summaries)
             .where(summaries.c.flow_run_id == summary.flow_run_id)
             .where(summaries.c.claimed_by == claimed_by)
-            .values(**_fit(values))
+            .values(**fit(summaries, values))
         ).rowcount
     if written != 1:
         return "lost"
@@ -310,7 +165,7 @@ def save(engine: Engine, summary: Summary, claimed_by: str) -> SaveResult:
 
 def release(engine: Engine, flow_run_id: str, claimed_by: str) -> None:
     """Give up a claim on a row that never got content (e.g. the summarizer failed)."""
-    with _guard(engine, "release the claim"), engine.begin() as conn:
+    with guard(engine, "release the claim"), engine.begin() as conn:
         conn.execute(
             summaries.delete()
             .where(summaries.c.flow_run_id == flow_run_id)
@@ -321,7 +176,7 @@ def release(engine: Engine, flow_run_id: str, claimed_by: str) -> None:
 
 def set_artifact(engine: Engine, flow_run_id: str, artifact_id: str, claimed_by: str) -> None:
     """Record the artifact of the summary this summarizer wrote (not a later one's)."""
-    with _guard(engine, "record the artifact id"), engine.begin() as conn:
+    with guard(engine, "record the artifact id"), engine.begin() as conn:
         conn.execute(
             update(summaries)
             .where(summaries.c.flow_run_id == flow_run_id)
@@ -340,7 +195,7 @@ def _to_summary(row: Any) -> Summary:
         tags=json.loads(row.tags or "[]"),
         state=row.state,
         state_message=row.state_message,
-        failed_at=_utc(row.failed_at),
+        failed_at=utc(row.failed_at),
         analysis=FailureAnalysis.model_validate_json(row.analysis),
         status=row.status,
         reason=row.reason,
@@ -355,15 +210,20 @@ def _to_summary(row: Any) -> Summary:
         redaction_count=row.redaction_count or 0,
         summarizer_flow_run_id=row.summarizer_flow_run_id,
         artifact_id=row.artifact_id,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
+        created_at=utc(row.created_at),
+        updated_at=utc(row.updated_at),
         regenerated=(row.regenerated_count or 0) > 0,
+        cost_usd=row.cost_usd,
+        fingerprint=row.fingerprint,
+        signature=row.signature,
+        cache_hit=bool(row.cache_hit),
+        same_as_run_id=row.same_as_run_id,
     )
 
 
 def get(engine: Engine, flow_run_id: str) -> Summary | None:
     """The finished summary of a run, or None (no row, or still pending)."""
-    with _guard(engine, "read the summary"), engine.connect() as conn:
+    with guard(engine, "read the summary"), engine.connect() as conn:
         row = conn.execute(
             select(summaries)
             .where(summaries.c.flow_run_id == flow_run_id)
@@ -387,8 +247,8 @@ def list_summaries(
     if flow:
         conditions.append(summaries.c.flow_name == flow)
     if since:
-        conditions.append(summaries.c.created_at >= _utc(since))
-    with _guard(engine, "list summaries"), engine.connect() as conn:
+        conditions.append(summaries.c.created_at >= utc(since))
+    with guard(engine, "list summaries"), engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(summaries).where(*conditions)).scalar() or 0
         rows = conn.execute(
             select(summaries)
@@ -402,7 +262,19 @@ def list_summaries(
 
 def probe_write(engine: Engine) -> None:
     """Prove the database accepts writes, leaving nothing behind (for `doctor`)."""
-    with _guard(engine, "write a test row"), engine.connect() as conn:
+    with guard(engine, "write a test row"), engine.connect() as conn:
         transaction = conn.begin()
-        conn.execute(update(schema_table).where(schema_table.c.id == 1).values(updated_at=_now()))
+        conn.execute(update(schema_table).where(schema_table.c.id == 1).values(updated_at=now()))
         transaction.rollback()
+
+
+def daily_usage(engine: Engine, since: datetime) -> tuple[int, float]:
+    """LLM tokens and estimated cost (USD) of the summaries made since ``since``."""
+    tokens = func.coalesce(func.sum(func.coalesce(summaries.c.prompt_tokens, 0)
+                                    + func.coalesce(summaries.c.completion_tokens, 0)), 0)
+    cost = func.coalesce(func.sum(func.coalesce(summaries.c.cost_usd, 0.0)), 0.0)
+    with guard(engine, "read the LLM usage"), engine.connect() as conn:
+        row = conn.execute(
+            select(tokens, cost).where(summaries.c.created_at >= utc(since)).where(summaries.c.status == "llm")
+        ).one()
+    return int(row[0] or 0), float(row[1] or 0.0)

@@ -6,7 +6,7 @@ request from a script, then the default applies:
 
 ``ok``               a valid answer (see `FakeLLM.answer`)
 ``500`` / ``503``    that HTTP status
-``429``              rate limited, with ``Retry-After: 0``
+``429``              rate limited, with ``Retry-After: <retry_after>`` (default 0)
 ``401`` / ``404``    key rejected / model not found
 ``slow``             answers after `FakeLLM.slow_seconds`
 ``invalid_json``     content that is not JSON
@@ -16,6 +16,9 @@ request from a script, then the default applies:
 ``unknown_category`` a valid answer whose category is outside the taxonomy
 ``no_json_schema``   HTTP 500 when ``response_format`` is ``json_schema`` (llama.cpp)
 ``broken_response``  a body that is not JSON at all
+
+It answers OpenAI's ``.../chat/completions`` (any prefix, so Azure's
+``/openai/deployments/<name>/chat/completions`` too) and Anthropic's ``/v1/messages``.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class FakeLLM:
         self.model = model
         self.default = "ok"
         self.slow_seconds = 5.0
+        self.retry_after = "0"
         self.answer: dict[str, Any] = dict(DEFAULT_ANSWER)
         self.requests: list[dict[str, Any]] = []
         self._script: deque[str] = deque()
@@ -75,9 +79,10 @@ class FakeLLM:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
     def completions(self) -> list[dict[str, Any]]:
-        """Bodies of the chat completion requests received, in order."""
+        """Bodies of the chat requests received (OpenAI or Anthropic form), in order."""
         with self._lock:
-            return [r["body"] for r in self.requests if r["path"].endswith("/chat/completions")]
+            return [r["body"] for r in self.requests
+                    if r["path"].split("?")[0].endswith(("/chat/completions", "/messages"))]
 
     def start(self) -> FakeLLM:
         fake = self
@@ -106,7 +111,10 @@ class FakeLLM:
                         {"path": self.path, "headers": dict(self.headers), "body": body, "at": time.time()}
                     )
                     behaviour = fake._script.popleft() if fake._script else fake.default
-                fake._respond(self, behaviour, body)
+                if self.path.split("?")[0].endswith("/messages"):
+                    fake._respond_anthropic(self, behaviour, body)
+                else:
+                    fake._respond(self, behaviour, body)
 
             def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None,
                       raw: bytes | None = None) -> None:
@@ -172,7 +180,7 @@ class FakeLLM:
         if behaviour in {"500", "502", "503"}:
             send(int(behaviour), {"error": {"message": "server error", "type": "server_error"}})
         elif behaviour == "429":
-            send(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"Retry-After": "0"})
+            send(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"Retry-After": self.retry_after})
         elif behaviour == "401":
             send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
         elif behaviour == "404":
@@ -200,3 +208,33 @@ class FakeLLM:
             if behaviour == "slow":
                 time.sleep(self.slow_seconds)
             send(200, self._completion(json.dumps(self._answer_for(body)), body=body))
+
+    def _respond_anthropic(self, handler: Any, behaviour: str, body: dict) -> None:
+        """Anthropic's messages API; the client prefills "{", so the text continues after it."""
+        send = handler._send
+        if behaviour in {"500", "502", "503", "529"}:
+            return send(int(behaviour), {"type": "error", "error": {"type": "overloaded_error", "message": "x"}})
+        if behaviour == "429":
+            return send(429, {"type": "error", "error": {"type": "rate_limit_error", "message": "x"}},
+                        {"retry-after": self.retry_after})
+        if behaviour in {"401", "404"}:
+            return send(int(behaviour), {"type": "error", "error": {"type": "authentication_error", "message": "x"}})
+        if behaviour == "slow":
+            time.sleep(self.slow_seconds)
+        answer = self._answer_for({"messages": [{"content": body.get("system", "")}, *body.get("messages", [])]})
+        if behaviour == "unknown_category":
+            answer["category"] = "COSMIC_RAYS"
+        text = json.dumps(answer)
+        stop = "end_turn"
+        if behaviour == "invalid_json":
+            text = "{the vendor was down"
+        elif behaviour == "truncated":
+            text, stop = text[:40], "max_tokens"
+        elif behaviour == "wrong_schema":
+            text = json.dumps({"summary": "it broke"})
+        send(200, {
+            "id": "msg_fake", "type": "message", "role": "assistant", "model": self.model,
+            "content": [] if behaviour == "empty_choices" else [{"type": "text", "text": text[1:]}],
+            "stop_reason": stop,
+            "usage": {"input_tokens": len(json.dumps(body)) // 4, "output_tokens": len(text) // 4},
+        })

@@ -203,5 +203,13 @@ def system(prefect_server: PrefectServer, fake_llm_server: FakeLLM):
 
 @pytest.fixture
 def e2e(system: E2E, fake_llm: FakeLLM) -> E2E:
-    """The running system with the fake LLM reset to answer correctly."""
+    """The running system with the fake LLM reset to answer correctly and an empty fingerprint cache.
+
+    Scenarios repeat across tests with the same signature; without the reset a test would
+    reuse an earlier test's analysis instead of exercising the LLM path it is about.
+    """
+    from prefect_failure_insights.tasks.schema import fingerprints
+
+    with system.sqlite_engine().begin() as conn:
+        conn.execute(fingerprints.delete())
     return system

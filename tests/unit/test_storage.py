@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from prefect_failure_insights.exceptions import SchemaVersionError, StorageError
 from prefect_failure_insights.models import FailureAnalysis, FlowRunInfo, Summary
-from prefect_failure_insights.tasks import storage
+from prefect_failure_insights.tasks import schema, storage
 from prefect_failure_insights.testing.prefect_server import free_port
 
 
@@ -40,7 +40,7 @@ def engine(connector):
 def test_schema_is_created_once_and_versioned(engine) -> None:
     storage.ensure_schema(engine)  # idempotent
     with engine.begin() as conn:
-        conn.execute(update(storage.schema_table).values(version=storage.SCHEMA_VERSION + 1))
+        conn.execute(update(schema.schema_table).values(version=schema.SCHEMA_VERSION + 1))
     with pytest.raises(SchemaVersionError, match="upgrade prefect-failure-insights"):
         storage.ensure_schema(engine)
 
