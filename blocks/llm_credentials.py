@@ -107,7 +107,7 @@ class LLMCredentials(Block):
         default=2,
         ge=0,
         le=10,
-        description="Retries of transient errors (429, 5xx, timeouts) by the SDK client.",
+        description="Retries of transient errors (429, 5xx, timeouts, connection errors), within the deadline.",
     )
     extra_headers: SecretDict | None = Field(
         default=None,

@@ -1,4 +1,4 @@
-"""Asking an LLM for a structured `FailureAnalysis`, robustly and with bounded cost.
+"""Asking an LLM for a structured answer (a `FailureAnalysis`, a classification), robustly and cheaply.
 
 Structured output that survives real endpoints and small models:
 
@@ -25,22 +25,29 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from prefect_failure_insights.exceptions import LLMInvalidAnswer, LLMUnavailable
 from prefect_failure_insights.models import FailureAnalysis
 from prefect_failure_insights.prompts import ANSWER_SCHEMA, repair_message
 from prefect_failure_insights.tasks.chat import ChatBackend, Completion, FormatRejected, Transient
 
-RESPONSE_FORMATS: tuple[dict[str, Any] | None, ...] = (
-    {"type": "json_schema", "json_schema": {"name": "failure_analysis", "schema": ANSWER_SCHEMA}},
-    {"type": "json_object", "schema": ANSWER_SCHEMA},  # llama.cpp's server accepts this form
-    {"type": "json_object"},
-    None,
-)
+
+
+def response_formats(name: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, ...]:
+    """The response formats to try, most structured first."""
+    return (
+        {"type": "json_schema", "json_schema": {"name": name, "schema": schema}},
+        {"type": "json_object", "schema": schema},  # llama.cpp's server accepts this form
+        {"type": "json_object"},
+        None,
+    )
+
+
+RESPONSE_FORMATS = response_formats("failure_analysis", ANSWER_SCHEMA)
 MAX_ANSWER_TOKENS = 1500
 _WORKING_FORMAT: dict[tuple[str, str, str], int] = {}
 
@@ -60,9 +67,12 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
 @dataclass
-class LLMAnswer:
-    analysis: FailureAnalysis
+class LLMAnswer(Generic[M]):
+    analysis: M
     model: str
     prompt_tokens: int
     completion_tokens: int
@@ -95,15 +105,15 @@ def extract_json(text: str) -> Any:
     return value
 
 
-def parse_analysis(content: str | None) -> FailureAnalysis:
-    """Validate a model's answer text as a `FailureAnalysis`; ValueError explains why not."""
+def parse_answer(content: str | None, model: type[M]) -> M:
+    """Validate a model's answer text as ``model``; ValueError explains why not."""
     if not content or not content.strip():
         raise ValueError("the answer is empty")
     value = extract_json(content)
     if not isinstance(value, dict):
         raise ValueError("the answer is JSON but not an object")
     try:
-        return FailureAnalysis.model_validate(value)
+        return model.model_validate(value)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors()[:5]
@@ -114,9 +124,10 @@ def parse_analysis(content: str | None) -> FailureAnalysis:
 class _Exchange:
     """One analysis: requests, retries, tokens and the deadline."""
 
-    def __init__(self, backend: ChatBackend, policy: RetryPolicy) -> None:
+    def __init__(self, backend: ChatBackend, policy: RetryPolicy, max_tokens: int = MAX_ANSWER_TOKENS) -> None:
         self.backend = backend
         self.policy = policy
+        self.max_tokens = max_tokens
         self.started = time.monotonic()
         self.requests = 0
         self.prompt_tokens = 0
@@ -136,7 +147,7 @@ class _Exchange:
                 )
             self.requests += 1
             try:
-                done = await self.backend.complete(messages, fmt, MAX_ANSWER_TOKENS,
+                done = await self.backend.complete(messages, fmt, self.max_tokens,
                                                    min(self.policy.timeout, remaining))
             except Transient as exc:
                 if not retry_server_errors and exc.status == 500:
@@ -159,26 +170,38 @@ async def request_analysis(
     backend: ChatBackend,
     messages: list[dict[str, str]],
     policy: RetryPolicy | None = None,
-) -> LLMAnswer:
-    """Ask for a `FailureAnalysis`; bounded retries, at most one repair round-trip.
+) -> LLMAnswer[FailureAnalysis]:
+    """Ask for a `FailureAnalysis` (see `request_structured`)."""
+    return await request_structured(backend, messages, FailureAnalysis, RESPONSE_FORMATS, policy)
+
+
+async def request_structured(
+    backend: ChatBackend,
+    messages: list[dict[str, str]],
+    model: type[M],
+    formats: tuple[dict[str, Any] | None, ...],
+    policy: RetryPolicy | None = None,
+    max_tokens: int = MAX_ANSWER_TOKENS,
+) -> LLMAnswer[M]:
+    """Ask for an answer validated as ``model``; bounded retries, at most one repair round-trip.
 
     Raises:
         LLMUnavailable: unreachable, timing out, rate-limited, 5xx, deadline passed.
         LLMRejected: key, model or request refused.
         LLMInvalidAnswer: no valid answer, even after a repair.
     """
-    exchange = _Exchange(backend, policy or RetryPolicy())
+    exchange = _Exchange(backend, policy or RetryPolicy(), max_tokens)
     memory_key = (backend.name, backend.base_url, backend.model)
-    index = _WORKING_FORMAT.get(memory_key, 0) if backend.name == "openai" else len(RESPONSE_FORMATS) - 1
+    index = _WORKING_FORMAT.get(memory_key, 0) if backend.name == "openai" else len(formats) - 1
     conversation = list(messages)
     repaired = False
     while True:
-        fmt = RESPONSE_FORMATS[index]
+        fmt = formats[index]
         try:
             # A 500 to json_schema may be a refusal of the format (llama.cpp): no retries there.
             done = await exchange.send(conversation, fmt, retry_server_errors=fmt is None or fmt["type"] != "json_schema")
         except FormatRejected:
-            if index + 1 >= len(RESPONSE_FORMATS):
+            if index + 1 >= len(formats):
                 raise
             index += 1
             continue
@@ -190,7 +213,7 @@ async def request_analysis(
             problem = "the answer was cut off at the token limit; answer more briefly"
         else:
             try:
-                analysis = parse_analysis(content)
+                analysis = parse_answer(content, model)
             except ValueError as exc:
                 problem = str(exc)
             else:

@@ -17,8 +17,32 @@ LEAKY_ENV = (
     "FAILURE_INSIGHTS_LLM_MODEL", "PREFECT_API_KEY",
 )
 
+# The live tier (`make test-live`, tests/live) may use a real OpenAI key on purpose: it is
+# kept here, out of the environment, and only tests marked `live` ever read it.
+LIVE_OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY")
+
 for name in LEAKY_ENV:  # before any test module imports prefect settings
     os.environ.pop(name, None)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--live", action="store_true", help="Run the live tier against real models (make test-live).")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `live` run only with --live, whatever -m says (`make test` never runs them)."""
+    if config.getoption("--live"):
+        return
+    skip = pytest.mark.skip(reason="live tier: run `make test-live`")
+    for item in items:
+        if "live" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def live_openai_api_key() -> str | None:
+    """OPENAI_API_KEY as it was before the tests removed it (for tests marked `live` only)."""
+    return LIVE_OPENAI_API_KEY
 
 
 @pytest.fixture(autouse=True)

@@ -78,6 +78,25 @@ def test_summarize_show_list_and_regenerate(e2e) -> None:
     assert text.returncode == 0 and "Showing 1-1 of" in text.stdout
 
 
+def test_llm_url_and_model_override_the_block_for_one_call(e2e) -> None:
+    from prefect_failure_insights.testing.fake_llm import FakeLLM
+
+    run_id = e2e.run_pipeline("vendor")
+    e2e.wait_for_row(e2e.sqlite_engine(), run_id)
+    with FakeLLM(model="other-model") as other:
+        result = e2e.cli("summarize", run_id, "--regenerate", "--format", "json",
+                         "--llm-url", other.url, "--llm-model", "other-model")
+        assert result.returncode == 0, result.stderr
+        bodies = other.completions()
+    assert len(bodies) == 1 and bodies[0]["model"] == "other-model"
+    data = json.loads(result.stdout)
+    assert data["status"] == "llm" and data["model"] == "other-model"
+    listed = json.loads(e2e.cli("list", "--format", "json", "--flow", "e2e-vendor-sync").stdout)
+    row = next(s for s in listed["summaries"] if s["flow_run_id"] == run_id)
+    assert row["model"] == "other-model" and row["prompt_tokens"] and row["latency_ms"] and not row["cache_hit"]
+    assert "cost_usd" in row  # unpriced model: present, null
+
+
 def test_automation_commands_are_idempotent_and_doctor_reports(e2e) -> None:
     first = e2e.cli("automation", "install")
     second = e2e.cli("automation", "install")
