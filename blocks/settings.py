@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
 from prefect.blocks.core import Block
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 if TYPE_CHECKING:
     from prefect_failure_insights.models import FlowRunInfo
@@ -20,6 +21,26 @@ def _run_values(run: FlowRunInfo) -> dict[str, list[str]]:
     deployment = [run.deployment, run.deployment.split("/", 1)[-1]] if run.deployment else []
     return {"tag": list(run.tags), "flow": [run.flow_name], "deployment": deployment,
             "work pool": [run.work_pool] if run.work_pool else []}
+
+
+class ClassificationRule(BaseModel):
+    """A team's own classification rule: a regex over the error text and/or exception types."""
+
+    name: str = Field(description="Reported as rule:<name>.")
+    category: str = Field(description="A built-in category or one of extra_categories.")
+    pattern: str = Field(default="", description="Regular expression (case-insensitive) over the error text.")
+    exception_types: list[str] = Field(default_factory=list, description="Exception type names, e.g. KeyError.")
+    confidence: float = Field(default=0.9, ge=0, le=1)
+    why: str | None = Field(default=None, description="One line: why such failures happen.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"pattern {value!r} is not a valid regular expression: {exc}") from exc
+        return value
 
 
 class ScopedPrompt(BaseModel):
@@ -186,6 +207,14 @@ class FailureInsightsSettings(Block):
     daily_cost_budget_usd: float | None = Field(
         default=None, ge=0,
         description="Most estimated LLM spend (USD) per UTC day; past it, the deterministic analysis.",
+    )
+    extra_categories: dict[str, str] = Field(
+        default_factory=dict,
+        description="Categories beyond the four built-in ones, name -> meaning (the LLM is told the meaning).",
+    )
+    extra_rules: list[ClassificationRule] = Field(
+        default_factory=list,
+        description="Classification rules tried before the built-in ones (see `failure-insights rules suggest`).",
     )
     llm_prices: dict[str, list[float]] = Field(
         default_factory=dict,

@@ -73,9 +73,15 @@ def run(fn: Callable[[], Awaitable[T] | T]) -> T:
     from prefect_failure_insights.exceptions import (
         ConfigurationError,
         FailureInsightsError,
+        InputError,
         RunNotFailed,
         RunNotFound,
     )
+
+    import logging
+
+    # prefect-sqlalchemy logs every engine it creates and disposes at INFO: noise on a CLI's stderr.
+    logging.getLogger("prefect.SqlAlchemyConnector").setLevel(logging.WARNING)
 
     async def call() -> T:
         result = fn()
@@ -83,7 +89,7 @@ def run(fn: Callable[[], Awaitable[T] | T]) -> T:
 
     try:
         return asyncio.run(call())
-    except (RunNotFound, RunNotFailed, ConfigurationError, BundleError) as exc:
+    except (RunNotFound, RunNotFailed, ConfigurationError, BundleError, InputError) as exc:
         raise _fail(str(exc), 2) from None
     except FailureInsightsError as exc:
         raise _fail(str(exc), 1) from None
@@ -484,9 +490,16 @@ def version() -> None:
     typer.echo(__version__)
 
 
+# The batch-insights commands live in their own module; importing it registers them.
+from prefect_failure_insights import cli_insights  # noqa: E402,F401
+
+
 def main() -> None:
     app()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Through the importable module, so that the commands registered by cli_insights are on its app.
+    from prefect_failure_insights.cli import main as _main
+
+    sys.exit(_main())

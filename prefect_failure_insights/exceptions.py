@@ -27,6 +27,10 @@ class ConfigurationError(FailureInsightsError):
     """A block is missing or its values cannot work."""
 
 
+class InputError(FailureInsightsError):
+    """A file or option given by the user cannot be used (malformed, missing columns, ...)."""
+
+
 class RunNotFound(FailureInsightsError):
     """There is no flow run with the given id on this Prefect API."""
 
@@ -36,7 +40,14 @@ class RunNotFailed(FailureInsightsError):
 
 
 class LLMError(FailureInsightsError):
-    """The LLM could not produce a usable answer. Triggers the fallback."""
+    """The LLM could not produce a usable answer. Triggers the fallback.
+
+    ``prompt_tokens`` / ``completion_tokens``: what the failed exchange still cost (the
+    answers that could not be used), so the cost ledger and the budgets count it.
+    """
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 class LLMUnavailable(LLMError):

@@ -93,10 +93,12 @@ async def analyze(
     instructions, questions = settings.prompt_for(failed.run)
     messages = summary_messages(evidence, failed, instructions, questions, settings.answer_language)
     backend = backend_for(llm)
+    spent: tuple[int | None, int | None] = (None, None)
     try:
         answer = await request_analysis(backend, messages, retry_policy(llm, settings))
     except LLMError as exc:
         reason = f"LLM failed: {exc}"
+        spent = (exc.prompt_tokens, exc.completion_tokens)
     except Exception as exc:  # noqa: BLE001 - a bug here must not cost the user the summary
         logger.exception("Unexpected error while asking the LLM")
         reason = f"LLM step failed unexpectedly: {type(exc).__name__}"
@@ -112,7 +114,12 @@ async def analyze(
         )
     finally:
         await backend.close()
-    return _fallback(failed, evidence, reason, llm.model)
+    result = _fallback(failed, evidence, reason, llm.model)
+    if spent[0] is not None:  # unusable answers still cost tokens: the ledger and the budgets count them
+        result = result.model_copy(update={
+            "prompt_tokens": spent[0], "completion_tokens": spent[1],
+            "cost_usd": estimate_cost(llm.model, spent[0], spent[1], settings.llm_prices)})
+    return result
 
 
 def over_budget(engine: Engine, settings: FailureInsightsSettings) -> str | None:

@@ -42,3 +42,20 @@ def fingerprint(signature_text: str) -> str:
 
 def cache_key(fingerprint_value: str, model: str, prompt_version: str) -> str:
     return hashlib.sha256(f"{fingerprint_value}|{model}|{prompt_version}".encode()).hexdigest()[:32]
+
+
+def error_signature(error_text: str, exception_type: str | None = None, max_lines: int = 4) -> str:
+    """The normalised signature of one error text, whatever run or pipeline it came from.
+
+    Its exception type and the templates of its first non-empty lines (numbers, ids,
+    paths and times masked; quoted values kept). Used to classify identical errors once
+    and to match corrections exactly.
+
+    Example:
+        >>> error_signature("KeyError: 'amount' at row 17", "builtins.KeyError")
+        "KeyError: 'amount' at row <n>"
+    """
+    lines = [template(line.strip(), mask_strings=False) for line in error_text.splitlines() if line.strip()]
+    kind = short_type(exception_type)
+    parts = ([kind] if kind and not (lines and lines[0].startswith(kind)) else []) + lines[:max_lines]
+    return " | ".join(parts)

@@ -91,13 +91,13 @@ def extract_json(text: str) -> Any:
     if fenced:
         text = fenced.group(1).strip()
     try:
-        return json.loads(text)
+        return json.loads(text, strict=False)  # small models put raw newlines inside strings
     except json.JSONDecodeError:
         pass
     start = text.find("{")
     if start < 0:
         raise ValueError("the answer contains no JSON object")
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)
     try:
         value, _ = decoder.raw_decode(text[start:])
     except json.JSONDecodeError as exc:
@@ -226,7 +226,9 @@ async def request_structured(
                     requests=exchange.requests,
                 )
         if repaired:
-            raise LLMInvalidAnswer(f"no usable answer from {backend.model!r} after one repair: {problem}")
+            error = LLMInvalidAnswer(f"no usable answer from {backend.model!r} after one repair: {problem}")
+            error.prompt_tokens, error.completion_tokens = exchange.prompt_tokens, exchange.completion_tokens
+            raise error
         repaired = True
         if content:
             conversation.append({"role": "assistant", "content": content[:4000]})

@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, S
 
 from prefect_failure_insights.exceptions import SchemaVersionError, StorageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -112,6 +112,84 @@ fingerprints = Table(
     Column("occurrences", Integer, nullable=False, default=0),
     Column("claimed_by", String(64)),
     Column("claimed_at", DateTime(timezone=True)),
+)
+
+
+# v3: batch insights. A correction per error signature (the latest wins) ...
+corrections = Table(
+    "failure_corrections",
+    metadata,
+    Column("fingerprint", String(32), primary_key=True),
+    Column("signature", Text, nullable=False),
+    Column("error_text", Text, nullable=False),
+    Column("exception_type", String(255)),
+    Column("category", String(64), nullable=False),
+    Column("corrected_by", String(255)),
+    Column("flow_run_id", String(36)),
+    Column("source", String(255)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# ... the LLM's classification per signature, model and prompt version (never asked twice) ...
+classifications = Table(
+    "failure_classifications",
+    metadata,
+    Column("cache_key", String(32), primary_key=True),
+    Column("fingerprint", String(32), nullable=False, index=True),
+    Column("signature", Text),
+    Column("error_text", Text),
+    Column("category", String(64), nullable=False),
+    Column("confidence", Float),
+    Column("reasoning", Text),
+    Column("model", String(255)),
+    Column("prompt_version", String(64)),
+    Column("prompt_tokens", Integer),
+    Column("completion_tokens", Integer),
+    Column("cost_usd", Float),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# ... a row per batch (its id is derived from the window and filters) ...
+batch_runs = Table(
+    "batch_runs",
+    metadata,
+    Column("batch_id", String(32), primary_key=True),
+    Column("window_start", DateTime(timezone=True), nullable=False, index=True),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("filters", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("report", Text),
+    Column("flow_run_id", String(36)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# ... and a row per error in it: a failed task, or a run that failed outside any task.
+batch_errors = Table(
+    "batch_errors",
+    metadata,
+    Column("batch_id", String(32), primary_key=True),
+    Column("error_id", String(80), primary_key=True),
+    Column("flow_run_id", String(36), nullable=False, index=True),
+    Column("flow_run_name", String(255)),
+    Column("task_run_id", String(36)),
+    Column("failed_task", String(255)),
+    Column("flow_name", String(255), nullable=False),
+    Column("deployment", String(512)),
+    Column("work_pool", String(255)),
+    Column("tags", Text, nullable=False, default="[]"),
+    Column("state", String(32)),
+    Column("failed_at", DateTime(timezone=True)),
+    Column("exception_type", String(255)),
+    Column("error_text", Text, nullable=False),
+    Column("fingerprint", String(32), index=True),
+    Column("signature", Text),
+    Column("category", String(64), nullable=False, index=True),
+    Column("confidence", Float),
+    Column("classified_by", String(128), nullable=False),
+    Column("reasoning", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import Engine, func, select, update
 
 from prefect_failure_insights.models import FailureAnalysis, FlowRunInfo, Summary
 from prefect_failure_insights.tasks.schema import (
+    classifications,
     describe_engine,
     engine_of,
     ensure_schema,
@@ -269,12 +270,15 @@ def probe_write(engine: Engine) -> None:
 
 
 def daily_usage(engine: Engine, since: datetime) -> tuple[int, float]:
-    """LLM tokens and estimated cost (USD) of the summaries made since ``since``."""
-    tokens = func.coalesce(func.sum(func.coalesce(summaries.c.prompt_tokens, 0)
-                                    + func.coalesce(summaries.c.completion_tokens, 0)), 0)
-    cost = func.coalesce(func.sum(func.coalesce(summaries.c.cost_usd, 0.0)), 0.0)
+    """LLM tokens and estimated cost (USD) since ``since``: summaries and batch classifications."""
+    total_tokens, total_cost = 0, 0.0
     with guard(engine, "read the LLM usage"), engine.connect() as conn:
-        row = conn.execute(
-            select(tokens, cost).where(summaries.c.created_at >= utc(since)).where(summaries.c.status == "llm")
-        ).one()
-    return int(row[0] or 0), float(row[1] or 0.0)
+        for table, condition in ((summaries, summaries.c.cache_hit.is_not(True)),
+                                 (classifications, classifications.c.prompt_tokens.is_not(None))):
+            tokens = func.coalesce(func.sum(func.coalesce(table.c.prompt_tokens, 0)
+                                            + func.coalesce(table.c.completion_tokens, 0)), 0)
+            cost = func.coalesce(func.sum(func.coalesce(table.c.cost_usd, 0.0)), 0.0)
+            row = conn.execute(select(tokens, cost).where(table.c.created_at >= utc(since)).where(condition)).one()
+            total_tokens += int(row[0] or 0)
+            total_cost += float(row[1] or 0.0)
+    return total_tokens, total_cost

@@ -139,6 +139,13 @@ def test_prefect_yaml_deploys_the_summarizer(e2e, tmp_path) -> None:
     deployment = e2e.call(read)
     assert deployment.entrypoint == "prefect_failure_insights.flows.on_failure_summary:summarize_failure"
     assert deployment.work_pool_name == "failure-insights"
+
+    async def read_batch(client):
+        return await client.read_deployment_by_name("batch-insights/batch-insights")
+
+    batch = e2e.call(read_batch)
+    assert batch.entrypoint == "prefect_failure_insights.flows.batch_insights:batch_insights"
+    assert [s.schedule.cron for s in batch.schedules] == ["0 6 * * *"] and batch.parameters["hours"] == 24
     assert e2e.cli("automation", "install").returncode == 0
 
 

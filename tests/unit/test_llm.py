@@ -245,3 +245,16 @@ def test_extract_json_tolerates_fences_and_prose() -> None:
     assert extract_json('The answer is {"a": {"b": 2}} hope it helps') == {"a": {"b": 2}}
     with pytest.raises(ValueError):
         extract_json("no json here")
+
+
+def test_unusable_answers_still_count_their_tokens(fake_llm: FakeLLM) -> None:
+    fake_llm.default = "invalid_json"
+    failed, lines = failed_run()
+    result = asyncio.run(analyze(failed, build_evidence(failed, lines),
+                                 FailureInsightsSettings(llm_prices={"fake-model": [1.0, 1.0]}), _creds(fake_llm)))
+    assert result.status == "fallback" and len(fake_llm.completions()) == 2
+    assert result.prompt_tokens > 0 and result.completion_tokens > 0 and result.cost_usd > 0
+
+
+def test_raw_newlines_inside_json_strings_are_accepted() -> None:
+    assert extract_json('{"title": "two\nlines"}') == {"title": "two\nlines"}

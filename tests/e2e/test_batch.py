@@ -1,0 +1,250 @@
+"""Batch insights end to end: a real Prefect server seeded with failed runs, the fake LLM.
+
+A server of its own (no summarizer serving it), so that no summary races the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_UI_URL, temporary_settings
+
+from prefect_failure_insights.blocks import LLMCredentials
+from prefect_failure_insights.testing.fake_llm import FakeLLM
+from prefect_failure_insights.testing.prefect_server import PrefectServer
+from prefect_failure_insights.testing.seed import seed_failure
+
+pytestmark = pytest.mark.e2e
+
+MIX = {"vendor-503": 2, "null-amount": 2, "missing-module": 1, "odd": 3, "crash": 1}
+
+
+class Batch:
+    def __init__(self, server: PrefectServer, fake: FakeLLM) -> None:
+        self.server = server
+        self.fake = fake
+        self.env = {**os.environ, **server.env()}
+
+    def call(self, fn, *args):
+        from prefect.client.orchestration import get_client
+
+        async def go():
+            async with get_client() as client:
+                return await fn(client, *args)
+
+        return asyncio.run(go())
+
+    def seed(self, mix: dict[str, int], start: int = 0, extra_tags: tuple[str, ...] = ()) -> list[str]:
+        async def go(client):
+            cache: dict = {}
+            return [await seed_failure(client, name, start + i, cache, extra_tags)
+                    for name, n in mix.items() for i in range(n)]
+
+        return self.call(go)
+
+    def run(self, since: datetime, until: datetime, **kwargs):
+        from prefect_failure_insights.flows.batch_insights import batch_insights
+
+        return asyncio.run(batch_insights(since=since, until=until, **kwargs))
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "prefect_failure_insights.cli", *args], env=self.env,
+                              capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def batch_system(tmp_path_factory: pytest.TempPathFactory, fake_llm_server: FakeLLM):
+    server = PrefectServer(tmp_path_factory.mktemp("batch-home")).start()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: server.ui_url,
+                                         PREFECT_HOME: str(server.home)}):
+            system = Batch(server, fake_llm_server)
+            system.call(lambda _c: LLMCredentials(base_url=fake_llm_server.url, model="fake-model", timeout=5,
+                                                  max_retries=0).save("default", overwrite=True))
+            yield system
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def batch(batch_system: Batch, fake_llm: FakeLLM) -> Batch:
+    return batch_system
+
+
+def _window():
+    start = datetime.now(timezone.utc) - timedelta(seconds=1)
+    return start
+
+
+def _by_run_name(result) -> dict[str, dict]:
+    return {row["flow_run_name"]: row for row in result.rows}
+
+
+def test_a_window_is_classified_reported_and_re_runs_change_nothing(batch: Batch) -> None:
+    start = _window()
+    batch.seed(MIX)
+    end = datetime.now(timezone.utc) + timedelta(seconds=1)
+
+    first = batch.run(start, end)
+    rows = _by_run_name(first)
+    assert len(first.rows) == sum(MIX.values())  # one error per failed task (or crashed run)
+    assert rows["vendor-503-0"]["category"] == "THIRD_PARTY_SYSTEM"
+    assert rows["vendor-503-0"]["classified_by"].startswith("rule:")
+    assert rows["null-amount-1"]["category"] == "INPUT_DATA_QUALITY"
+    assert rows["missing-module-0"]["category"] == "WORKFLOW_ENGINE"
+    assert rows["crash-0"]["category"] == "WORKFLOW_ENGINE" and rows["crash-0"]["failed_task"] is None
+    assert rows["odd-0"]["failed_task"].startswith("reconcile")
+    # Three "odd" errors differ only by a number: one signature, one LLM call.
+    assert {rows[f"odd-{i}"]["classified_by"] for i in range(3)} == {"llm"}
+    assert len(batch.fake.completions()) == 1
+    m = first.metrics
+    assert m["runs_queried"] == 9 and m["errors_extracted"] == 9 and m["llm_calls"] == 1 and m["llm_tokens"] > 0
+    assert m["classified_by"] == {"rule": 6, "llm": 3}
+    for part in ("## Categories", "## By work pool", "## By tag", "## Top recurring errors", "pool-b", "team-bi"):
+        assert part in first.report
+
+    async def artifacts(client):
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[
+            "batch-insights", "batch-insights-errors"])))
+
+    assert {a.key for a in batch.call(artifacts)} == {"batch-insights", "batch-insights-errors"}
+
+    again = batch.run(start, end)
+    assert again.batch_id == first.batch_id and again.report == first.report
+    strip = [{k: v for k, v in r.items() if k != "created_at"} for r in first.rows]
+    assert [{k: v for k, v in r.items() if k != "created_at"} for r in again.rows] == strip
+    assert len(batch.fake.completions()) == 1  # the LLM's answer was remembered: no new call
+    # Another window with the same error reuses the LLM's answer as a cache hit.
+    wider = batch.run(start - timedelta(minutes=1), end)
+    assert {r["classified_by"] for r in wider.rows if r["flow_run_name"].startswith("odd")} == {"cache"}
+    assert len(batch.fake.completions()) == 1
+
+    from prefect_failure_insights.config import default_database_path, sqlite_connector
+    from prefect_failure_insights.tasks import batch_store
+
+    engine = sqlite_connector(default_database_path()).get_engine()
+    assert len(batch_store.load_errors(engine, first.batch_id)) == 9  # replaced, not duplicated
+
+
+def test_a_correction_changes_the_next_batch_and_becomes_a_few_shot_example(batch: Batch, tmp_path) -> None:
+    start = _window()
+    batch.seed({"odd": 2, "vendor-503": 1}, start=100, extra_tags=("corr",))
+    end = datetime.now(timezone.utc) + timedelta(seconds=1)
+    since, until = start.isoformat(), end.isoformat()
+
+    export = tmp_path / "week.csv"
+    done = batch.cli("insights", "--since", since, "--until", until, "--tag", "corr", "--format", "csv",
+                     "-o", str(export))
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(export.read_text())))
+    assert len(rows) == 3 and "Corrected Category" in rows[0]
+    for row in rows:
+        if row["Flow"] == "ledger-close":
+            row["Corrected Category"], row["Corrected By"] = "INPUT_DATA_QUALITY", "dana"
+    corrected = tmp_path / "corrected.csv"
+    with corrected.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    imported = batch.cli("corrections", "import", str(corrected))
+    assert imported.returncode == 0, imported.stderr
+    assert "Imported 2 corrections" in imported.stdout and "1 rows without" in imported.stdout
+
+    after = batch.run(start, end, tags=["corr"])
+    odd = [r for r in after.rows if r["flow_name"] == "ledger-close"]
+    assert {(r["category"], r["classified_by"]) for r in odd} == {("INPUT_DATA_QUALITY", "correction")}
+    assert "dana" in odd[0]["reasoning"]
+
+    # A new, different error of no rule: the LLM sees the correction as an example.
+    batch.fake.requests.clear()
+    result = asyncio.run(_classify_one("ledger shards disagree: reconciliation drift detected in shard 7"))
+    assert result.classified_by == "llm"
+    sent = json.dumps(batch.fake.completions()[0]["messages"])
+    assert "reconciliation drift" in sent and "Corrected by the team" in sent
+
+    suggested = batch.cli("rules", "suggest", "--format", "json")
+    assert suggested.returncode == 0, suggested.stderr
+    assert any(s["category"] == "INPUT_DATA_QUALITY" and s.get("exception_types") == ["ReconcileError"]
+               for s in json.loads(suggested.stdout))
+
+
+async def _classify_one(text: str):
+    from prefect_failure_insights.config import default_database_path, load_llm, load_settings, sqlite_connector
+    from prefect_failure_insights.tasks import corrections
+    from prefect_failure_insights.tasks.classify import Classifier, ErrorItem
+
+    settings = await load_settings()
+    engine = sqlite_connector(default_database_path()).get_engine()
+    llm = (await load_llm(settings)).credentials
+    classifier = Classifier(settings, corrections=corrections.load(engine), llm=llm, engine=engine)
+    return (await classifier.classify([ErrorItem(id="x", error_text=text)]))[0]
+
+
+def test_bad_input_is_one_line_and_writes_nothing(batch: Batch, tmp_path) -> None:
+    empty = batch.cli("insights", "--since", "2026-01-02", "--until", "2026-01-01")
+    assert empty.returncode == 2 and empty.stderr.strip().startswith("Error: The window is empty")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Error Text,Corrected Category\nKeyError: 'x',INPUT_DATA_QUALITY\nboom,COSMIC_RAYS\n")
+    result = batch.cli("corrections", "import", str(bad))
+    assert result.returncode == 2 and "line 3" in result.stderr and "Nothing was imported" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    missing = tmp_path / "missing.csv"
+    missing.write_text("foo,bar\n1,2\n")
+    result = batch.cli("corrections", "import", str(missing))
+    assert result.returncode == 2 and "Corrected Category" in result.stderr
+
+
+def test_partitions_fan_out_to_child_runs_of_the_deployment(batch: Batch, tmp_path) -> None:
+    """The coordinator starts one `batch-insights` run per work pool through `run_deployment`."""
+    start = _window()
+    batch.seed({"vendor-503": 1, "missing-module": 1}, start=200, extra_tags=("fan",))
+    end = datetime.now(timezone.utc) + timedelta(seconds=1)
+    log = tmp_path / "runner.log"
+    runner = subprocess.Popen(
+        [sys.executable, "-c", "from prefect_failure_insights.flows.batch_insights import batch_insights; "
+                               "batch_insights.serve(name='batch-insights')"],
+        env={**batch.env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}, stdout=open(log, "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        async def deployed(client):
+            from prefect.exceptions import ObjectNotFound
+
+            try:
+                return await client.read_deployment_by_name("batch-insights/batch-insights")
+            except ObjectNotFound:
+                return None
+
+        deadline = time.monotonic() + 60
+        while batch.call(deployed) is None:
+            assert runner.poll() is None and time.monotonic() < deadline, "the batch deployment was not served"
+            time.sleep(0.5)
+        result = batch.run(start, end, tags=["fan"], partition_by="work_pool", use_llm=False)
+    finally:
+        import signal
+
+        os.killpg(runner.pid, signal.SIGTERM)
+        runner.wait(timeout=30)
+    assert result.metrics["partitions"] == ["pool-a", "pool-b"]
+    assert result.metrics["failed_partitions"] == [], log.read_text()[-3000:]
+    assert sorted(r["flow_name"] for r in result.rows) == ["orders-sync", "reports-build"]
+    assert "## By work pool" in result.report
+
+    async def children(client):
+        from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+        return await client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["batch-insights"])))
+
+    pools = {tuple(r.parameters.get("work_pools") or []) for r in batch.call(children)}
+    assert {("pool-a",), ("pool-b",)} <= pools

@@ -1,0 +1,184 @@
+"""Classification: corrections, rules, cache, LLM few-shot; on a real database and a real HTTP test LLM."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
+from prefect_failure_insights.blocks.settings import ClassificationRule
+from prefect_failure_insights.exceptions import InputError
+from prefect_failure_insights.tasks import corrections, report, storage
+from prefect_failure_insights.tasks.classify import Classifier, Correction, ErrorItem, Taxonomy, similar
+from prefect_failure_insights.tasks.evaluation import evaluate
+from prefect_failure_insights.tasks.fingerprint import error_signature, fingerprint
+from prefect_failure_insights.tasks.suggest import pattern_for
+from prefect_failure_insights.testing.fake_llm import FakeLLM
+
+ODD = "ledger.ReconcileError: reconciliation drift of 12 entries between ledger shards"
+VENDOR = "httpx.HTTPStatusError: Server error '503 Service Unavailable' for url 'https://api.x.io/v1/a?page=3'"
+
+
+@pytest.fixture
+def engine(connector):
+    engine = connector.get_engine()
+    storage.ensure_schema(engine)
+    return engine
+
+
+def _llm(fake: FakeLLM) -> LLMCredentials:
+    return LLMCredentials(base_url=fake.url, model="fake-model", max_retries=0, timeout=3)
+
+
+def _classify(items, **kwargs):
+    classifier = Classifier(kwargs.pop("settings", FailureInsightsSettings(llm_deadline_seconds=5)), **kwargs)
+    return asyncio.run(classifier.classify(items)), classifier
+
+
+def test_rules_first_then_llm_once_per_signature(engine, fake_llm: FakeLLM) -> None:
+    items = [ErrorItem(id=str(i), error_text=ODD.replace("12", str(i))) for i in range(50)]
+    items.append(ErrorItem(id="v", error_text=VENDOR))
+    results, classifier = _classify(items, llm=_llm(fake_llm), engine=engine)
+    assert len(fake_llm.completions()) == 1  # 50 errors, one signature, one call
+    assert {r.classified_by for r in results[:50]} == {"llm"}
+    assert results[-1].classified_by.startswith("rule:") and results[-1].category == "THIRD_PARTY_SYSTEM"
+    assert [r.id for r in results] == [i.id for i in items]  # same order as the input
+    assert classifier.usage.llm_calls == 1 and classifier.usage.prompt_tokens > 0
+    sent = fake_llm.completions()[0]
+    assert sent["response_format"]["json_schema"]["name"] == "failure_classification"
+
+    again, _ = _classify(items[:3], llm=_llm(fake_llm), engine=engine)  # another batch: the cache answers
+    assert {r.classified_by for r in again} == {"cache"} and len(fake_llm.completions()) == 1
+
+
+def test_a_correction_overrides_rules_and_is_a_few_shot_example(engine, fake_llm: FakeLLM) -> None:
+    sig = error_signature(VENDOR)
+    fix = Correction(fingerprint=fingerprint(sig), signature=sig, error_text=VENDOR, category="WORKFLOW_ENGINE",
+                     corrected_by="dana")
+    odd = Correction(fingerprint="x" * 32, signature=error_signature(ODD), error_text=ODD,
+                     category="INPUT_DATA_QUALITY")
+    items = [ErrorItem(id="v", error_text=VENDOR.replace("page=3", "page=9")),
+             ErrorItem(id="o", error_text="reconciliation drift detected in shard 7")]
+    results, _ = _classify(items, llm=_llm(fake_llm), engine=engine, corrections=[fix, odd])
+    assert results[0].classified_by == "correction" and results[0].category == "WORKFLOW_ENGINE"
+    assert "dana" in results[0].reasoning
+    messages = fake_llm.completions()[0]["messages"]
+    assert messages[1]["content"].startswith("<error>") and "reconciliation drift of 12" in messages[1]["content"]
+    assert json.loads(messages[2]["content"])["category"] == "INPUT_DATA_QUALITY"
+    assert similar([fix, odd], "drift in the ledger shards")[0] is odd
+
+
+def test_llm_down_gives_unknown_and_stops_asking(engine, fake_llm: FakeLLM) -> None:
+    fake_llm.default = "503"
+    items = [ErrorItem(id=str(i), error_text=f"weird failure number {chr(97 + i)}{chr(97 + i)}") for i in range(6)]
+    results, classifier = _classify(items, llm=_llm(fake_llm), engine=engine,
+                                    settings=FailureInsightsSettings(max_concurrent_llm_calls=1,
+                                                                     llm_deadline_seconds=5))
+    assert {r.category for r in results} == {"UNKNOWN"}
+    assert all("LLM" in r.reasoning for r in results)
+    assert classifier.usage.llm_stopped and len(fake_llm.completions()) == 1  # no retries: max_retries=0
+
+
+def test_an_invented_category_is_not_stored(engine, fake_llm: FakeLLM) -> None:
+    fake_llm.default = "unknown_category"
+    results, _ = _classify([ErrorItem(id="1", error_text="strange")], llm=_llm(fake_llm), engine=engine)
+    assert results[0].category == "UNKNOWN" and results[0].classified_by == "none"
+
+
+def test_extra_categories_and_rules_from_the_settings() -> None:
+    settings = FailureInsightsSettings(
+        extra_categories={"SECURITY": "access was denied by our own policies"},
+        extra_rules=[ClassificationRule(name="vault-denied", category="security", pattern=r"vault.*permission denied")],
+    )
+    results, _ = _classify([ErrorItem(id="1", error_text="Vault: permission denied for path secret/etl")],
+                           settings=settings)
+    assert (results[0].category, results[0].classified_by) == ("SECURITY", "rule:vault-denied")
+    assert Taxonomy(settings.extra_categories).parse("third-party system") == "THIRD_PARTY_SYSTEM"
+    with pytest.raises(ValueError):
+        Taxonomy().parse("COSMIC_RAYS")
+    with pytest.raises(ValueError):
+        ClassificationRule(name="x", category="SECURITY", pattern="(unclosed")
+
+
+def _export(rows: list[dict]) -> str:
+    return report.to_csv(rows)
+
+
+def _row(i: int, text: str, exception_type: str | None = None) -> dict:
+    return {"error_id": f"r{i}:t", "flow_run_id": f"00000000-0000-4000-8000-{i:012d}", "flow_run_name": f"run-{i}",
+            "flow_name": "ledger-close", "deployment": None, "work_pool": "pool-b", "tags": ["a", "b"],
+            "failed_task": "reconcile-1a2", "failed_at": None, "exception_type": exception_type,
+            "error_text": text, "category": "UNKNOWN", "confidence": 0.0, "classified_by": "none",
+            "reasoning": "x", "signature": error_signature(text, exception_type)}
+
+
+def test_corrections_import_from_the_export_all_or_nothing(engine, tmp_path) -> None:
+    exported = list(csv.DictReader(io.StringIO(_export([_row(1, ODD, "ledger.ReconcileError"), _row(2, VENDOR)]))))
+    exported[0]["Corrected Category"], exported[0]["Corrected By"] = "input data quality", "dana"
+    path = tmp_path / "c.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(exported[0]))
+        writer.writeheader()
+        writer.writerows(exported)
+    result = corrections.import_csv(engine, path, Taxonomy())
+    assert (result.imported, result.skipped) == (1, 1)
+    [stored] = corrections.load(engine)
+    assert stored.category == "INPUT_DATA_QUALITY" and stored.corrected_by == "dana"
+    assert stored.fingerprint == fingerprint(error_signature(ODD, "ledger.ReconcileError"))
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("error_text,label,who\nKeyError: 'a',WORKFLOW_ENGINE,x\nboom,COSMIC,y\n")
+    with pytest.raises(InputError, match="line 3"):
+        corrections.import_csv(engine, bad, Taxonomy())
+    assert len(corrections.load(engine)) == 1  # nothing of the bad file was written
+    with pytest.raises(InputError, match="run .* is in no batch report"):
+        (tmp_path / "r.csv").write_text("run_id,corrected_category\nabc,WORKFLOW_ENGINE\n")
+        corrections.import_csv(engine, tmp_path / "r.csv", Taxonomy())
+
+
+def test_report_is_a_pure_function_of_the_rows() -> None:
+    rows = [_row(i, ODD.replace("12", str(i))) | {"category": "INPUT_DATA_QUALITY"} for i in range(3)]
+    rows.append(_row(9, VENDOR) | {"category": "THIRD_PARTY_SYSTEM", "flow_name": "orders", "tags": []})
+    metrics = {"classified_by": {"rule": 4}, "runs_queried": 4}
+    text = report.markdown(rows, metrics, "T", previous=rows[:2])
+    assert text == report.markdown(rows, metrics, "T", previous=rows[:2])
+    assert "| INPUT_DATA_QUALITY | 3 | 75.0% | +1 vs previous window |" in text
+    assert "(no tag)" in text and "| a | 3 | 75.0% |" in text
+    top = report.patterns(rows)[0]
+    assert top["count"] == 3 and top["runs"] == 3
+
+
+def test_evaluation_figures() -> None:
+    result = evaluate(["A", "A", "B", "B"], ["A", "UNKNOWN", "B", "A"], ["rule:x", "none", "rule:y", "llm"])
+    assert result["accuracy"] == 0.5 and result["unknown_rate"] == 0.25
+    assert result["answered_precision"] == round(2 / 3, 4) and result["rule_coverage"] == 0.5
+    assert result["per_category"]["A"] == {"precision": 0.5, "recall": 0.5, "support": 2}
+    assert result["confusion"]["B"]["A"] == 1
+
+
+def test_suggested_patterns_match_what_they_came_from() -> None:
+    import re
+
+    sig = error_signature("reconciliation drift of 12 entries in /data/x.csv at 2026-01-01T00:00:00Z")
+    assert re.search(pattern_for(sig), "reconciliation drift of 999 entries in /tmp/y.csv at 2027-02-02T01:01:01Z")
+
+
+def test_batch_llm_calls_count_against_the_daily_budget(engine, fake_llm: FakeLLM) -> None:
+    from prefect_failure_insights.tasks.analysis import over_budget
+
+    settings = FailureInsightsSettings(daily_token_budget=1, llm_deadline_seconds=5)
+    budget = lambda: over_budget(engine, settings)  # noqa: E731
+    first, _ = _classify([ErrorItem(id="1", error_text="strange thing one")], settings=settings,
+                         llm=_llm(fake_llm), engine=engine, budget_check=budget)
+    assert first[0].classified_by == "llm"
+    tokens, _ = storage.daily_usage(engine, datetime(2000, 1, 1, tzinfo=timezone.utc))
+    assert tokens > 1
+    second, classifier = _classify([ErrorItem(id="2", error_text="another odd event")], settings=settings,
+                                   llm=_llm(fake_llm), engine=engine, budget_check=budget)
+    assert second[0].category == "UNKNOWN" and "daily LLM token budget" in second[0].reasoning
+    assert len(fake_llm.completions()) == 1 and classifier.usage.llm_stopped
