@@ -192,7 +192,7 @@ RULES: tuple[Rule, ...] = (
          r"value too long for type|incompatible types|codec can't decode|"
          r"invalid input syntax for (?:type )?\w+|numeric field overflow|out of range for type|"
          r"time data .{0,80} (?:does not|doesn't) match format|cannot convert (?:float )?NaN to integer|"
-         r"Cannot convert non-finite values|Integer column has NA values|"
+         r"Cannot convert non-finite values|Integer column has NA values|Could not parse '[^']*' as \w+ for field|"
          r"object of type .{0,40} cannot be converted to|"
          r"violates foreign key constraint|"
          r"\[type=(?!missing\b)[a-z_]+, input_value=|"
