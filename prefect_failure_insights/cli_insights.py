@@ -86,17 +86,13 @@ def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict[str, Any]]:
 async def _classifier(settings_block: str, no_llm: bool, llm_url: str | None, llm_model: str | None):
     """A `Classifier` with the workspace's settings, corrections and LLM; offline, the defaults."""
     import httpx
-
-    from prefect_failure_insights.blocks import FailureInsightsSettings
-    from prefect_failure_insights.config import load_llm, load_settings
-    from prefect_failure_insights.tasks import corrections
-    from prefect_failure_insights.tasks.analysis import over_budget
-    from prefect_failure_insights.tasks.classify import Classifier
-
     from prefect.settings import get_current_settings
 
-    from prefect_failure_insights.config import default_database_path, sqlite_connector
-    from prefect_failure_insights.tasks import storage
+    from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
+    from prefect_failure_insights.config import default_database_path, load_llm, load_settings, sqlite_connector
+    from prefect_failure_insights.tasks import corrections, storage
+    from prefect_failure_insights.tasks.analysis import over_budget
+    from prefect_failure_insights.tasks.classify import Classifier
 
     settings, connector, engine = FailureInsightsSettings(), None, None
     if not get_current_settings().api.url:
@@ -118,8 +114,6 @@ async def _classifier(settings_block: str, no_llm: bool, llm_url: str | None, ll
     llm = None
     if not no_llm:
         if offline:
-            from prefect_failure_insights.blocks import LLMCredentials
-
             base = LLMCredentials.from_env()
             llm = base.with_overrides(llm_url, llm_model) if base and (llm_url or llm_model) else base
             if llm is None and llm_url:

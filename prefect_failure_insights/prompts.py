@@ -124,17 +124,20 @@ def repair_message(problem: str) -> dict[str, str]:
 
 # -- batch classification ---------------------------------------------------------------
 
-CLASSIFY_PROMPT_VERSION = "classify-v1"
+CLASSIFY_PROMPT_VERSION = "classify-v2"  # v2: the category is an enum of the taxonomy
 
-CLASSIFY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "category": {"type": "string"},
-        "confidence": {"type": "number"},
-        "reasoning": {"type": "string"},
-    },
-    "required": ["category", "confidence", "reasoning"],
-}
+def classify_schema(categories: list[str]) -> dict[str, Any]:
+    """The JSON schema of a classification; the enum lets grammar-constrained servers
+    (llama.cpp) produce only these category names."""
+    return {
+        "type": "object",
+        "properties": {
+            "category": {"type": "string", "enum": list(categories)},
+            "confidence": {"type": "number"},
+            "reasoning": {"type": "string"},
+        },
+        "required": ["category", "confidence", "reasoning"],
+    }
 
 CLASSIFY_SYSTEM = """\
 You classify failures of data pipelines by whose problem they are. Categories:

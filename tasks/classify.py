@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -32,8 +33,8 @@ from prefect_failure_insights.models import Category, parse_category
 from prefect_failure_insights.prompts import (
     CATEGORY_GUIDE,
     CLASSIFY_PROMPT_VERSION,
-    CLASSIFY_SCHEMA,
     classification_messages,
+    classify_schema,
 )
 from prefect_failure_insights.tasks.chat import backend_for
 from prefect_failure_insights.tasks.costs import estimate_cost
@@ -45,7 +46,6 @@ from prefect_failure_insights.tasks.schema import classifications, fit, guard, i
 
 logger = logging.getLogger(__name__)
 
-FORMATS = response_formats("failure_classification", CLASSIFY_SCHEMA)
 FEW_SHOT = 5
 
 
@@ -115,6 +115,18 @@ class _Answer(BaseModel):
             return 0.5
 
 
+def answer_model(taxonomy: Taxonomy) -> type[_Answer]:
+    """`_Answer` whose category must be in ``taxonomy``: an invented one gets the repair round-trip."""
+
+    class Answer(_Answer):
+        @field_validator("category")
+        @classmethod
+        def _in_taxonomy(cls, value: str) -> str:
+            return taxonomy.parse(value)
+
+    return Answer
+
+
 def user_rules(settings: FailureInsightsSettings, taxonomy: Taxonomy) -> tuple[Rule, ...]:
     """The ``extra_rules`` of the settings, tried before the built-in ones."""
     return tuple(
@@ -165,6 +177,8 @@ class Classifier:
     ) -> None:
         self.settings = settings
         self.taxonomy = Taxonomy(settings.extra_categories)
+        self.answer_model = answer_model(self.taxonomy)
+        self.formats = response_formats("failure_classification", classify_schema(self.taxonomy.names))
         self.rules = user_rules(settings, self.taxonomy) + RULES
         self.corrections = {c.fingerprint: c for c in corrections}
         self.llm = llm
@@ -276,24 +290,33 @@ class Classifier:
         policy = RetryPolicy(max_retries=self.llm.max_retries, timeout=self.llm.timeout,
                              deadline=self.settings.llm_deadline_seconds)
         try:
-            answer = await request_structured(backend, messages, _Answer, FORMATS, policy, max_tokens=300)
-            category = self.taxonomy.parse(answer.analysis.category)
-        except (LLMInvalidAnswer, ValueError) as exc:
-            return self._unknown(sig, item, f"No rule matched; the LLM's answer was unusable: {exc}")
+            answer = await request_structured(backend, messages, self.answer_model, self.formats, policy,
+                                              max_tokens=300)
+        except LLMInvalidAnswer as exc:  # it answered (and cost tokens), twice unusably
+            self.usage.llm_calls += 1
+            result = self._unknown(sig, item, f"No rule matched; the LLM's answer was unusable: {exc}")
+            self._spend(result, item, self.llm.model, exc.prompt_tokens or 0, exc.completion_tokens or 0)
+            return result
         except LLMError as exc:  # unreachable, rejected, deadline: stop asking for this batch
             self.usage.llm_stopped = str(exc)
             return self._unknown(sig, item, f"No rule matched; LLM failed: {exc}")
         finally:
             await backend.close()
         self.usage.llm_calls += 1
-        self.usage.prompt_tokens += answer.prompt_tokens
-        self.usage.completion_tokens += answer.completion_tokens
-        cost = estimate_cost(answer.model, answer.prompt_tokens, answer.completion_tokens, self.settings.llm_prices)
-        self.usage.cost_usd += cost or 0.0
-        result = self._result(sig, item, category, answer.analysis.confidence, "llm", answer.analysis.reasoning)
-        # Recorded even when UNKNOWN (never reused then): the daily budgets count every call.
-        self._remember(result, item, answer.prompt_tokens, answer.completion_tokens, cost)
+        result = self._result(sig, item, answer.analysis.category, answer.analysis.confidence, "llm",
+                              answer.analysis.reasoning)
+        self._spend(result, item, answer.model, answer.prompt_tokens, answer.completion_tokens)
         return result
+
+    def _spend(self, result: Classification, item: ErrorItem, model: str, prompt_tokens: int,
+               completion_tokens: int) -> None:
+        """Count an exchange's tokens and cost; recorded even when UNKNOWN (never reused then),
+        so that the daily budgets count every call."""
+        cost = estimate_cost(model, prompt_tokens, completion_tokens, self.settings.llm_prices)
+        self.usage.prompt_tokens += prompt_tokens
+        self.usage.completion_tokens += completion_tokens
+        self.usage.cost_usd += cost or 0.0
+        self._remember(result, item, prompt_tokens, completion_tokens, cost)
 
     # -- the LLM's classifications, per signature, model and prompt version ---------------
     def _key(self, fp: str) -> str | None:
@@ -317,6 +340,8 @@ class Classifier:
         key = self._key(result.fingerprint)
         if self.engine is None or key is None:
             return
+        if result.category == Category.UNKNOWN.value:
+            key = uuid.uuid4().hex  # a ledger row only: it must not take the key of a later, usable answer
         try:
             with guard(self.engine, "write the classification cache"), self.engine.begin() as conn:
                 insert_ignore(conn, classifications, fit(classifications, {

@@ -23,6 +23,7 @@ from prefect_failure_insights.prompts import summary_messages
 from prefect_failure_insights.tasks import llm as llm_module
 from prefect_failure_insights.tasks.analysis import analyze
 from prefect_failure_insights.tasks.chat import backend_for
+from prefect_failure_insights.tasks.classify import Classifier, ErrorItem
 from prefect_failure_insights.tasks.evidence import build_evidence
 from prefect_failure_insights.tasks.llm import RESPONSE_FORMATS, RetryPolicy, request_analysis
 from prefect_failure_insights.testing.samples import failed_run
@@ -122,3 +123,23 @@ def test_analyze_always_returns_a_summary(endpoint: LLMCredentials) -> None:
 def _failed_and_evidence():
     failed, lines = failed_run()
     return failed, build_evidence(failed, lines, budget_tokens=EVIDENCE_TOKENS)
+
+
+def test_classification_ends_in_a_category_of_the_taxonomy(endpoint: LLMCredentials) -> None:
+    """Errors the rules leave alone go to the model once per signature; every answer is usable or said to be not."""
+    texts = ["ledger.ReconcileError: reconciliation drift of 12 entries between ledger shards",
+             "RuntimeError: the nightly snapshot of warehouse 'emea' is missing for 2026-11-28",
+             "ledger.ReconcileError: reconciliation drift of 40 entries between ledger shards"]  # same signature
+    items = [ErrorItem(id=str(i), error_text=text) for i, text in enumerate(texts)]
+    classifier = Classifier(FailureInsightsSettings(llm_deadline_seconds=SLOW.deadline), llm=endpoint)
+    results = asyncio.run(classifier.classify(items))
+    assert [r.id for r in results] == ["0", "1", "2"]
+    assert results[0].category == results[2].category  # one question for the two drift errors
+    for result in results:
+        assert result.category in classifier.taxonomy.names
+        if result.classified_by == "none":
+            assert "unusable" in result.reasoning or "LLM failed" in result.reasoning, result.reasoning
+            assert endpoint.model == "smollm2", f"a hosted model must answer validly: {result.reasoning}"
+        else:
+            assert result.classified_by == "llm" and result.reasoning
+    assert 1 <= classifier.usage.llm_calls <= 2 and classifier.usage.prompt_tokens > 0

@@ -9,6 +9,7 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import func, select
 
 from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
 from prefect_failure_insights.blocks.settings import ClassificationRule
@@ -17,6 +18,7 @@ from prefect_failure_insights.tasks import corrections, report, storage
 from prefect_failure_insights.tasks.classify import Classifier, Correction, ErrorItem, Taxonomy, similar
 from prefect_failure_insights.tasks.evaluation import evaluate
 from prefect_failure_insights.tasks.fingerprint import error_signature, fingerprint
+from prefect_failure_insights.tasks.schema import classifications
 from prefect_failure_insights.tasks.suggest import pattern_for
 from prefect_failure_insights.testing.fake_llm import FakeLLM
 
@@ -84,10 +86,27 @@ def test_llm_down_gives_unknown_and_stops_asking(engine, fake_llm: FakeLLM) -> N
     assert classifier.usage.llm_stopped and len(fake_llm.completions()) == 1  # no retries: max_retries=0
 
 
-def test_an_invented_category_is_not_stored(engine, fake_llm: FakeLLM) -> None:
+def test_an_invented_category_is_repaired_once_then_given_up(engine, fake_llm: FakeLLM) -> None:
+    fake_llm.script("unknown_category")  # COSMIC_RAYS, then a valid answer to the repair request
+    results, _ = _classify([ErrorItem(id="1", error_text=ODD)], llm=_llm(fake_llm), engine=engine)
+    assert results[0].classified_by == "llm" and results[0].category != "UNKNOWN"
+    assert "COSMIC_RAYS" in fake_llm.completions()[-1]["messages"][-1]["content"]  # the repair quotes it
+
     fake_llm.default = "unknown_category"
-    results, _ = _classify([ErrorItem(id="1", error_text="strange")], llm=_llm(fake_llm), engine=engine)
+    weird = ErrorItem(id="2", error_text="strange: the flux capacitor is out of phase")
+    results, classifier = _classify([weird], llm=_llm(fake_llm), engine=engine)
     assert results[0].category == "UNKNOWN" and results[0].classified_by == "none"
+    assert "unusable" in results[0].reasoning
+    assert classifier.usage.llm_calls == 1 and classifier.usage.prompt_tokens > 0  # still costs tokens
+    with engine.connect() as conn:
+        spent = conn.execute(select(func.sum(classifications.c.prompt_tokens))
+                             .where(classifications.c.category == "UNKNOWN")).scalar()
+    assert spent == classifier.usage.prompt_tokens  # the daily budget counts it
+
+    fake_llm.default = "ok"  # the unusable answer did not take the cache slot of a later good one
+    _classify([weird], llm=_llm(fake_llm), engine=engine)
+    results, _ = _classify([weird], llm=_llm(fake_llm), engine=engine)
+    assert results[0].classified_by == "cache"
 
 
 def test_extra_categories_and_rules_from_the_settings() -> None:
@@ -103,6 +122,16 @@ def test_extra_categories_and_rules_from_the_settings() -> None:
         Taxonomy().parse("COSMIC_RAYS")
     with pytest.raises(ValueError):
         ClassificationRule(name="x", category="SECURITY", pattern="(unclosed")
+
+
+def test_the_request_names_the_taxonomy_as_an_enum(fake_llm: FakeLLM) -> None:
+    """Grammar-constrained servers (llama.cpp) can then write only a category that exists."""
+    settings = FailureInsightsSettings(llm_deadline_seconds=5, extra_categories={"SECURITY": "our own policies"})
+    _classify([ErrorItem(id="1", error_text=ODD)], settings=settings, llm=_llm(fake_llm))
+    fmt = fake_llm.completions()[0]["response_format"]  # json_schema, or json_object + schema
+    schema = fmt["json_schema"]["schema"] if "json_schema" in fmt else fmt["schema"]
+    assert schema["properties"]["category"]["enum"] == [
+        "INPUT_DATA_QUALITY", "THIRD_PARTY_SYSTEM", "WORKFLOW_ENGINE", "SECURITY", "UNKNOWN"]
 
 
 def _export(rows: list[dict]) -> str:
