@@ -45,6 +45,39 @@ async def _llm_answers(llm) -> Check:
     return Check("LLM", "ok", f"{llm.display} answers")
 
 
+async def _llm_limit(settings) -> Check:
+    from prefect_failure_insights.tasks.analysis import LLM_CONCURRENCY_LIMIT as NAME
+
+    fix = "`failure-insights automation install` creates or updates it"
+    async with get_client() as client:
+        try:
+            limit = await client.read_global_concurrency_limit_by_name(NAME)
+        except ObjectNotFound:
+            return Check("LLM limit", "warn", f"no global concurrency limit {NAME!r}: LLM calls are not "
+                         f"limited across runs; {fix}.")
+    if not limit.active:
+        return Check("LLM limit", "warn", f"{NAME!r} is inactive: LLM calls are not limited across runs; "
+                     "activate it under Concurrency in the Prefect UI.")
+    if limit.limit != settings.max_concurrent_llm_calls:
+        return Check("LLM limit", "warn", f"{NAME!r} has {limit.limit} slots, the settings say "
+                     f"max_concurrent_llm_calls={settings.max_concurrent_llm_calls}; {fix}.")
+    return Check("LLM limit", "ok", f"{NAME!r}: {limit.limit} slots, {limit.active_slots} in use")
+
+
+def _budget(engine, settings) -> Check | None:
+    from prefect_failure_insights.tasks.analysis import over_budget
+
+    if settings.daily_token_budget is None and settings.daily_cost_budget_usd is None:
+        return None
+    try:
+        spent = over_budget(engine, settings)
+    except StorageError as exc:
+        return Check("LLM budget", "warn", f"today's LLM use could not be read: {exc}")
+    if spent:
+        return Check("LLM budget", "warn", f"{spent}: summaries are deterministic until midnight UTC.")
+    return Check("LLM budget", "ok", "today's LLM use is within the daily budgets")
+
+
 async def run_checks(settings_block: str = "default") -> list[Check]:
     """Run every check; never raises for a failing check."""
     from prefect.settings import get_current_settings
@@ -91,10 +124,15 @@ async def run_checks(settings_block: str = "default") -> list[Check]:
             storage.ensure_schema(engine)
             storage.probe_write(engine)
             checks.append(Check("Database", "ok", f"{where} writable"))
+            budget = _budget(engine, settings)
+            if budget is not None:
+                checks.append(budget)
         except StorageError as exc:
             checks.append(Check("Database", "fail", str(exc)))
         finally:
             connector.close()
+
+    checks.append(await _llm_limit(settings))
 
     async with get_client() as client:
         st = await status(client)

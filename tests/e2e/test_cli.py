@@ -107,9 +107,23 @@ def test_automation_commands_are_idempotent_and_doctor_reports(e2e) -> None:
 
     doctor = e2e.cli("doctor")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-    for name in ("Prefect API", "Settings", "LLM", "Database", "Automation", "Summarizer"):
+    for name in ("Prefect API", "Settings", "LLM", "Database", "LLM limit", "Automation", "Summarizer"):
         assert name in doctor.stdout
     assert "[FAIL]" not in doctor.stdout
+    assert "[ ok ] LLM limit" in doctor.stdout  # `automation install` created it
+
+    async def shrink(client):
+        await client.upsert_global_concurrency_limit_by_name("failure-insights-llm", 99)
+
+    e2e.call(shrink)
+    doctor = e2e.cli("doctor")
+    assert "[warn] LLM limit" in doctor.stdout and "99 slots" in doctor.stdout
+
+    e2e.save_block(FailureInsightsSettings(daily_token_budget=10**9), "roomy")
+    e2e.save_block(FailureInsightsSettings(daily_token_budget=0), "spent")
+    assert "[ ok ] LLM budget" in e2e.cli("doctor", "--settings-block", "roomy").stdout
+    spent = e2e.cli("doctor", "--settings-block", "spent").stdout
+    assert "[warn] LLM budget" in spent and "token budget (0) is spent" in spent
 
     e2e.fake.default = "401"
     doctor = e2e.cli("doctor")
