@@ -62,6 +62,20 @@ def test_100_failures_with_one_signature_cost_one_llm_call(engine, fake_llm: Fak
     assert tokens == first.prompt_tokens + first.completion_tokens  # hits cost nothing
 
 
+def test_identical_failures_at_once_wait_for_the_first_answer(engine, fake_llm: FakeLLM) -> None:
+    """No answer cached yet: ten arrive together; one asks, the others wait for its answer."""
+    fake_llm.default, fake_llm.slow_seconds = "slow", 1.5
+
+    async def together():
+        return await asyncio.gather(*(_summarize(engine, fake_llm, i) for i in range(10)))
+
+    results = asyncio.run(together())
+    assert len(fake_llm.completions()) == 1
+    assert sum(not s.cache_hit for s in results) == 1
+    assert all(s.status == "llm" for s in results)
+    assert len({s.analysis.title for s in results}) == 1
+
+
 def test_another_signature_or_regenerate_asks_again(engine, fake_llm: FakeLLM) -> None:
     asyncio.run(_summarize(engine, fake_llm, 0))
     asyncio.run(_summarize(engine, fake_llm, 1, flow="billing-sync"))  # another flow: another failure
