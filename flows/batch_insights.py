@@ -12,7 +12,8 @@ derived from the window and the filters: re-running a window replaces its rows a
 produces the same report.
 """
 
-
+# No `from __future__ import annotations` here: Prefect validates the flow's parameters
+# from its real annotations, and string annotations break that validation.
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -29,8 +30,8 @@ from pydantic import BaseModel, Field
 
 from prefect_failure_insights import BATCH_FLOW, OWN_FLOWS
 from prefect_failure_insights.blocks import FailureInsightsSettings
-from prefect_failure_insights.exceptions import InputError
 from prefect_failure_insights.config import DEFAULT_BLOCK_NAME, load_database, load_llm, load_settings
+from prefect_failure_insights.exceptions import InputError
 from prefect_failure_insights.tasks import batch_store, corrections, report, storage
 from prefect_failure_insights.tasks.analysis import over_budget
 from prefect_failure_insights.tasks.classify import Classification, Classifier, ErrorItem
