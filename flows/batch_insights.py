@@ -28,7 +28,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_run
 from pydantic import BaseModel, Field
 
-from prefect_failure_insights import BATCH_FLOW, OWN_FLOWS
+from prefect_failure_insights import BATCH_DEPLOYMENT, BATCH_FLOW, BATCH_HOURS, OWN_FLOWS
 from prefect_failure_insights.blocks import FailureInsightsSettings
 from prefect_failure_insights.config import DEFAULT_BLOCK_NAME, load_database, load_llm, load_settings
 from prefect_failure_insights.exceptions import InputError
@@ -38,7 +38,6 @@ from prefect_failure_insights.tasks.classify import Classification, Classifier, 
 from prefect_failure_insights.tasks.failures import FailureError, Filters, extract_errors, list_failed_runs
 from prefect_failure_insights.tasks.schema import summaries
 
-BATCH_DEPLOYMENT = f"{BATCH_FLOW}/batch-insights"
 ARTIFACT_KEY = "batch-insights"
 
 #: Set by the CLI to draw a progress bar: called with (stage, done, total).
@@ -216,7 +215,7 @@ async def fan_out(start: datetime, end: datetime, filters: Filters, partition_by
 
 @flow(name=BATCH_FLOW, log_prints=False)
 async def batch_insights(
-    hours: float = 24.0,
+    hours: float = BATCH_HOURS,
     since: datetime | None = None,
     until: datetime | None = None,
     tags: list[str] | None = None,

@@ -11,5 +11,10 @@ SUMMARIZER_FLOW = "summarize-failure"
 BATCH_FLOW = "batch-insights"
 OWN_FLOWS = (SUMMARIZER_FLOW, BATCH_FLOW)
 
-#: Name of the summarizer's deployment, as in prefect.yaml and `failure-insights serve`.
+#: Names of the deployments, as in prefect.yaml and `failure-insights serve`.
 SUMMARIZER_DEPLOYMENT = f"{SUMMARIZER_FLOW}/failure-insights"
+BATCH_DEPLOYMENT = f"{BATCH_FLOW}/batch-insights"
+
+#: The batch deployment's default schedule (UTC), as in prefect.yaml: daily, for the 24 hours before.
+BATCH_CRON = "0 6 * * *"
+BATCH_HOURS = 24.0

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from prefect_failure_insights import SUMMARIZER_DEPLOYMENT, __version__
+from prefect_failure_insights import BATCH_CRON, BATCH_HOURS, SUMMARIZER_DEPLOYMENT, __version__
 
 app = typer.Typer(
     name="failure-insights",
@@ -66,6 +66,7 @@ def run(fn: Callable[[], Awaitable[T] | T]) -> T:
     """Call ``fn`` (awaiting what it returns, if anything), turning the plugin's errors
     into one line on stderr and an exit code."""
     import inspect
+    import logging
 
     import httpx
 
@@ -77,8 +78,6 @@ def run(fn: Callable[[], Awaitable[T] | T]) -> T:
         RunNotFailed,
         RunNotFound,
     )
-
-    import logging
 
     # prefect-sqlalchemy logs every engine it creates and disposes at INFO: noise on a CLI's stderr.
     logging.getLogger("prefect.SqlAlchemyConnector").setLevel(logging.WARNING)
@@ -459,17 +458,27 @@ def doctor(settings_block: str = SETTINGS_OPTION) -> None:
 
 @app.command()
 def serve(
-    poll_seconds: float = typer.Option(1.0, min=0.1, help="Seconds between polls for new summarizer runs."),
+    poll_seconds: float = typer.Option(1.0, min=0.1, help="Seconds between polls for new flow runs."),
     limit: int = typer.Option(10, min=1, help="Most summarizer runs at once."),
     no_automation: bool = typer.Option(False, "--no-automation", help="Do not install the automation."),
     settings_block: str | None = typer.Option(None, "--settings-block", help="Settings block for every run."),
+    batch_cron: str = typer.Option(BATCH_CRON, "--batch-cron",
+                                   help="Schedule (cron, UTC) of the batch-insights deployment."),
+    batch_hours: float = typer.Option(BATCH_HOURS, "--batch-hours", min=0.01,
+                                      help="Window of each scheduled batch: the hours before its scheduled time."),
+    no_batch: bool = typer.Option(False, "--no-batch", help="Serve summaries only, no batch-insights deployment."),
 ) -> None:
-    """Serve the summarizer deployment and install its automation; runs until stopped."""
+    """Serve the summarizer and the scheduled batch insights, install the automation; runs until stopped.
+
+    Example:
+    failure-insights serve --batch-cron "0 * * * *" --batch-hours 1
+    """
 
     async def main():
-        from prefect_failure_insights.serve import serve_summarizer
+        from prefect_failure_insights.serve import serve_plugin
 
-        await serve_summarizer(poll_seconds, limit, not no_automation, settings_block)
+        await serve_plugin(poll_seconds, limit, not no_automation, settings_block,
+                           None if no_batch else batch_cron, batch_hours)
 
     run(main)
 

@@ -8,7 +8,7 @@ from typing import Literal
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
-from prefect_failure_insights import SUMMARIZER_DEPLOYMENT
+from prefect_failure_insights import BATCH_DEPLOYMENT, SUMMARIZER_DEPLOYMENT
 from prefect_failure_insights.exceptions import ConfigurationError, StorageError
 
 Status = Literal["ok", "warn", "fail"]
@@ -155,4 +155,23 @@ async def run_checks(settings_block: str = "default") -> list[Check]:
                             "summaries will wait as Late runs until one does."))
     else:
         checks.append(Check("Summarizer", "ok", f"{SUMMARIZER_DEPLOYMENT} is being served"))
+    checks.append(await _batch())
     return checks
+
+
+async def _batch() -> Check:
+    async with get_client() as client:
+        try:
+            deployment = await client.read_deployment_by_name(BATCH_DEPLOYMENT)
+        except ObjectNotFound:
+            return Check("Batch insights", "warn", f"no deployment {BATCH_DEPLOYMENT}: `failure-insights serve` "
+                         "serves it, or `prefect deploy --all` from prefect.yaml.")
+    crons = [s.schedule.cron for s in deployment.schedules or [] if s.active and getattr(s.schedule, "cron", None)]
+    if not crons or deployment.paused:
+        return Check("Batch insights", "warn", f"{BATCH_DEPLOYMENT} has no active schedule: it runs only when "
+                     "started (`failure-insights insights` or the UI).")
+    status = str(getattr(deployment.status, "value", deployment.status))
+    if status != "READY":
+        return Check("Batch insights", "warn", f"{BATCH_DEPLOYMENT} is scheduled but nothing is polling it: "
+                     "its runs will wait as Late runs.")
+    return Check("Batch insights", "ok", f"{BATCH_DEPLOYMENT} scheduled ({', '.join(crons)}) and served")

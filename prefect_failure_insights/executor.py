@@ -1,4 +1,4 @@
-"""Running summarizer flow runs inside the long-lived `failure-insights serve` process.
+"""Running the plugin's flow runs inside the long-lived `failure-insights serve` process.
 
 Prefect's runner starts every flow run in a new Python process. On a 2-core machine
 that costs 2.5-3.5 s per run (measured: a trivial served flow, created -> running),
@@ -7,7 +7,7 @@ before the summarizer has done anything, which alone breaks the "summary within
 it in its own, already-warm process instead, the way Prefect's task workers run
 background tasks:
 
-* poll the summarizer deployment for scheduled runs (as a runner does; this also
+* poll a deployment (the summarizer's, the batch's) for scheduled runs (as a runner does; this also
   marks the deployment ready in the UI), and poll at once when the event stream
   announces a new scheduled run of it;
 * claim each run by proposing ``Pending`` (the server rejects the proposal if
@@ -16,8 +16,8 @@ background tasks:
 
 Each run is a normal flow run: states, logs, task runs and artifacts appear in
 the UI as for any other. What is not provided: cancelling a run from the UI
-(summaries end within the flow's 15-minute timeout) and process isolation
-between runs. Deployments run by workers from prefect.yaml use Prefect's usual
+(summaries end within the flow's 15-minute timeout, batches when their window is
+done) and process isolation between runs. Deployments run by workers from prefect.yaml use Prefect's usual
 process-per-run path instead.
 """
 
@@ -78,7 +78,7 @@ class InProcessExecutor:
                 async for _event in events:
                     self._wake.set()
         except Exception as exc:  # noqa: BLE001 - an optimisation only
-            logger.warning("No event stream (%s); new summaries wait for the next poll.", type(exc).__name__)
+            logger.warning("No event stream (%s); new runs wait for the next poll.", type(exc).__name__)
 
     async def _claim(self, client: PrefectClient, flow_run: FlowRun) -> bool:
         try:
@@ -93,7 +93,7 @@ class InProcessExecutor:
             if hasattr(outcome, "__await__"):
                 await outcome
         except BaseException as exc:  # noqa: BLE001 - the engine already records flow errors
-            logger.exception("Summarizer run %s crashed", flow_run.id)
+            logger.exception("Flow run %s crashed in the executor", flow_run.id)
             try:
                 await propose_state(client, Crashed(message=f"Executor error: {type(exc).__name__}: {exc}"),
                                     flow_run_id=flow_run.id)
@@ -124,7 +124,7 @@ class InProcessExecutor:
         return started
 
     async def run(self, stop: anyio.Event, drain_seconds: float = 60.0) -> None:
-        """Poll and execute until ``stop`` is set, then let running summaries finish."""
+        """Poll and execute until ``stop`` is set, then let running flow runs finish."""
         async with get_client() as client, anyio.create_task_group() as task_group:
             task_group.start_soon(self._listen)
             while not stop.is_set():
@@ -132,7 +132,7 @@ class InProcessExecutor:
                 try:
                     await self.poll_once(client, task_group)
                 except Exception:  # noqa: BLE001 - a failed poll must not stop the service
-                    logger.exception("Polling for summarizer runs failed; retrying")
+                    logger.exception("Polling for %s runs failed; retrying", self.flow.name)
                 with anyio.move_on_after(self.poll_seconds):
                     async with anyio.create_task_group() as waiting:
                         async def until(event: anyio.Event) -> None:

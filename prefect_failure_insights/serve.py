@@ -1,10 +1,12 @@
-"""Serving the summarizer: its deployment, its automation, and an executor for its runs.
+"""Serving the plugin: its deployments, its automation, and an executor for their runs.
 
 ``failure-insights serve`` is the zero-infrastructure way to run the plugin: one
 long-lived process that registers the ``summarize-failure/failure-insights``
 deployment, installs (or updates) the automation, and executes summarizer runs as
-the automation creates them, inside the process (see `executor`). With work pools
-and workers, deploy from prefect.yaml instead.
+the automation creates them, inside the process (see `executor`). Unless told
+otherwise it also registers ``batch-insights/batch-insights`` with its daily
+schedule and executes those runs the same way. With work pools and workers, deploy
+from prefect.yaml instead.
 """
 
 from __future__ import annotations
@@ -13,48 +15,78 @@ import signal
 
 import anyio
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.schedules import CronSchedule
 
-from prefect_failure_insights import SUMMARIZER_DEPLOYMENT
+from prefect_failure_insights import BATCH_CRON, BATCH_DEPLOYMENT, BATCH_HOURS, SUMMARIZER_DEPLOYMENT
 from prefect_failure_insights.automations.failure_trigger import install
 from prefect_failure_insights.config import load_settings
-from prefect_failure_insights.tasks.analysis import ensure_llm_limit
+from prefect_failure_insights.exceptions import InputError
 from prefect_failure_insights.executor import InProcessExecutor
+from prefect_failure_insights.flows.batch_insights import batch_insights
 from prefect_failure_insights.flows.on_failure_summary import summarize_failure
+from prefect_failure_insights.tasks.analysis import ensure_llm_limit
 
-DEPLOYMENT_NAME = SUMMARIZER_DEPLOYMENT.split("/", 1)[1]
+#: Batch runs at once: a coordinator (``partition_by``) holds one slot while its children use the others.
+BATCH_LIMIT = 4
+
+
+def batch_schedule(expression: str) -> CronSchedule:
+    """The batch deployment's schedule, in UTC; InputError for an invalid cron expression."""
+    try:
+        return CronSchedule(cron=expression, timezone="UTC")
+    except ValueError:
+        raise InputError(f"--batch-cron {expression!r} is not a cron expression: use five fields, "
+                         "e.g. '0 6 * * *' (daily at 06:00 UTC) or '0 * * * *' (hourly).") from None
 
 
 async def _stop_on_signal(stop: anyio.Event) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
-            print(f"Received {signal.Signals(signum).name}: finishing running summaries, then stopping.",
+            print(f"Received {signal.Signals(signum).name}: finishing running flow runs, then stopping.",
                   flush=True)
             stop.set()
             return
 
 
-async def serve_summarizer(
+async def serve_plugin(
     poll_seconds: float = 1.0,
     limit: int = 10,
     install_automation: bool = True,
     settings_block: str | None = None,
+    batch_cron: str | None = BATCH_CRON,
+    batch_hours: float = BATCH_HOURS,
 ) -> None:
-    """Register the deployment, install the automation and run summaries until stopped.
+    """Register the deployments, install the automation and run their flow runs until stopped.
 
     Args:
-        poll_seconds: How often to look for new summarizer runs.
+        poll_seconds: How often to look for new flow runs.
         limit: Most summarizer runs at once.
         install_automation: Install or update the automation (idempotent).
         settings_block: Settings block name passed to every run.
+        batch_cron: Schedule (UTC) of the batch-insights deployment; None serves no batch.
+        batch_hours: The window of each scheduled batch, in hours before its scheduled time.
     """
+    schedule = batch_schedule(batch_cron) if batch_cron is not None else None  # a bad one: before any change
+    common = {"settings_block": settings_block} if settings_block else {}
     deployment = await summarize_failure.ato_deployment(
-        name=DEPLOYMENT_NAME,
+        name=SUMMARIZER_DEPLOYMENT.split("/", 1)[1],
         description="Failure summaries, started by the failure-insights automation.",
         tags=["failure-insights"],
-        parameters={"settings_block": settings_block} if settings_block else {},
+        parameters=common,
     )
-    deployment_id = await deployment.aapply()
-    print(f"Deployment {SUMMARIZER_DEPLOYMENT} ready ({deployment_id}).", flush=True)
+    executors = [InProcessExecutor(summarize_failure, await deployment.aapply(), poll_seconds, limit)]
+    print(f"Deployment {SUMMARIZER_DEPLOYMENT} ready.", flush=True)
+    if schedule is not None:
+        batch = await batch_insights.ato_deployment(
+            name=BATCH_DEPLOYMENT.split("/", 1)[1],
+            description="Classifies every failed and crashed run of a window and reports trends.",
+            tags=["failure-insights"],
+            parameters={**common, "hours": batch_hours},
+            schedules=[schedule],
+        )
+        executors.append(InProcessExecutor(batch_insights, await batch.aapply(), poll_seconds, BATCH_LIMIT))
+        print(f"Deployment {BATCH_DEPLOYMENT} ready: cron '{batch_cron}' (UTC), the {batch_hours:g} hours before.",
+              flush=True)
     settings = await load_settings(settings_block)
     async with get_client() as client:
         await ensure_llm_limit(client, settings)
@@ -62,11 +94,13 @@ async def serve_summarizer(
             result = await install(client, SUMMARIZER_DEPLOYMENT)
             print(f"Automation {result.action}: {result.automation_id}", flush=True)
 
-    executor = InProcessExecutor(summarize_failure, deployment_id, poll_seconds, limit)
     stop = anyio.Event()
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(_stop_on_signal, stop)
-        print(f"Serving summaries (polling every {poll_seconds:g}s, up to {limit} at once). "
+        what = "summaries and batch insights" if schedule is not None else "summaries"
+        print(f"Serving {what} (polling every {poll_seconds:g}s, up to {limit} summaries at once). "
               "Ctrl-C stops.", flush=True)
-        await executor.run(stop)
+        async with anyio.create_task_group() as running:
+            for executor in executors:
+                running.start_soon(executor.run, stop)
         task_group.cancel_scope.cancel()

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from prefect_failure_insights import BATCH_CRON, BATCH_HOURS
 from prefect_failure_insights.blocks import FailureInsightsSettings
 from prefect_failure_insights.testing.prefect_server import free_port
 
@@ -31,6 +32,7 @@ def test_bad_input_is_one_line_and_exit_code_2(e2e) -> None:
                     "No failure-insights-settings block named 'nope'")
     _one_line_error(e2e.cli("list", "--since", "yesterday-ish"), 2, "--since")
     _one_line_error(e2e.cli("list", "--category", "COSMIC"), 2, "--category")
+    _one_line_error(e2e.cli("serve", "--batch-cron", "every morning"), 2, "is not a cron expression")
     # No summarizer run was created for any of that bad input.
     assert e2e.summarizer_runs(ok_id) == []
 
@@ -107,10 +109,12 @@ def test_automation_commands_are_idempotent_and_doctor_reports(e2e) -> None:
 
     doctor = e2e.cli("doctor")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-    for name in ("Prefect API", "Settings", "LLM", "Database", "LLM limit", "Automation", "Summarizer"):
+    for name in ("Prefect API", "Settings", "LLM", "Database", "LLM limit", "Automation", "Summarizer",
+                 "Batch insights"):
         assert name in doctor.stdout
     assert "[FAIL]" not in doctor.stdout
     assert "[ ok ] LLM limit" in doctor.stdout  # `automation install` created it
+    assert "[ ok ] Batch insights" in doctor.stdout  # scheduled and served by `serve`
 
     async def shrink(client):
         await client.upsert_global_concurrency_limit_by_name("failure-insights-llm", 99)
@@ -128,6 +132,36 @@ def test_automation_commands_are_idempotent_and_doctor_reports(e2e) -> None:
     e2e.fake.default = "401"
     doctor = e2e.cli("doctor")
     assert doctor.returncode == 1 and "rejected the API key" in doctor.stdout
+
+
+def test_serve_schedules_batch_insights_and_executes_its_runs(e2e) -> None:
+    """`failure-insights serve` (started by the fixture) also serves the daily batch deployment."""
+    from prefect.deployments import run_deployment
+
+    async def read(client):
+        return await client.read_deployment_by_name("batch-insights/batch-insights")
+
+    deployment = e2e.call(read)
+    assert [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules] == [(BATCH_CRON, "UTC")]
+    assert deployment.parameters["hours"] == BATCH_HOURS
+
+    e2e.run_pipeline("vendor")  # a failure for the window
+
+    async def start(_client):
+        return await run_deployment("batch-insights/batch-insights", parameters={"hours": 1, "use_llm": False},
+                                    timeout=120)
+
+    run = e2e.call(start)
+    assert run.state and run.state.is_completed(), (run.state, e2e.serve_log.read_text()[-3000:])
+
+    async def artifacts(client):
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+        return await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+
+    keys = {a.key for a in e2e.call(artifacts)}
+    assert {"batch-insights", "batch-insights-errors"} <= keys
 
 
 def test_prefect_yaml_deploys_the_summarizer(e2e, tmp_path) -> None:
@@ -159,7 +193,8 @@ def test_prefect_yaml_deploys_the_summarizer(e2e, tmp_path) -> None:
 
     batch = e2e.call(read_batch)
     assert batch.entrypoint == "prefect_failure_insights.flows.batch_insights:batch_insights"
-    assert [s.schedule.cron for s in batch.schedules] == ["0 6 * * *"] and batch.parameters["hours"] == 24
+    # The same schedule as `failure-insights serve` gives it.
+    assert [s.schedule.cron for s in batch.schedules] == [BATCH_CRON] and batch.parameters["hours"] == BATCH_HOURS
     assert e2e.cli("automation", "install").returncode == 0
 
 
