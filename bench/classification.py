@@ -28,8 +28,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: FI_BENCH_DEV_SET: another path for the real labelled texts, or empty for none (the smoke test).
+DEV_SET = os.environ.get("FI_BENCH_DEV_SET", str(ROOT.parent / "shared/data/dev-failures.jsonl"))
 SETS = {"ours (tests/fixtures)": ROOT / "tests/fixtures/labelled_errors.jsonl",
-        "dev (../shared, real)": ROOT.parent / "shared/data/dev-failures.jsonl"}
+        "dev (../shared, real)": Path(DEV_SET) if DEV_SET else ROOT / "no-dev-set"}
 
 
 def quality() -> None:

@@ -97,10 +97,10 @@ async def log_read_baseline(run_ids: list[str]) -> dict[str, float]:
     csv_t, page_t, lines = [], [], 0
     async with get_client() as client:
         for run_id in run_ids:
-            t0 = time.perf_counter()
-            rows = await _download_csv(client, run_id)
-            csv_t.append(time.perf_counter() - t0)
-            lines += len(rows)
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                lines += await _download_csv(client, run_id, Path(tmp) / "logs.csv")
+                csv_t.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             offset, paged = 0, 0
             while True:
@@ -141,7 +141,10 @@ def measure(mode: str, server, home: Path, n: int, lines: int) -> tuple[list[dic
         time.sleep(6)
         return asyncio.run(collect(run_ids)), asyncio.run(log_read_baseline(run_ids))
     finally:
-        os.killpg(serve.pid, signal.SIGTERM)
+        try:
+            os.killpg(serve.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass  # it had already exited (its log was raised above)
         serve.wait(timeout=60)
 
 
@@ -165,14 +168,15 @@ def main() -> int:
     from prefect_failure_insights.testing.fake_llm import FakeLLM
     from prefect_failure_insights.testing.prefect_server import PrefectServer
 
-    home = Path(tempfile.mkdtemp(prefix="fi-bench-"))
     results = {}
-    with PrefectServer(home / "prefect") as server, FakeLLM() as llm, temporary_settings(
-        updates={PREFECT_API_URL: server.api_url, PREFECT_HOME: str(server.home)}
-    ):
-        LLMCredentials(base_url=llm.url, model="instant", max_retries=0).save("default")
-        for mode in ("in-process", "runner"):
-            results[mode] = measure(mode, server, home, n, lines)
+    with tempfile.TemporaryDirectory(prefix="fi-bench-") as tmp:
+        home = Path(tmp)
+        with PrefectServer(home / "prefect") as server, FakeLLM() as llm, temporary_settings(
+            updates={PREFECT_API_URL: server.api_url, PREFECT_HOME: str(server.home)}
+        ):
+            LLMCredentials(base_url=llm.url, model="instant", max_retries=0).save("default")
+            for mode in ("in-process", "runner"):
+                results[mode] = measure(mode, server, home, n, lines)
 
     ok = True
     for mode, (rows, _) in results.items():

@@ -1,0 +1,35 @@
+"""`make bench` must not rot: every benchmark runs to the end at a tiny size.
+
+Nothing here is timed (speed is what the benchmarks themselves measure); a
+benchmark broken by a change elsewhere fails here instead of on the day someone
+wants its figures.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["evidence.py", "--sizes", "1000"], ["ours", "last 100 lines", "1,000"]),
+    (["log_reading.py", "500"], ["download", "200 per page"]),
+    (["classification.py", "10"], ["rules (ours)", "errors/s", "same report: True"]),
+    (["failure_to_artifact.py", "1", "50"], ["[in-process] 1/1 failures got an artifact",
+                                              "[runner] 1/1 failures got an artifact"]),
+], ids=lambda value: value[0] if isinstance(value, list) and value and value[0].endswith(".py") else "")
+def test_the_benchmark_runs(args: list[str], expected: list[str], tmp_path: Path) -> None:
+    env = {**os.environ, "FI_BENCH_DEV_SET": ""}  # the tests never read ../shared
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / args[0]), *args[1:]], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=420)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    for fragment in expected:
+        assert fragment in done.stdout, done.stdout[-3000:]
