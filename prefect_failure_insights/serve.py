@@ -28,6 +28,9 @@ from prefect_failure_insights.tasks.analysis import ensure_llm_limit
 
 #: Batch runs at once: a coordinator (``partition_by``) holds one slot while its children use the others.
 BATCH_LIMIT = 4
+#: Batches need no second-by-second polling: the event stream wakes the executor for a new run at once,
+#: and fewer polls leave the server to the summaries.
+BATCH_POLL_SECONDS = 10.0
 
 
 def batch_schedule(expression: str) -> CronSchedule:
@@ -84,7 +87,8 @@ async def serve_plugin(
             parameters={**common, "hours": batch_hours},
             schedules=[schedule],
         )
-        executors.append(InProcessExecutor(batch_insights, await batch.aapply(), poll_seconds, BATCH_LIMIT))
+        executors.append(InProcessExecutor(batch_insights, await batch.aapply(),
+                                           max(poll_seconds, BATCH_POLL_SECONDS), BATCH_LIMIT))
         print(f"Deployment {BATCH_DEPLOYMENT} ready: cron '{batch_cron}' (UTC), the {batch_hours:g} hours before.",
               flush=True)
     settings = await load_settings(settings_block)
