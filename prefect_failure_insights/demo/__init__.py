@@ -2,8 +2,9 @@
 
 Starts a Prefect server on 127.0.0.1 (state in ``./.failure-insights-demo``), serves
 the summarizer with its automation, runs a pipeline that fails against a vendor
-API answering 503, waits for the failure summary, prints it, and stops everything
-it started (``--keep-server`` keeps the server up to browse the UI).
+API answering 503, waits for the failure summary, prints it, classifies the hour's
+failures with batch insights, and stops everything it started (``--keep-server``
+keeps the server up to browse the UI).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def run_demo(keep_server: bool = False) -> int:
     vendor = VendorAPI()
     serve_process: subprocess.Popen | None = None
     try:
-        _say("[1/6]", f"Starting a local Prefect server on {server.ui_url} (state in {home}) ...")
+        _say("[1/7]", f"Starting a local Prefect server on {server.ui_url} (state in {home}) ...")
         started = time.monotonic()
         server.start()
         _say("     ", f"ready in {time.monotonic() - started:.1f}s")
@@ -63,7 +64,7 @@ def run_demo(keep_server: bool = False) -> int:
             "PREFECT_LOGGING_LEVEL": "INFO",
         }
 
-        _say("[2/6]", "Registering the plugin's blocks ...")
+        _say("[2/7]", "Registering the plugin's blocks ...")
         llm = LLMCredentials.from_env()
         if llm is None:
             _say("     ", "No LLM configured: the summary will be the deterministic analysis.")
@@ -77,7 +78,7 @@ def run_demo(keep_server: bool = False) -> int:
             env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
 
-        _say("[3/6]", "Serving the summarizer and installing the automation ...")
+        _say("[3/7]", "Serving the summarizer and installing the automation ...")
         serve_log = open(home / "serve.log", "wb")  # noqa: SIM115 - closed below
         serve_process = subprocess.Popen(
             [sys.executable, "-m", "prefect_failure_insights.cli", "serve", "--poll-seconds", "1"],
@@ -89,7 +90,7 @@ def run_demo(keep_server: bool = False) -> int:
             return 1
 
         vendor.start()
-        _say("[4/6]", f"Running the example pipeline 'nightly-orders-sync' against a vendor API "
+        _say("[4/7]", f"Running the example pipeline 'nightly-orders-sync' against a vendor API "
              f"at {vendor.url} that answers 503 ...")
         pipeline = subprocess.run(
             [sys.executable, "-m", "prefect_failure_insights.demo.pipeline", vendor.url],
@@ -104,7 +105,7 @@ def run_demo(keep_server: bool = False) -> int:
         failed_at = time.monotonic()
         _say("     ", f"failed as expected (run {run_id}, vendor called {vendor.requests} times)")
 
-        _say("[5/6]", "Waiting for the failure summary on the failed run ...")
+        _say("[5/7]", "Waiting for the failure summary on the failed run ...")
         summary = _wait_for_summary(server, home, run_id)
         if summary is None:
             _say("ERROR", f"no summary within {SUMMARY_TIMEOUT_S:.0f}s; see {home / 'serve.log'}")
@@ -113,9 +114,21 @@ def run_demo(keep_server: bool = False) -> int:
 
         from prefect_failure_insights.tasks.render import render_text
 
-        _say("[6/6]", "The failure summary:\n")
+        _say("[6/7]", "The failure summary:\n")
         print(render_text(summary))
         print(f"\nOn the run's page (Artifacts tab): {server.ui_url}/runs/flow-run/{run_id}")
+
+        _say("\n[7/7]", "Batch insights over the last hour: `failure-insights insights --hours 1` "
+             "(`serve` also runs them daily at 06:00 UTC):\n")
+        batch = subprocess.run(
+            [sys.executable, "-m", "prefect_failure_insights.cli", "insights", "--hours", "1", "--verbose"],
+            env=env, capture_output=True, text=True, timeout=180,
+        )
+        (home / "insights.log").write_text(batch.stdout + batch.stderr)
+        if batch.returncode != 0:
+            _say("ERROR", f"batch insights failed; see {home / 'insights.log'}")
+            return 1
+        print(batch.stdout.rstrip())
         if keep_server:
             print(f"\nThe server stays up at {server.ui_url}: press Ctrl-C to stop it.", flush=True)
             try:
