@@ -271,6 +271,10 @@ def insights(
     _write(text, output)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _text_report(result: Any, verbose: bool) -> str:
     from collections import Counter
 
@@ -280,7 +284,8 @@ def _text_report(result: Any, verbose: bool) -> str:
     by = m.get("classified_by", {})
     lines = [
         f"Window {result.window_start:%Y-%m-%d %H:%M} - {result.window_end:%Y-%m-%d %H:%M} UTC, batch {result.batch_id}",
-        f"{m['runs_queried']} failed runs, {len(rows)} errors; classified by correction {by.get('correction', 0)}, "
+        f"{_count(m['runs_queried'], 'failed run')}, {_count(len(rows), 'error')}; "
+        f"classified by correction {by.get('correction', 0)}, "
         f"rules {by.get('rule', 0)}, cache {by.get('cache', 0)}, LLM {by.get('llm', 0)}; unknown {m['unknown']}; "
         f"{m['duration_s']:.1f} s",
     ]
