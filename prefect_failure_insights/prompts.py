@@ -126,6 +126,7 @@ def repair_message(problem: str) -> dict[str, str]:
 
 CLASSIFY_PROMPT_VERSION = "classify-v2"  # v2: the category is an enum of the taxonomy
 
+
 def classify_schema(categories: list[str]) -> dict[str, Any]:
     """The JSON schema of a classification; the enum lets grammar-constrained servers
     (llama.cpp) produce only these category names."""
@@ -138,6 +139,7 @@ def classify_schema(categories: list[str]) -> dict[str, Any]:
         },
         "required": ["category", "confidence", "reasoning"],
     }
+
 
 CLASSIFY_SYSTEM = """\
 You classify failures of data pipelines by whose problem they are. Categories:
