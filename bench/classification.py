@@ -30,8 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 #: FI_BENCH_DEV_SET: another path for the real labelled texts, or empty for none (the smoke test).
 DEV_SET = os.environ.get("FI_BENCH_DEV_SET", str(ROOT.parent / "shared/data/dev-failures.jsonl"))
-SETS = {"ours (tests/fixtures)": ROOT / "tests/fixtures/labelled_errors.jsonl",
-        "dev (../shared, real)": Path(DEV_SET) if DEV_SET else ROOT / "no-dev-set"}
+SETS = {"ours (tests/fixtures)": ROOT / "tests/fixtures/labelled_errors.jsonl"}
+if DEV_SET:
+    SETS["dev (../shared, real)"] = Path(DEV_SET)
 
 
 def quality() -> None:

@@ -7,13 +7,13 @@ import asyncio
 
 from prefect.runner import Runner
 
-from prefect_failure_insights import SUMMARIZER_DEPLOYMENT
+from prefect_failure_insights import SUMMARIZER_DEPLOYMENT_NAME
 from prefect_failure_insights.flows.on_failure_summary import summarize_failure
 
 
 async def main() -> None:
     runner = Runner(name="bench-baseline", query_seconds=1, limit=10, pause_on_shutdown=False)
-    await runner.aadd_flow(summarize_failure, name=SUMMARIZER_DEPLOYMENT.split("/", 1)[1])
+    await runner.aadd_flow(summarize_failure, name=SUMMARIZER_DEPLOYMENT_NAME)
     print("Serving summaries (Prefect Runner)", flush=True)
     await runner.start()
 

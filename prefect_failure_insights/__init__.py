@@ -12,8 +12,10 @@ BATCH_FLOW = "batch-insights"
 OWN_FLOWS = (SUMMARIZER_FLOW, BATCH_FLOW)
 
 #: Names of the deployments, as in prefect.yaml and `failure-insights serve`.
-SUMMARIZER_DEPLOYMENT = f"{SUMMARIZER_FLOW}/failure-insights"
-BATCH_DEPLOYMENT = f"{BATCH_FLOW}/batch-insights"
+SUMMARIZER_DEPLOYMENT_NAME = "failure-insights"
+BATCH_DEPLOYMENT_NAME = "batch-insights"
+SUMMARIZER_DEPLOYMENT = f"{SUMMARIZER_FLOW}/{SUMMARIZER_DEPLOYMENT_NAME}"
+BATCH_DEPLOYMENT = f"{BATCH_FLOW}/{BATCH_DEPLOYMENT_NAME}"
 
 #: The batch deployment's default schedule (UTC), as in prefect.yaml: daily, for the 24 hours before.
 BATCH_CRON = "0 6 * * *"

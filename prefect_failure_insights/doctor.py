@@ -45,16 +45,21 @@ async def _llm_answers(llm) -> Check:
     return Check("LLM", "ok", f"{llm.display} answers")
 
 
-async def _llm_limit(settings) -> Check:
+def _served(deployment) -> bool:
+    """A runner or worker polls it (Prefect marks the deployment READY)."""
+    status = getattr(deployment, "status", None)
+    return status is None or str(getattr(status, "value", status)) == "READY"
+
+
+async def _llm_limit(client, settings) -> Check:
     from prefect_failure_insights.tasks.analysis import LLM_CONCURRENCY_LIMIT as NAME
 
     fix = "`failure-insights automation install` creates or updates it"
-    async with get_client() as client:
-        try:
-            limit = await client.read_global_concurrency_limit_by_name(NAME)
-        except ObjectNotFound:
-            return Check("LLM limit", "warn", f"no global concurrency limit {NAME!r}: LLM calls are not "
-                         f"limited across runs; {fix}.")
+    try:
+        limit = await client.read_global_concurrency_limit_by_name(NAME)
+    except ObjectNotFound:
+        return Check("LLM limit", "warn", f"no global concurrency limit {NAME!r}: LLM calls are not "
+                     f"limited across runs; {fix}.")
     if not limit.active:
         return Check("LLM limit", "warn", f"{NAME!r} is inactive: LLM calls are not limited across runs; "
                      "activate it under Concurrency in the Prefect UI.")
@@ -132,16 +137,14 @@ async def run_checks(settings_block: str = "default") -> list[Check]:
         finally:
             connector.close()
 
-    checks.append(await _llm_limit(settings))
-
     async with get_client() as client:
+        checks.append(await _llm_limit(client, settings))
         st = await status(client)
-        deployment_ok = None
         try:
             deployment = await client.read_deployment_by_name(SUMMARIZER_DEPLOYMENT)
-            deployment_ok = getattr(deployment, "status", None)
         except ObjectNotFound:
             deployment = None
+        batch = await _batch(client)
     if st.ok:
         checks.append(Check("Automation", "ok", f"installed, runs {st.deployment_name}"))
     else:
@@ -149,29 +152,27 @@ async def run_checks(settings_block: str = "default") -> list[Check]:
     if deployment is None:
         checks.append(Check("Summarizer", "fail",
                             f"no deployment {SUMMARIZER_DEPLOYMENT}: run `failure-insights serve` or `prefect deploy`."))
-    elif deployment_ok is not None and str(getattr(deployment_ok, "value", deployment_ok)) != "READY":
+    elif not _served(deployment):
         checks.append(Check("Summarizer", "warn",
                             f"{SUMMARIZER_DEPLOYMENT} exists but no runner or worker is polling it: "
                             "summaries will wait as Late runs until one does."))
     else:
         checks.append(Check("Summarizer", "ok", f"{SUMMARIZER_DEPLOYMENT} is being served"))
-    checks.append(await _batch())
+    checks.append(batch)
     return checks
 
 
-async def _batch() -> Check:
-    async with get_client() as client:
-        try:
-            deployment = await client.read_deployment_by_name(BATCH_DEPLOYMENT)
-        except ObjectNotFound:
-            return Check("Batch insights", "warn", f"no deployment {BATCH_DEPLOYMENT}: `failure-insights serve` "
-                         "serves it, or `prefect deploy --all` from prefect.yaml.")
+async def _batch(client) -> Check:
+    try:
+        deployment = await client.read_deployment_by_name(BATCH_DEPLOYMENT)
+    except ObjectNotFound:
+        return Check("Batch insights", "warn", f"no deployment {BATCH_DEPLOYMENT}: `failure-insights serve` "
+                     "serves it, or `prefect deploy --all` from prefect.yaml.")
     crons = [s.schedule.cron for s in deployment.schedules or [] if s.active and getattr(s.schedule, "cron", None)]
     if not crons or deployment.paused:
         return Check("Batch insights", "warn", f"{BATCH_DEPLOYMENT} has no active schedule: it runs only when "
                      "started (`failure-insights insights` or the UI).")
-    status = str(getattr(deployment.status, "value", deployment.status))
-    if status != "READY":
+    if not _served(deployment):
         return Check("Batch insights", "warn", f"{BATCH_DEPLOYMENT} is scheduled but nothing is polling it: "
                      "its runs will wait as Late runs.")
     return Check("Batch insights", "ok", f"{BATCH_DEPLOYMENT} scheduled ({', '.join(crons)}) and served")

@@ -17,8 +17,8 @@ background tasks:
 Each run is a normal flow run: states, logs, task runs and artifacts appear in
 the UI as for any other. What is not provided: cancelling a run from the UI
 (summaries end within the flow's 15-minute timeout, batches when their window is
-done) and process isolation between runs. Deployments run by workers from prefect.yaml use Prefect's usual
-process-per-run path instead.
+done) and process isolation between runs. Deployments run by workers from
+prefect.yaml use Prefect's usual process-per-run path instead.
 """
 
 from __future__ import annotations

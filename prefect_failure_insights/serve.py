@@ -17,7 +17,14 @@ import anyio
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.schedules import CronSchedule
 
-from prefect_failure_insights import BATCH_CRON, BATCH_DEPLOYMENT, BATCH_HOURS, SUMMARIZER_DEPLOYMENT
+from prefect_failure_insights import (
+    BATCH_CRON,
+    BATCH_DEPLOYMENT,
+    BATCH_DEPLOYMENT_NAME,
+    BATCH_HOURS,
+    SUMMARIZER_DEPLOYMENT,
+    SUMMARIZER_DEPLOYMENT_NAME,
+)
 from prefect_failure_insights.automations.failure_trigger import install
 from prefect_failure_insights.config import load_settings
 from prefect_failure_insights.exceptions import InputError
@@ -72,7 +79,7 @@ async def serve_plugin(
     schedule = batch_schedule(batch_cron) if batch_cron is not None else None  # a bad one: before any change
     common = {"settings_block": settings_block} if settings_block else {}
     deployment = await summarize_failure.ato_deployment(
-        name=SUMMARIZER_DEPLOYMENT.split("/", 1)[1],
+        name=SUMMARIZER_DEPLOYMENT_NAME,
         description="Failure summaries, started by the failure-insights automation.",
         tags=["failure-insights"],
         parameters=common,
@@ -81,7 +88,7 @@ async def serve_plugin(
     print(f"Deployment {SUMMARIZER_DEPLOYMENT} ready.", flush=True)
     if schedule is not None:
         batch = await batch_insights.ato_deployment(
-            name=BATCH_DEPLOYMENT.split("/", 1)[1],
+            name=BATCH_DEPLOYMENT_NAME,
             description="Classifies every failed and crashed run of a window and reports trends.",
             tags=["failure-insights"],
             parameters={**common, "hours": batch_hours},
