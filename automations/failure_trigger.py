@@ -28,7 +28,11 @@ from prefect.events.actions import RunDeployment
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.exceptions import ObjectNotFound
 
-from prefect_failure_insights import OWN_FLOWS, SUMMARIZER_DEPLOYMENT
+from prefect_failure_insights.defaults import (
+    OWN_FLOWS,
+    SUMMARIZER_DEPLOYMENT,
+    SUMMARIZER_FLOW,
+)
 from prefect_failure_insights.exceptions import ConfigurationError
 
 AUTOMATION_NAME = "failure-insights: summarize failed flow runs"
@@ -143,7 +147,7 @@ async def status(client: PrefectClient) -> AutomationStatus:
     else:
         try:
             deployment = await client.read_deployment(action.deployment_id)
-            deployment_name = f"{SUMMARIZER_DEPLOYMENT.split('/')[0]}/{deployment.name}"
+            deployment_name = f"{SUMMARIZER_FLOW}/{deployment.name}"
         except ObjectNotFound:
             problem = (
                 "its deployment no longer exists: start `failure-insights serve` (or "

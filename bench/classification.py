@@ -36,8 +36,8 @@ if DEV_SET:
 
 
 def quality() -> None:
-    from prefect_failure_insights.tasks.evaluation import evaluate
-    from prefect_failure_insights.tasks.rules import RULES, classify
+    from prefect_failure_insights.analysis.evaluation import evaluate
+    from prefect_failure_insights.analysis.rules import RULES, classify
 
     type_only = tuple(r for r in RULES if r.exception_types)
 
@@ -70,8 +70,10 @@ def quality() -> None:
 
 def speed() -> None:
     from prefect_failure_insights.blocks import FailureInsightsSettings
-    from prefect_failure_insights.tasks.classify import Classifier, ErrorItem
-    from prefect_failure_insights.tasks.rules import classify
+
+    from prefect_failure_insights.analysis.classifier import Classifier
+    from prefect_failure_insights.analysis.rules import classify
+    from prefect_failure_insights.models import ErrorItem
 
     rows = [json.loads(line) for line in SETS["ours (tests/fixtures)"].read_text().splitlines() if line.strip()]
     n = 20_000
@@ -102,8 +104,17 @@ async def _seed(n: int) -> list[str]:
         sem = asyncio.Semaphore(2)  # the server keeps its state in SQLite: more writers get 503s
 
         async def one(i: int) -> None:
+            from prefect.exceptions import PrefectHTTPStatusError
+
             async with sem:
-                ids.append(await seed_failure(client, names[i % len(names)], i, cache))
+                for attempt in range(3):  # "database is locked" reaches a client as 503 now and then
+                    try:
+                        ids.append(await seed_failure(client, names[i % len(names)], i, cache))
+                        return
+                    except PrefectHTTPStatusError as exc:
+                        if exc.response.status_code != 503 or attempt == 2:
+                            raise
+                        await asyncio.sleep(1)
 
         for i in range(len(names)):  # one of each first: creates the work pools and deployments once
             await one(i)
@@ -116,7 +127,12 @@ async def _baseline(ids: list[str]) -> float:
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, TaskRunFilter, TaskRunFilterFlowRunId
+    from prefect.client.schemas.filters import (
+        LogFilter,
+        LogFilterFlowRunId,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+    )
 
     started = time.perf_counter()
     async with get_client() as client:
@@ -155,8 +171,8 @@ def window(n: int) -> None:
         again = asyncio.run(batch_insights(since=start, until=end, use_llm=False))
         rerun = time.perf_counter() - t0
         base = asyncio.run(_baseline(ids))
-        print(f"batch-insights flow: {ours:6.1f} s for {m['runs_queried']:,} runs, {m['errors_extracted']:,} errors "
-              f"({m['classified_by']}, {m['unknown']} unknown), report {len(result.report):,} chars")
+        print(f"batch-insights flow: {ours:6.1f} s for {m.runs_queried:,} runs, {m.errors_extracted:,} errors "
+              f"({m.classified_by}, {m.unknown} unknown), report {len(result.report):,} chars")
         print(f"re-run, same window: {rerun:6.1f} s, same report: {again.report == result.report}")
         print(f"baseline (per-run reads, no classification): {base:6.1f} s")
 

@@ -116,9 +116,9 @@ def _baselines(path: Path) -> dict[str, str]:
 
 def run_one(path: str, marker: str, kind: str, mode: str) -> dict:
     """In a fresh process: condense one case (ours, or the baselines) and measure it."""
+    from prefect_failure_insights.evidence.builder import build_evidence
     from prefect_failure_insights.models import FailedRun, FlowRunInfo, TaskRunInfo
-    from prefect_failure_insights.tasks.evidence import build_evidence
-    from prefect_failure_insights.tasks.logs import RunLogs
+    from prefect_failure_insights.prefect_api.logs import RunLogs
 
     started = time.perf_counter()
     if mode == "ours":

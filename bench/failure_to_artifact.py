@@ -41,9 +41,17 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def collect(run_ids: list[str]) -> list[dict]:
+    from prefect_failure_insights.tasks import summary as tasks_of
+
+    KNOWN_TASKS = {t.name for t in vars(tasks_of).values() if hasattr(t, "fn") and hasattr(t, "name")}  # noqa: N806
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
-        ArtifactFilter, ArtifactFilterFlowRunId, FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId,
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterId,
     )
 
     rows = []
@@ -66,10 +74,12 @@ async def collect(run_ids: list[str]) -> list[dict]:
             summarizer = min(runs, key=lambda s: s.start_time)
             tasks = await client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[summarizer.id])))
-            dur = {}
+            dur: dict[str, float] = {}
             for t in tasks:
                 name = t.name.rsplit("-", 1)[0]
                 dur[name] = dur.get(name, 0.0) + (t.total_run_time.total_seconds() if t.total_run_time else 0.0)
+            unknown = set(dur) - KNOWN_TASKS
+            assert not unknown, f"the summarizer has tasks this benchmark does not know: {unknown}"
             end = failed.end_time
             rows.append({
                 "run": run_id,
@@ -77,11 +87,12 @@ async def collect(run_ids: list[str]) -> list[dict]:
                 "trigger": (summarizer.start_time - end).total_seconds(),
                 "automation": (summarizer.created - end).total_seconds(),
                 "start": (summarizer.start_time - summarizer.created).total_seconds(),
-                "wait_logs": dur.get("wait-for-logs", 0.0),
-                "read": max(dur.get("read-failed-run", 0.0), dur.get("read-logs", 0.0)),  # concurrent
-                "llm": dur.get("analyze-failure", 0.0),
-                "deliver": dur.get("claim-summary", 0.0) + dur.get("store-summary", 0.0)
-                + dur.get("publish-artifact", 0.0),
+                "wait_logs": dur.get(tasks_of.wait_for_run_logs.name, 0.0),
+                "read": max(dur.get(tasks_of.read_failed_run.name, 0.0),  # concurrent
+                            dur.get(tasks_of.read_run_logs.name, 0.0)),
+                "llm": dur.get(tasks_of.analyze_failure.name, 0.0),
+                "deliver": sum(dur.get(t.name, 0.0) for t in (tasks_of.claim_summary, tasks_of.store_summary,
+                                                              tasks_of.publish_artifact, tasks_of.record_artifact)),
             })
     return rows
 
@@ -92,7 +103,7 @@ async def log_read_baseline(run_ids: list[str]) -> dict[str, float]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-    from prefect_failure_insights.tasks.logs import _download_csv
+    from prefect_failure_insights.prefect_api.logs import _download_csv
 
     csv_t, page_t, lines = [], [], 0
     async with get_client() as client:
@@ -163,8 +174,8 @@ def main() -> int:
     lines = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
 
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
-
     from prefect_failure_insights.blocks import LLMCredentials
+
     from prefect_failure_insights.testing.fake_llm import FakeLLM
     from prefect_failure_insights.testing.prefect_server import PrefectServer
 

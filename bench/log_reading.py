@@ -30,10 +30,10 @@ HERE = Path(__file__).parent
 async def _ours(run_id: str) -> int:
     from prefect.client.orchestration import get_client
 
-    from prefect_failure_insights.tasks.logs import read_logs
+    from prefect_failure_insights.prefect_api.logs import read_run_logs
 
     async with get_client() as client:
-        logs = await read_logs(client, [run_id])
+        logs = await read_run_logs(client, [run_id])
     try:
         return sum(1 for _ in logs)
     finally:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 from prefect.runner import Runner
-
-from prefect_failure_insights import SUMMARIZER_DEPLOYMENT_NAME
 from prefect_failure_insights.flows.on_failure_summary import summarize_failure
+
+from prefect_failure_insights.defaults import SUMMARIZER_DEPLOYMENT_NAME
 
 
 async def main() -> None:

@@ -10,11 +10,16 @@ from prefect.blocks.core import Block
 from prefect.types import SecretDict
 from pydantic import Field, SecretStr
 
+from prefect_failure_insights.defaults import (
+    LLM_AZURE_API_VERSION,
+    LLM_BASE_URL,
+    LLM_MAX_RETRIES,
+    LLM_MODEL,
+    LLM_TIMEOUT_SECONDS,
+)
+
 if TYPE_CHECKING:  # the SDK costs half a second to import; only clients need it
     from openai import AsyncOpenAI, OpenAI
-
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_MODEL = "gpt-4o-mini"
 
 # Environment variables read by `LLMCredentials.from_env()`, in order of precedence.
 ENV_URL = ("FAILURE_INSIGHTS_LLM_URL", "OPENAI_BASE_URL")
@@ -87,7 +92,7 @@ class LLMCredentials(Block):
         description="openai-compatible (OpenAI, Ollama, vLLM, ...), azure (Azure OpenAI) or anthropic.",
     )
     base_url: str = Field(
-        default=DEFAULT_BASE_URL,
+        default=LLM_BASE_URL,
         title="Base URL",
         description="Base URL of the OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1.",
     )
@@ -96,15 +101,15 @@ class LLMCredentials(Block):
         title="API key",
         description="API key sent as a bearer token; leave empty for local servers.",
     )
-    model: str = Field(default=DEFAULT_MODEL, description="Model name to ask.")
+    model: str = Field(default=LLM_MODEL, description="Model name to ask.")
     api_version: str = Field(
-        default="2024-10-21", description="Azure OpenAI API version (provider azure only)."
+        default=LLM_AZURE_API_VERSION, description="Azure OpenAI API version (provider azure only)."
     )
     timeout: float = Field(
-        default=60.0, gt=0, description="Seconds to wait for one answer before giving up."
+        default=LLM_TIMEOUT_SECONDS, gt=0, description="Seconds to wait for one answer before giving up."
     )
     max_retries: int = Field(
-        default=2,
+        default=LLM_MAX_RETRIES,
         ge=0,
         le=10,
         description="Retries of transient errors (429, 5xx, timeouts, connection errors), within the deadline.",
@@ -129,9 +134,9 @@ class LLMCredentials(Block):
             return None
         return cls(
             provider=provider,
-            base_url=url or DEFAULT_BASE_URL,
+            base_url=url or LLM_BASE_URL,
             api_key=SecretStr(key) if key else None,
-            model=model or DEFAULT_MODEL,
+            model=model or LLM_MODEL,
         )
 
     def _client_kwargs(self) -> dict[str, Any]:

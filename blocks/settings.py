@@ -9,6 +9,15 @@ from typing import TYPE_CHECKING
 from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, field_validator
 
+from prefect_failure_insights.defaults import (
+    EVIDENCE_TOKEN_BUDGET,
+    EVIDENCE_TOKEN_BUDGET_MAX,
+    EVIDENCE_TOKEN_BUDGET_MIN,
+    LLM_DEADLINE_SECONDS,
+    MAX_CONCURRENT_LLM_CALLS,
+    MAX_LOG_WAIT_SECONDS,
+)
+
 if TYPE_CHECKING:
     from prefect_failure_insights.models import FlowRunInfo
 
@@ -147,13 +156,13 @@ class FailureInsightsSettings(Block):
         default_factory=list, description="Never summarize runs in these work pools."
     )
     evidence_token_budget: int = Field(
-        default=6000,
-        ge=500,
-        le=200_000,
+        default=EVIDENCE_TOKEN_BUDGET,
+        ge=EVIDENCE_TOKEN_BUDGET_MIN,
+        le=EVIDENCE_TOKEN_BUDGET_MAX,
         description="Most tokens of condensed, redacted log evidence sent to the LLM.",
     )
     max_log_wait_seconds: float = Field(
-        default=60.0,
+        default=MAX_LOG_WAIT_SECONDS,
         ge=0,
         le=900,
         description="Longest wait for a failed run's late-arriving logs before summarizing.",
@@ -193,11 +202,11 @@ class FailureInsightsSettings(Block):
         default=None, description="Language of the summaries' text, e.g. German; empty means English."
     )
     llm_deadline_seconds: float = Field(
-        default=120.0, gt=0, le=1800,
+        default=LLM_DEADLINE_SECONDS, gt=0, le=1800,
         description="Longest time one summary may spend on the LLM, retries and repair included.",
     )
     max_concurrent_llm_calls: int = Field(
-        default=4, ge=1, le=100,
+        default=MAX_CONCURRENT_LLM_CALLS, ge=1, le=100,
         description="Most LLM calls at once across all summarizers (a Prefect global concurrency limit).",
     )
     daily_token_budget: int | None = Field(

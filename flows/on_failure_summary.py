@@ -1,9 +1,9 @@
 """The `summarize-failure` flow: a failed run in, a failure summary on its page out.
 
-    resolve the run (root of its subflows) -> in scope? -> claim its row
-      -> wait for late logs -> read run, subflows, task runs -> read logs
-      -> evidence (condensed, redacted) -> analysis (LLM, else deterministic)
-      -> row in the database + markdown artifact on the failed run
+    resolve the run (root of its subflows; own flows, scope) -> claim its row
+      -> wait for late logs -> read run, subflows, task runs ║ logs ║ last good run ║ secrets
+      -> other systems' logs -> evidence (condensed, redacted) -> analysis (LLM, else deterministic)
+      -> row in the database -> markdown artifact on the failed run
 
 Started by the automation installed with ``failure-insights automation install``
 for every ``prefect.flow-run.Failed`` / ``prefect.flow-run.Crashed`` event, or on
@@ -13,33 +13,45 @@ demand by ``failure-insights summarize RUN_ID``.
 import asyncio
 import importlib
 import threading
-from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
 from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_run
-from sqlalchemy import Engine
-
-from prefect_failure_insights import OWN_FLOWS, SUMMARIZER_FLOW
-from prefect_failure_insights.config import (
-    DEFAULT_BLOCK_NAME,
-    load_airbyte,
+from prefect_failure_insights.tasks.summary import (
+    analyze_failure,
+    build_evidence,
+    claim_summary,
+    compare_with_last_good_run,
     load_database,
     load_llm,
+    load_log_sources,
+    load_secret_values,
     load_settings,
+    publish_artifact,
+    read_external_logs,
+    read_failed_run,
+    read_run_logs,
+    record_artifact,
+    release_summary,
+    resolve_failed_run,
+    store_summary,
+    wait_for_run_logs,
 )
-from prefect_failure_insights.exceptions import ConfigurationError, StorageError
+
+from prefect_failure_insights.defaults import (
+    DEFAULT_BLOCK_NAME,
+    SUMMARIZER_FLOW,
+    SUMMARIZER_TIMEOUT_SECONDS,
+)
+from prefect_failure_insights.exceptions import StorageError
 from prefect_failure_insights.models import Summary, SummaryOutcome
-from prefect_failure_insights.blocks import FailureInsightsSettings
-from prefect_failure_insights.tasks.analysis import analyze_failure, compose_summary
-from prefect_failure_insights.tasks.baseline import compare_with_last_good_run
-from prefect_failure_insights.tasks.delivery import SummaryRow, publish_artifact
-from prefect_failure_insights.tasks.evidence import gather_evidence
-from prefect_failure_insights.tasks.logs import read_run_logs, wait_for_run_logs
-from prefect_failure_insights.tasks.redaction import load_secret_values
-from prefect_failure_insights.tasks.runs import read_failed_run, resolve_failed_run
-from prefect_failure_insights.tasks.sources import LogSource, configured_sources, read_external_logs
+
+if TYPE_CHECKING:
+    from prefect_failure_insights.blocks import FailureInsightsSettings
+
+    from prefect_failure_insights.store import Database
 
 
 def _warm_up_imports() -> None:
@@ -60,29 +72,12 @@ def _warm_up_imports() -> None:
     threading.Thread(target=load, name="failure-insights-warm-up", daemon=True).start()
 
 
-async def _sources(settings: FailureInsightsSettings) -> list[LogSource]:
-    try:
-        return configured_sources(await load_airbyte(settings))
-    except ConfigurationError as exc:
-        get_run_logger().warning("%s Summarizing without Airbyte logs.", exc)
-        return []
-
-
-async def explain(
-    root_id: str,
-    settings: FailureInsightsSettings,
-    summarizer_id: str,
-    engine: Engine | None = None,
-    regenerate: bool = False,
-    llm_url: str | None = None,
-    llm_model: str | None = None,
-) -> Summary:
+async def explain(root_id: str, settings: "FailureInsightsSettings", database: "Database | None", summarizer_id: str,
+                  regenerate: bool, llm_url: str | None, llm_model: str | None) -> Summary:
     """Wait for late logs -> read the run, its logs, its last good run -> evidence -> analysis."""
     waited = await wait_for_run_logs(root_id, settings.max_log_wait_seconds)
-    notes = []
-    if not waited.complete:
-        notes.append(f"logs may be incomplete: no final-state record after {waited.waited_s:.0f}s")
-        get_run_logger().warning("Logs may be incomplete for %s", ", ".join(waited.incomplete_runs))
+    notes = [] if waited.complete else [
+        f"logs may be incomplete: no final-state record after {waited.waited_s:.0f}s"]
     # Independent reads: do them at once.
     failed, logs, baseline, redactor = await asyncio.gather(
         read_failed_run(root_id, waited.run_ids[1:]),
@@ -92,27 +87,22 @@ async def explain(
     )
     try:
         logs.name_tasks(failed.task_runs)
-        sections = await read_external_logs(failed, logs, await _sources(settings))
-        evidence = await gather_evidence(
-            failed, logs, settings.evidence_token_budget, redactor, baseline, notes, sections
-        )
+        sections = await read_external_logs(failed, logs, await load_log_sources(settings))
+        evidence = await build_evidence(failed, logs, settings.evidence_token_budget, redactor, baseline, notes,
+                                        sections)
     finally:
         logs.close()
-    try:
-        choice = await load_llm(settings, llm_url, llm_model)
-        llm, no_llm_reason = choice.credentials, (None if choice.credentials else choice.source)
-    except ConfigurationError as exc:
-        llm, no_llm_reason = None, str(exc)
-    result = await analyze_failure(failed, evidence, settings, llm, no_llm_reason, redactor, engine,
-                                   regenerate, summarizer_id)
-    return compose_summary(failed, evidence, result, summarizer_id)
+    llm = await load_llm(settings, llm_url, llm_model)
+    return await analyze_failure(failed, evidence, settings, llm.credentials,
+                                 None if llm.credentials else llm.source, redactor, database, regenerate,
+                                 summarizer_id)
 
 
 @flow(
     name=SUMMARIZER_FLOW,
     description="Explain a failed or crashed flow run: what happened, how to fix it, why.",
     retries=0,
-    timeout_seconds=900,
+    timeout_seconds=SUMMARIZER_TIMEOUT_SECONDS,
     validate_parameters=True,
 )
 async def summarize_failure(
@@ -145,57 +135,41 @@ async def summarize_failure(
     logger = get_run_logger()
     requested = str(flow_run_id)
     settings = await load_settings(settings_block)
-    target = await resolve_failed_run(flow_run_id)
+    target = await resolve_failed_run(flow_run_id, settings)
+    root = target.root
 
     def skipped(reason: str, action: str = "skipped") -> SummaryOutcome:
         logger.info("Not summarizing %s: %s", requested, reason)
-        return SummaryOutcome(
-            requested_flow_run_id=requested, flow_run_id=target.root.id, action=action, reason=reason
-        )
+        return SummaryOutcome(requested_flow_run_id=requested, flow_run_id=root.id, action=action, reason=reason)
 
-    if target.requested.flow_name in OWN_FLOWS or target.root.flow_name in OWN_FLOWS:
-        return skipped(f"runs of {', '.join(OWN_FLOWS)} are never summarized (that would loop)")
     if target.skip_reason:
         return skipped(target.skip_reason)
-    root = target.root
-    if out_of_scope := settings.skip_reason(root):
-        return skipped(out_of_scope)
-
     me = str(current_run.id or uuid4())
-    connector, where = await load_database(settings)
-    row = SummaryRow(connector, root, me)
-    try:
-        if stop := await row.acquire(regenerate):
-            action, reason = stop
-            return skipped(reason, action)
+    async with await load_database(settings) as database:
+        claim = await claim_summary(database, root, me, regenerate)
+        if stop := claim.stop_reason:
+            return skipped(stop[1], stop[0])
         try:
-            summary = await explain(root.id, settings, me, row.engine, regenerate, llm_url, llm_model)
+            summary = await explain(root.id, settings, database if claim.holds else None, me, regenerate,
+                                    llm_url, llm_model)
         except BaseException:
-            await row.release()
+            await release_summary(database, root.id, claim)
             raise
-        action = await row.store(summary) or "created"
-        if action == "lost":
+        stored = await store_summary(database, summary, claim)
+        if stored.action == "lost":
             return skipped("another summarizer run took over this run's summary")
-        summary.regenerated = action == "replaced"
-        summary.updated_at = datetime.now(timezone.utc)
-        summary.artifact_id = await publish_artifact(summary)
-        await row.record_artifact(summary.artifact_id)
-    finally:
-        await row.close()
+        stored = await record_artifact(database, stored, await publish_artifact(stored.summary), claim)
 
+    summary = stored.summary
+    action = "created" if stored.action == "not_stored" else stored.action
     logger.info(
         "Summary %s for %s (%s): %s, %s analysis, artifact %s, %s",
         action, root.name, root.id, summary.analysis.category.value, summary.status,
-        summary.artifact_id, "NOT stored in the database" if row.error else f"row in {where}",
+        summary.delivery.artifact_id, "NOT stored in the database" if stored.error else f"row in {database.description}",
     )
-    if row.error is not None:
+    if stored.error is not None:
         # The artifact is out; the run still ends Failed so that the missing row is noticed.
-        raise StorageError(f"Summary published as artifact {summary.artifact_id} but not stored: {row.error}")
-    return SummaryOutcome(
-        requested_flow_run_id=requested,
-        flow_run_id=root.id,
-        action=action,
-        reason=summary.reason,
-        summary=summary,
-        stored=True,
-    )
+        raise StorageError(f"Summary published as artifact {summary.delivery.artifact_id} but not stored: "
+                           f"{stored.error}")
+    return SummaryOutcome(requested_flow_run_id=requested, flow_run_id=root.id, action=action,
+                          reason=summary.reason, summary=summary, stored=True)

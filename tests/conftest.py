@@ -124,7 +124,7 @@ def make_postgres_connector():
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def connector(request, tmp_path):
     """A prefect-sqlalchemy connector for a real SQLite file, and for a real PostgreSQL."""
-    from prefect_failure_insights.config import sqlite_connector
+    from prefect_failure_insights.blocks.loading import sqlite_connector
 
     if request.param == "sqlite":
         conn = sqlite_connector(tmp_path / "summaries.db")
@@ -132,3 +132,50 @@ def connector(request, tmp_path):
         conn = _postgres_connector(request.getfixturevalue("postgres_schema"))
     yield conn
     conn.close()
+
+
+@pytest.fixture
+def database(connector):
+    """A `Database` on the `connector` (SQLite and PostgreSQL), its schema migrated."""
+    from prefect_failure_insights.store import Database
+
+    db = Database(connector, f"test {connector.connection_info.driver}")
+    db.call(lambda engine: None)
+    return db
+
+
+@pytest.fixture
+def engine(database):
+    """The `database`'s engine, for the store's functions."""
+    return database.engine
+
+
+@pytest.fixture
+def make_row():
+    """Build a batch row (`ClassifiedError`) of error ``i``: ``make_row(i, text, exception_type, **changes)``,
+    where ``changes`` sets fields of the error's run (``flow_name``, ``tags``) or of the classification."""
+    from prefect_failure_insights.analysis.fingerprint import (
+        error_signature,
+        fingerprint,
+    )
+    from prefect_failure_insights.models import (
+        Classification,
+        ClassifiedError,
+        FailureError,
+        FlowRunInfo,
+    )
+
+    def make(i: int, text: str, exception_type: str | None = None, **changes) -> ClassifiedError:
+        run_changes = {k: changes.pop(k) for k in list(changes) if k in FlowRunInfo.model_fields}
+        run = FlowRunInfo(id=f"00000000-0000-4000-8000-{i:012d}", name=f"run-{i}", flow_name="ledger-close",
+                          work_pool="pool-b", tags=["a", "b"], state="Failed").model_copy(update=run_changes)
+        sig = error_signature(text, exception_type)
+        return ClassifiedError(
+            error=FailureError(error_id=f"r{i}:t", run=run, failed_task="reconcile-1a2",
+                               exception_type=exception_type, error_text=text),
+            classification=Classification(id=f"r{i}:t", category="UNKNOWN", confidence=0.0, classified_by="none",
+                                          reasoning="x", signature=sig, fingerprint=fingerprint(sig)
+                                          ).model_copy(update=changes),
+        )
+
+    return make

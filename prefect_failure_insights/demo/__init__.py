@@ -112,7 +112,7 @@ def run_demo(keep_server: bool = False) -> int:
             return 1
         _say("     ", f"artifact on the run {time.monotonic() - failed_at:.1f}s after the pipeline returned")
 
-        from prefect_failure_insights.tasks.render import render_text
+        from prefect_failure_insights.reporting.summary import render_text
 
         _say("[6/7]", "The failure summary:\n")
         print(render_text(summary))
@@ -159,24 +159,22 @@ def _wait_for_summary(server, home: Path, run_id: str):
     """Poll the summaries database the summarizer writes (under the demo's Prefect home)."""
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-    from prefect_failure_insights.config import default_database_path, sqlite_connector
+    from prefect_failure_insights.blocks.loading import default_database
     from prefect_failure_insights.exceptions import StorageError
-    from prefect_failure_insights.tasks import storage
+    from prefect_failure_insights.store.summaries import get_summary
 
     with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_HOME: str(home)}):
-        connector = sqlite_connector(default_database_path())
-    engine = connector.get_engine()
+        database = default_database()
     deadline = time.monotonic() + SUMMARY_TIMEOUT_S
     try:
         while time.monotonic() < deadline:
             try:
-                storage.ensure_schema(engine)
-                summary = storage.get(engine, run_id)
+                summary = database.call(get_summary, run_id)
             except StorageError:
                 summary = None
-            if summary is not None and summary.artifact_id:
+            if summary is not None and summary.delivery.artifact_id:
                 return summary
             time.sleep(0.25)
     finally:
-        connector.close()
+        database.close()
     return None

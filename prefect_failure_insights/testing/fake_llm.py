@@ -28,8 +28,9 @@ import re
 import threading
 import time
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from prefect_failure_insights.testing.http import LocalHTTPServer, Request
 
 DEFAULT_ANSWER: dict[str, Any] = {
     "title": "Vendor API answered 503",
@@ -44,10 +45,13 @@ DEFAULT_ANSWER: dict[str, Any] = {
 }
 
 
-class FakeLLM:
+class FakeLLM(LocalHTTPServer):
     """Start with `start()` (or as a context manager); read `requests` afterwards."""
 
+    protocol_version = "HTTP/1.1"
+
     def __init__(self, model: str = "fake-model") -> None:
+        super().__init__()
         self.model = model
         self.default = "ok"
         self.slow_seconds = 5.0
@@ -56,8 +60,6 @@ class FakeLLM:
         self.requests: list[dict[str, Any]] = []
         self._script: deque[str] = deque()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- control ---------------------------------------------------------------------
     def script(self, *behaviours: str) -> FakeLLM:
@@ -75,8 +77,7 @@ class FakeLLM:
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "FakeLLM is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"{self.base_url}/v1"
 
     def completions(self) -> list[dict[str, Any]]:
         """Bodies of the chat requests received (OpenAI or Anthropic form), in order."""
@@ -84,69 +85,22 @@ class FakeLLM:
             return [r["body"] for r in self.requests
                     if r["path"].split("?")[0].endswith(("/chat/completions", "/messages"))]
 
-    def start(self) -> FakeLLM:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:  # quiet
-                return
-
-            def do_GET(self) -> None:  # noqa: N802
-                if self.path.rstrip("/").endswith("/models"):
-                    self._send(200, {"object": "list", "data": [{"id": fake.model, "object": "model"}]})
-                else:
-                    self._send(404, {"error": {"message": "not found"}})
-
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                try:
-                    body = json.loads(raw or b"{}")
-                except json.JSONDecodeError:
-                    body = {"_raw": raw.decode(errors="replace")}
-                with fake._lock:
-                    fake.requests.append(
-                        {"path": self.path, "headers": dict(self.headers), "body": body, "at": time.time()}
-                    )
-                    behaviour = fake._script.popleft() if fake._script else fake.default
-                if self.path.split("?")[0].endswith("/messages"):
-                    fake._respond_anthropic(self, behaviour, body)
-                else:
-                    fake._respond(self, behaviour, body)
-
-            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None,
-                      raw: bytes | None = None) -> None:
-                data = raw if raw is not None else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeLLM:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handle(self, request: Request) -> None:
+        if request.method == "GET":
+            if request.path.rstrip("/").endswith("/models"):
+                request.send(200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
+            else:
+                request.send(404, {"error": {"message": "not found"}})
+            return
+        body = request.json()
+        with self._lock:
+            self.requests.append({"path": request.path, "headers": dict(request.headers), "body": body,
+                                  "at": time.time()})
+            behaviour = self._script.popleft() if self._script else self.default
+        if request.path.split("?")[0].endswith("/messages"):
+            self._respond_anthropic(request.send, behaviour, body)
+        else:
+            self._respond(request.send, behaviour, body)
 
     # -- behaviours ------------------------------------------------------------------
     def _completion(self, content: str, finish_reason: str = "stop", body: dict | None = None) -> dict:
@@ -175,8 +129,7 @@ class FakeLLM:
             answer["failed_task"] = m.group(1)
         return answer
 
-    def _respond(self, handler: Any, behaviour: str, body: dict) -> None:
-        send = handler._send
+    def _respond(self, send: Any, behaviour: str, body: dict) -> None:
         if behaviour in {"500", "502", "503"}:
             send(int(behaviour), {"error": {"message": "server error", "type": "server_error"}})
         elif behaviour == "429":
@@ -209,9 +162,8 @@ class FakeLLM:
                 time.sleep(self.slow_seconds)
             send(200, self._completion(json.dumps(self._answer_for(body)), body=body))
 
-    def _respond_anthropic(self, handler: Any, behaviour: str, body: dict) -> None:
+    def _respond_anthropic(self, send: Any, behaviour: str, body: dict) -> None:
         """Anthropic's messages API; the client prefills "{", so the text continues after it."""
-        send = handler._send
         if behaviour in {"500", "502", "503", "529"}:
             return send(int(behaviour), {"type": "error", "error": {"type": "overloaded_error", "message": "x"}})
         if behaviour == "429":

@@ -14,14 +14,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_UI_URL, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_HOME,
+    PREFECT_UI_URL,
+    temporary_settings,
+)
+from prefect_failure_insights.blocks import LLMCredentials
 
 from prefect_failure_insights.testing.fake_llm import FakeLLM
 from prefect_failure_insights.testing.prefect_server import PrefectServer
+from prefect_failure_insights.testing.seed import seed_failure
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.e2e
@@ -75,7 +83,10 @@ class E2E:
         return asyncio.run(go())
 
     def summary_artifacts(self, run_id: str) -> list:
-        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+        from prefect.client.schemas.filters import (
+            ArtifactFilter,
+            ArtifactFilterFlowRunId,
+        )
 
         async def read(client):
             found = await client.read_artifacts(
@@ -106,7 +117,10 @@ class E2E:
         return wait_for(done, timeout_s)
 
     def subflow_of(self, run_id: str) -> str:
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterParentFlowRunId,
+        )
 
         async def read(client):
             return await client.read_flow_runs(
@@ -137,25 +151,20 @@ class E2E:
 
     # -- the default SQLite database -------------------------------------------------
     def sqlite_engine(self):
-        from prefect_failure_insights.config import default_database_path, sqlite_connector
-        from prefect_failure_insights.tasks import storage
+        from prefect_failure_insights.blocks.loading import default_database
 
-        engine = sqlite_connector(default_database_path()).get_engine()
-        storage.ensure_schema(engine)
-        return engine
+        return default_database().engine
 
     def rows(self, engine, run_id: str) -> list:
-        from prefect_failure_insights.tasks import storage
+        from prefect_failure_insights.store.tables import summaries
 
         with engine.connect() as conn:
-            return conn.execute(
-                storage.summaries.select().where(storage.summaries.c.flow_run_id == run_id)
-            ).all()
+            return conn.execute(summaries.select().where(summaries.c.flow_run_id == run_id)).all()
 
     def wait_for_row(self, engine, run_id: str, timeout_s: float = 60):
-        from prefect_failure_insights.tasks import storage
+        from prefect_failure_insights.store.summaries import get_summary
 
-        return wait_for(lambda: (s := storage.get(engine, run_id)) is not None and s.artifact_id and s,
+        return wait_for(lambda: (s := get_summary(engine, run_id)) is not None and s.delivery.artifact_id and s,
                         timeout_s)
 
 
@@ -175,8 +184,6 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def system(prefect_server: PrefectServer, fake_llm_server: FakeLLM):
     """The server, a default llm-credentials block on the fake LLM, and `failure-insights serve`."""
-    from prefect_failure_insights.blocks import LLMCredentials
-
     e2e = E2E(prefect_server, fake_llm_server, prefect_server.home / "serve.log")
     e2e.save_block(LLMCredentials(base_url=fake_llm_server.url, model="fake-model", timeout=3, max_retries=1),
                    "default")
@@ -208,8 +215,47 @@ def e2e(system: E2E, fake_llm: FakeLLM) -> E2E:
     Scenarios repeat across tests with the same signature; without the reset a test would
     reuse an earlier test's analysis instead of exercising the LLM path it is about.
     """
-    from prefect_failure_insights.tasks.schema import fingerprints
+    from prefect_failure_insights.store.tables import fingerprints
 
     with system.sqlite_engine().begin() as conn:
         conn.execute(fingerprints.delete())
     return system
+
+
+class Batch(E2E):
+    """A server of its own with no summarizer serving it (its automation would ask the test LLM
+    about every seeded failure), and failures seeded straight through the API."""
+
+    def seed(self, mix: dict[str, int], start: int = 0, extra_tags: tuple[str, ...] = ()) -> list[str]:
+        async def go(client):
+            cache: dict = {}
+            return [await seed_failure(client, name, start + i, cache, extra_tags)
+                    for name, n in mix.items() for i in range(n)]
+
+        return self.call(go)
+
+    def run(self, since: datetime, until: datetime, **kwargs):
+        from prefect_failure_insights.flows.batch_insights import batch_insights
+
+        return asyncio.run(batch_insights(since=since, until=until, **kwargs))
+
+
+
+@pytest.fixture(scope="module")
+def batch_system(tmp_path_factory: pytest.TempPathFactory, fake_llm_server: FakeLLM):
+    server = PrefectServer(tmp_path_factory.mktemp("batch-home")).start()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: server.ui_url,
+                                         PREFECT_HOME: str(server.home)}):
+            system = Batch(server, fake_llm_server, server.home / "serve.log")
+            system.call(lambda _c: LLMCredentials(base_url=fake_llm_server.url, model="fake-model", timeout=5,
+                                                  max_retries=0).save("default", overwrite=True))
+            yield system
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def batch(batch_system: Batch, fake_llm: FakeLLM) -> Batch:
+    """The batch system with the test LLM reset."""
+    return batch_system

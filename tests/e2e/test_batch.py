@@ -16,68 +16,10 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_UI_URL, temporary_settings
-
-from prefect_failure_insights.blocks import LLMCredentials
-from prefect_failure_insights.testing.fake_llm import FakeLLM
-from prefect_failure_insights.testing.prefect_server import PrefectServer
-from prefect_failure_insights.testing.seed import seed_failure
 
 pytestmark = pytest.mark.e2e
 
 MIX = {"vendor-503": 2, "null-amount": 2, "missing-module": 1, "odd": 3, "crash": 1}
-
-
-class Batch:
-    def __init__(self, server: PrefectServer, fake: FakeLLM) -> None:
-        self.server = server
-        self.fake = fake
-        self.env = {**os.environ, **server.env()}
-
-    def call(self, fn, *args):
-        from prefect.client.orchestration import get_client
-
-        async def go():
-            async with get_client() as client:
-                return await fn(client, *args)
-
-        return asyncio.run(go())
-
-    def seed(self, mix: dict[str, int], start: int = 0, extra_tags: tuple[str, ...] = ()) -> list[str]:
-        async def go(client):
-            cache: dict = {}
-            return [await seed_failure(client, name, start + i, cache, extra_tags)
-                    for name, n in mix.items() for i in range(n)]
-
-        return self.call(go)
-
-    def run(self, since: datetime, until: datetime, **kwargs):
-        from prefect_failure_insights.flows.batch_insights import batch_insights
-
-        return asyncio.run(batch_insights(since=since, until=until, **kwargs))
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "prefect_failure_insights.cli", *args], env=self.env,
-                              capture_output=True, text=True, timeout=180)
-
-
-@pytest.fixture(scope="module")
-def batch_system(tmp_path_factory: pytest.TempPathFactory, fake_llm_server: FakeLLM):
-    server = PrefectServer(tmp_path_factory.mktemp("batch-home")).start()
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: server.ui_url,
-                                         PREFECT_HOME: str(server.home)}):
-            system = Batch(server, fake_llm_server)
-            system.call(lambda _c: LLMCredentials(base_url=fake_llm_server.url, model="fake-model", timeout=5,
-                                                  max_retries=0).save("default", overwrite=True))
-            yield system
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def batch(batch_system: Batch, fake_llm: FakeLLM) -> Batch:
-    return batch_system
 
 
 def _window():
@@ -85,11 +27,11 @@ def _window():
     return start
 
 
-def _by_run_name(result) -> dict[str, dict]:
-    return {row["flow_run_name"]: row for row in result.rows}
+def _by_run_name(result) -> dict:
+    return {row.error.run.name: row for row in result.rows}
 
 
-def test_a_window_is_classified_reported_and_re_runs_change_nothing(batch: Batch) -> None:
+def test_a_window_is_classified_reported_and_re_runs_change_nothing(batch) -> None:
     start = _window()
     batch.seed(MIX)
     end = datetime.now(timezone.utc) + timedelta(seconds=1)
@@ -97,18 +39,18 @@ def test_a_window_is_classified_reported_and_re_runs_change_nothing(batch: Batch
     first = batch.run(start, end)
     rows = _by_run_name(first)
     assert len(first.rows) == sum(MIX.values())  # one error per failed task (or crashed run)
-    assert rows["vendor-503-0"]["category"] == "THIRD_PARTY_SYSTEM"
-    assert rows["vendor-503-0"]["classified_by"].startswith("rule:")
-    assert rows["null-amount-1"]["category"] == "INPUT_DATA_QUALITY"
-    assert rows["missing-module-0"]["category"] == "WORKFLOW_ENGINE"
-    assert rows["crash-0"]["category"] == "WORKFLOW_ENGINE" and rows["crash-0"]["failed_task"] is None
-    assert rows["odd-0"]["failed_task"].startswith("reconcile")
+    assert rows["vendor-503-0"].category == "THIRD_PARTY_SYSTEM"
+    assert rows["vendor-503-0"].classification.classified_by.startswith("rule:")
+    assert rows["null-amount-1"].category == "INPUT_DATA_QUALITY"
+    assert rows["missing-module-0"].category == "WORKFLOW_ENGINE"
+    assert rows["crash-0"].category == "WORKFLOW_ENGINE" and rows["crash-0"].error.failed_task is None
+    assert rows["odd-0"].error.failed_task.startswith("reconcile")
     # Three "odd" errors differ only by a number: one signature, one LLM call.
-    assert {rows[f"odd-{i}"]["classified_by"] for i in range(3)} == {"llm"}
+    assert {rows[f"odd-{i}"].classification.classified_by for i in range(3)} == {"llm"}
     assert len(batch.fake.completions()) == 1
     m = first.metrics
-    assert m["runs_queried"] == 9 and m["errors_extracted"] == 9 and m["llm_calls"] == 1 and m["llm_tokens"] > 0
-    assert m["classified_by"] == {"rule": 6, "llm": 3}
+    assert m.runs_queried == 9 and m.errors_extracted == 9 and m.llm_calls == 1 and m.llm_tokens > 0
+    assert m.classified_by == {"rule": 6, "llm": 3}
     for part in ("## Categories", "## By work pool", "## By tag", "## Top recurring errors", "pool-b", "team-bi"):
         assert part in first.report
 
@@ -122,22 +64,23 @@ def test_a_window_is_classified_reported_and_re_runs_change_nothing(batch: Batch
 
     again = batch.run(start, end)
     assert again.batch_id == first.batch_id and again.report == first.report
-    strip = [{k: v for k, v in r.items() if k != "created_at"} for r in first.rows]
-    assert [{k: v for k, v in r.items() if k != "created_at"} for r in again.rows] == strip
+    assert again.rows == first.rows
     assert len(batch.fake.completions()) == 1  # the LLM's answer was remembered: no new call
     # Another window with the same error reuses the LLM's answer as a cache hit.
     wider = batch.run(start - timedelta(minutes=1), end)
-    assert {r["classified_by"] for r in wider.rows if r["flow_run_name"].startswith("odd")} == {"cache"}
+    assert {r.classification.classified_by for r in wider.rows if r.error.run.name.startswith("odd")} == {"cache"}
     assert len(batch.fake.completions()) == 1
 
-    from prefect_failure_insights.config import default_database_path, sqlite_connector
-    from prefect_failure_insights.tasks import batch_store
+    from prefect_failure_insights.blocks.loading import default_database
 
-    engine = sqlite_connector(default_database_path()).get_engine()
-    assert len(batch_store.load_errors(engine, first.batch_id)) == 9  # replaced, not duplicated
+    from prefect_failure_insights.store.batches import load_batch_errors
+
+    database = default_database()
+    assert len(database.call(load_batch_errors, first.window)) == 9  # replaced, not duplicated
+    database.close()
 
 
-def test_a_correction_changes_the_next_batch_and_becomes_a_few_shot_example(batch: Batch, tmp_path) -> None:
+def test_a_correction_changes_the_next_batch_and_becomes_a_few_shot_example(batch, tmp_path) -> None:
     start = _window()
     batch.seed({"odd": 2, "vendor-503": 1}, start=100, extra_tags=("corr",))
     end = datetime.now(timezone.utc) + timedelta(seconds=1)
@@ -162,9 +105,9 @@ def test_a_correction_changes_the_next_batch_and_becomes_a_few_shot_example(batc
     assert "Imported 2 corrections" in imported.stdout and "1 rows without" in imported.stdout
 
     after = batch.run(start, end, tags=["corr"])
-    odd = [r for r in after.rows if r["flow_name"] == "ledger-close"]
-    assert {(r["category"], r["classified_by"]) for r in odd} == {("INPUT_DATA_QUALITY", "correction")}
-    assert "dana" in odd[0]["reasoning"]
+    odd = [r for r in after.rows if r.error.run.flow_name == "ledger-close"]
+    assert {(r.category, r.classification.classified_by) for r in odd} == {("INPUT_DATA_QUALITY", "correction")}
+    assert "dana" in odd[0].classification.reasoning
 
     # A new, different error of no rule: the LLM sees the correction as an example.
     batch.fake.requests.clear()
@@ -180,18 +123,23 @@ def test_a_correction_changes_the_next_batch_and_becomes_a_few_shot_example(batc
 
 
 async def _classify_one(text: str):
-    from prefect_failure_insights.config import default_database_path, load_llm, load_settings, sqlite_connector
-    from prefect_failure_insights.tasks import corrections
-    from prefect_failure_insights.tasks.classify import Classifier, ErrorItem
+    from prefect_failure_insights.blocks.loading import (
+        default_database,
+        load_llm,
+        load_settings,
+    )
+
+    from prefect_failure_insights.analysis.classifier import open_classifier
+    from prefect_failure_insights.models import ErrorItem
 
     settings = await load_settings()
-    engine = sqlite_connector(default_database_path()).get_engine()
     llm = (await load_llm(settings)).credentials
-    classifier = Classifier(settings, corrections=corrections.load(engine), llm=llm, engine=engine)
-    return (await classifier.classify([ErrorItem(id="x", error_text=text)]))[0]
+    async with default_database() as database:
+        classifier = await open_classifier(settings, database, llm)
+        return (await classifier.classify([ErrorItem(id="x", error_text=text)]))[0]
 
 
-def test_bad_input_is_one_line_and_writes_nothing(batch: Batch, tmp_path) -> None:
+def test_bad_input_is_one_line_and_writes_nothing(batch, tmp_path) -> None:
     empty = batch.cli("insights", "--since", "2026-01-02", "--until", "2026-01-01")
     assert empty.returncode == 2 and empty.stderr.strip().startswith("Error: The window is empty")
     bad = tmp_path / "bad.csv"
@@ -205,7 +153,7 @@ def test_bad_input_is_one_line_and_writes_nothing(batch: Batch, tmp_path) -> Non
     assert result.returncode == 2 and "Corrected Category" in result.stderr
 
 
-def test_partitions_fan_out_to_child_runs_of_the_deployment(batch: Batch, tmp_path) -> None:
+def test_partitions_fan_out_to_child_runs_of_the_deployment(batch, tmp_path) -> None:
     """The coordinator starts one `batch-insights` run per work pool through `run_deployment`."""
     start = _window()
     batch.seed({"vendor-503": 1, "missing-module": 1}, start=200, extra_tags=("fan",))
@@ -236,9 +184,9 @@ def test_partitions_fan_out_to_child_runs_of_the_deployment(batch: Batch, tmp_pa
 
         os.killpg(runner.pid, signal.SIGTERM)
         runner.wait(timeout=30)
-    assert result.metrics["partitions"] == ["pool-a", "pool-b"]
-    assert result.metrics["failed_partitions"] == [], log.read_text()[-3000:]
-    assert sorted(r["flow_name"] for r in result.rows) == ["orders-sync", "reports-build"]
+    assert result.metrics.partitions == ["pool-a", "pool-b"]
+    assert result.metrics.failed_partitions == [], log.read_text()[-3000:]
+    assert sorted(r.error.run.flow_name for r in result.rows) == ["orders-sync", "reports-build"]
     assert "## By work pool" in result.report
 
     async def children(client):

@@ -6,9 +6,9 @@ import json
 import uuid
 
 import pytest
-
-from prefect_failure_insights import BATCH_CRON, BATCH_HOURS
 from prefect_failure_insights.blocks import FailureInsightsSettings
+
+from prefect_failure_insights.defaults import BATCH_CRON, BATCH_HOURS
 from prefect_failure_insights.testing.prefect_server import free_port
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +62,7 @@ def test_summarize_show_list_and_regenerate(e2e) -> None:
 
     regenerated = e2e.cli("summarize", run_id, "--regenerate", "--format", "json")
     assert regenerated.returncode == 0, regenerated.stderr
-    assert json.loads(regenerated.stdout)["regenerated"] is True
+    assert json.loads(regenerated.stdout)["delivery"]["regenerated"] is True
     assert len(e2e.summary_artifacts(run_id)) == 2  # a new version in the same collection
     assert "Regenerated at" in e2e.summary_artifacts(run_id)[0].data or \
         "Regenerated at" in e2e.summary_artifacts(run_id)[1].data
@@ -70,8 +70,8 @@ def test_summarize_show_list_and_regenerate(e2e) -> None:
     shown = e2e.cli("show", run_id, "--format", "json")
     assert shown.returncode == 0
     data = json.loads(shown.stdout)
-    assert data["flow_run_id"] == run_id and data["regenerated"] is True
-    assert data["prompt_version"] and data["model"] == "fake-model"
+    assert data["run"]["id"] == run_id and data["delivery"]["regenerated"] is True
+    assert data["usage"]["prompt_version"] and data["usage"]["model"] == "fake-model"
 
     listed = json.loads(e2e.cli("list", "--format", "json", "--flow", "e2e-vendor-sync").stdout)
     assert listed["total"] >= 1
@@ -92,7 +92,7 @@ def test_llm_url_and_model_override_the_block_for_one_call(e2e) -> None:
         bodies = other.completions()
     assert len(bodies) == 1 and bodies[0]["model"] == "other-model"
     data = json.loads(result.stdout)
-    assert data["status"] == "llm" and data["model"] == "other-model"
+    assert data["status"] == "llm" and data["usage"]["model"] == "other-model"
     listed = json.loads(e2e.cli("list", "--format", "json", "--flow", "e2e-vendor-sync").stdout)
     row = next(s for s in listed["summaries"] if s["flow_run_id"] == run_id)
     assert row["model"] == "other-model" and row["prompt_tokens"] and row["latency_ms"] and not row["cache_hit"]
@@ -155,7 +155,10 @@ def test_serve_schedules_batch_insights_and_executes_its_runs(e2e) -> None:
     assert run.state and run.state.is_completed(), (run.state, e2e.serve_log.read_text()[-3000:])
 
     async def artifacts(client):
-        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+        from prefect.client.schemas.filters import (
+            ArtifactFilter,
+            ArtifactFilterFlowRunId,
+        )
 
         return await client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
@@ -216,11 +219,12 @@ def test_export_then_summarize_bundle_offline_reproduces_the_live_summary(e2e, t
     result = e2e.cli("summarize", "--bundle", str(path), "--format", "json", env=offline_env)
     assert result.returncode == 0, result.stderr
     offline = json.loads(result.stdout)
-    assert offline["evidence"] == live.evidence
+    assert offline["evidence"] == live.evidence.model_dump(mode="json")
     assert offline["analysis"] == live.analysis.model_dump(mode="json")
-    assert offline["status"] == "llm" and offline["flow_run_id"] == run_id
+    assert offline["status"] == "llm" and offline["run"]["id"] == run_id
+    assert offline["recurrence"]["fingerprint"] == live.recurrence.fingerprint
 
     shown = e2e.cli("evidence", "--bundle", str(path), "--format", "json", env=offline_env)
     data = json.loads(shown.stdout)
-    assert data["text"] == live.evidence and data["root_error_line"] == live.root_error_line
+    assert data["text"] == live.evidence.text and data["root_error_line"] == live.evidence.root_error_line
     assert set(data) >= {"text", "tokens", "kept_lines", "redactions", "root_error", "failed_task", "elapsed_ms"}

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 
 import pytest
-
 from prefect_failure_insights.blocks import LLMCredentials
+
 from prefect_failure_insights.models import Category
 from prefect_failure_insights.testing.prefect_server import free_port
 
@@ -77,8 +77,8 @@ def test_every_llm_fault_ends_in_a_delivered_summary(e2e, fault: Fault) -> None:
     seen = _requests_for(e2e, run_id)
     assert len(seen) == fault.requests
     if fault.status == "llm":
-        assert summary.prompt_tokens and summary.completion_tokens and summary.model == "fake-model"
-        assert summary.latency_ms > 0 and summary.prompt_version
+        assert summary.usage.prompt_tokens and summary.usage.completion_tokens and summary.usage.model == "fake-model"
+        assert summary.usage.latency_ms > 0 and summary.usage.prompt_version
     if fault.name == "rate-limited-then-ok":  # Retry-After: 1 was honoured
         assert seen[1]["at"] - seen[0]["at"] >= 0.95
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from prefect_failure_insights import SUMMARIZER_DEPLOYMENT
 from prefect_failure_insights.blocks import FailureInsightsSettings
-from prefect_failure_insights.tasks import storage
+
+from prefect_failure_insights.defaults import SUMMARIZER_DEPLOYMENT
+from prefect_failure_insights.store.migrations import ensure_schema
+from prefect_failure_insights.store.summaries import get_summary
 
 pytestmark = pytest.mark.e2e
 
@@ -26,16 +27,16 @@ def test_failed_run_gets_an_artifact_and_one_row_without_secrets(e2e) -> None:
     engine = e2e.sqlite_engine()
     summary = e2e.wait_for_row(engine, run_id)
 
-    assert summary.status == "llm" and summary.model == "fake-model"
+    assert summary.status == "llm" and summary.usage.model == "fake-model"
     assert summary.analysis.failed_task.startswith("call_vendor")
-    assert summary.prompt_tokens and summary.completion_tokens and summary.latency_ms
+    assert summary.usage.prompt_tokens and summary.usage.completion_tokens and summary.usage.latency_ms
     assert len(e2e.rows(engine, run_id)) == 1
 
     artifacts = e2e.summary_artifacts(run_id)
     assert len(artifacts) == 1
     artifact = artifacts[0]
     assert artifact.type == "markdown" and artifact.key == "failure-summary-e2e-vendor-sync"
-    assert str(artifact.id) == summary.artifact_id
+    assert str(artifact.id) == summary.delivery.artifact_id
     assert "## How to fix it" in artifact.data and "## Why it happened" in artifact.data
 
     # Secrets: not in the artifact, not in the row, not in what the LLM received.
@@ -45,7 +46,7 @@ def test_failed_run_gets_an_artifact_and_one_row_without_secrets(e2e) -> None:
     assert len(requests) == 1
     _no_secrets(json.dumps(requests))
     assert "[REDACTED:url_password]" in json.dumps(requests)
-    assert summary.redaction_count >= 4
+    assert summary.evidence.redaction_count >= 4
 
     runs = e2e.wait_for_summarizers_done(run_id)
     assert all(r.state.is_completed() for r in runs)
@@ -71,7 +72,7 @@ def test_subflow_failure_gives_one_summary_on_the_root_explaining_the_deepest_er
     engine = e2e.sqlite_engine()
     summary = e2e.wait_for_row(engine, root_id)
     assert summary.analysis.failed_task.startswith("validate_rows")
-    assert "17 null values" in summary.evidence
+    assert "17 null values" in summary.evidence.text
     # Both the child's and the root's Failed events triggered the summarizer ...
     e2e.wait_for_summarizers_done(child_id)
     e2e.wait_for_summarizers_done(root_id)
@@ -116,7 +117,7 @@ def _assert_one_summary_from_concurrent_triggers(e2e, engine, run_id: str) -> No
     runs = e2e.wait_for_summarizers_done(run_id, count=3, timeout_s=90)
     assert all(r.state.is_completed() for r in runs), [r.state for r in runs]
     assert len(e2e.rows(engine, run_id)) == 1
-    assert storage.get(engine, run_id).artifact_id
+    assert get_summary(engine, run_id).delivery.artifact_id
     assert len(e2e.summary_artifacts(run_id)) == 1
     # Only the run that won the claim asked the LLM.
     assert len([r for r in e2e.fake.requests if run_id in json.dumps(r["body"])]) == 1
@@ -137,7 +138,7 @@ def test_concurrent_triggers_give_one_row_on_postgresql(e2e, postgres_schema, ma
         run_id = e2e.run_pipeline("vendor")
         _trigger_twice_more(e2e, run_id)
         engine = connector.get_engine()
-        storage.ensure_schema(engine)
+        ensure_schema(engine)
         e2e.wait_for_row(engine, run_id)
         _assert_one_summary_from_concurrent_triggers(e2e, engine, run_id)
     finally:
@@ -148,7 +149,7 @@ def test_concurrent_triggers_give_one_row_on_postgresql(e2e, postgres_schema, ma
 def test_crashed_run_gets_a_summary(e2e) -> None:
     run_id = e2e.run_pipeline("crash")
     summary = e2e.wait_for_row(e2e.sqlite_engine(), run_id)
-    assert summary.state == "Crashed"
+    assert summary.run.state == "Crashed"
     assert len(e2e.summary_artifacts(run_id)) == 1
 
 
@@ -159,6 +160,6 @@ def test_secret_block_values_are_redacted_by_exact_match(e2e) -> None:
     e2e.save_block(Secret(value=value), "e2e-plain-secret")
     run_id = e2e.run_pipeline("secret-block")
     summary = e2e.wait_for_row(e2e.sqlite_engine(), run_id)
-    assert value not in summary.evidence and "[REDACTED:secret_value]" in summary.evidence
+    assert value not in summary.evidence.text and "[REDACTED:secret_value]" in summary.evidence.text
     assert value not in e2e.summary_artifacts(run_id)[0].data
     assert value not in json.dumps([r for r in e2e.fake.requests if run_id in json.dumps(r["body"])])

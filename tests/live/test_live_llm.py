@@ -14,18 +14,22 @@ import time
 
 import httpx
 import pytest
+from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
 from pydantic import SecretStr
 
-from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
+from prefect_failure_insights.analysis.classifier import Classifier
+from prefect_failure_insights.analysis.summary import analyze
+from prefect_failure_insights.evidence.builder import build_evidence
 from prefect_failure_insights.exceptions import LLMInvalidAnswer
-from prefect_failure_insights.models import Category
-from prefect_failure_insights.prompts import summary_messages
-from prefect_failure_insights.tasks import llm as llm_module
-from prefect_failure_insights.tasks.analysis import analyze
-from prefect_failure_insights.tasks.chat import backend_for
-from prefect_failure_insights.tasks.classify import Classifier, ErrorItem
-from prefect_failure_insights.tasks.evidence import build_evidence
-from prefect_failure_insights.tasks.llm import RESPONSE_FORMATS, RetryPolicy, request_analysis
+from prefect_failure_insights.llm import structured as llm_module
+from prefect_failure_insights.llm.backends import backend_for
+from prefect_failure_insights.llm.prompts import summary_messages
+from prefect_failure_insights.llm.structured import (
+    RESPONSE_FORMATS,
+    RetryPolicy,
+    request_analysis,
+)
+from prefect_failure_insights.models import Category, ErrorItem
 from prefect_failure_insights.testing.samples import failed_run
 
 pytestmark = pytest.mark.live

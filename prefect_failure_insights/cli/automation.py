@@ -1,0 +1,65 @@
+"""``failure-insights automation install|status|uninstall``: the trigger of the summaries."""
+
+from __future__ import annotations
+
+import typer
+
+from prefect_failure_insights.cli.common import SETTINGS_OPTION, fail, run
+from prefect_failure_insights.defaults import SUMMARIZER_DEPLOYMENT
+
+app = typer.Typer(help="Install, check or remove the automation that triggers summaries.", no_args_is_help=True)
+
+
+def _with_client(fn):
+    """Run ``await fn(client)`` with a Prefect client, errors as one line (see `common.run`)."""
+
+    async def main():
+        from prefect.client.orchestration import get_client
+
+        async with get_client() as client:
+            return await fn(client)
+
+    return run(main)
+
+
+@app.command("install")
+def automation_install(
+    deployment: str = typer.Option(SUMMARIZER_DEPLOYMENT, help="The summarizer deployment to run."),
+    settings_block: str = SETTINGS_OPTION,
+) -> None:
+    """Install or update the automation, and the limit on concurrent LLM calls (safe to run again)."""
+
+    from prefect_failure_insights.automations.failure_trigger import install
+    from prefect_failure_insights.blocks.loading import load_settings
+    from prefect_failure_insights.prefect_api.concurrency import ensure_llm_limit
+
+    async def go(client):
+        await ensure_llm_limit(client, await load_settings(settings_block))
+        return await install(client, deployment)
+
+    result = _with_client(go)
+    typer.echo(f"Automation {result.action} ({result.automation_id}): failed and crashed flow runs "
+               f"now start {deployment}.")
+
+
+@app.command("status")
+def automation_status() -> None:
+    """Say whether the automation is installed and working; exit 1 if not."""
+
+    from prefect_failure_insights.automations.failure_trigger import status
+
+    st = _with_client(status)
+    if st.ok:
+        typer.echo(f"Installed and enabled ({st.automation_id}), running {st.deployment_name}.")
+        return
+    raise fail(f"Automation {st.problem}", 1)
+
+
+@app.command("uninstall")
+def automation_uninstall() -> None:
+    """Remove the automation; summaries stop being made (existing ones stay)."""
+
+    from prefect_failure_insights.automations.failure_trigger import uninstall
+
+    removed = _with_client(uninstall)
+    typer.echo(f"Removed {removed} automation(s)." if removed else "Nothing to remove: not installed.")

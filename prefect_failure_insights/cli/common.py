@@ -1,0 +1,143 @@
+"""What every command shares: errors as one line and an exit code, options, output.
+
+Exit codes scripts can rely on:
+
+* 0: done (for ``summarize``/``show``: a summary exists and was printed);
+* 1: something failed or no summary was made (Prefect API or database unreachable,
+  run out of scope, ``doctor`` found a failing check);
+* 2: bad input (unknown run id, a run that did not fail, a missing block, a bad option).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import typer
+
+from prefect_failure_insights.defaults import DEFAULT_BLOCK_NAME
+
+if TYPE_CHECKING:
+    from prefect_failure_insights.store import Database
+
+T = TypeVar("T")
+
+SETTINGS_OPTION = typer.Option(DEFAULT_BLOCK_NAME, "--settings-block",
+                               help="Name of the failure-insights-settings block.")
+
+
+class SummaryFormat(str, Enum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+class TextOrJson(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    """Print ``Error: message`` on stderr; the `typer.Exit` to raise with ``code``."""
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def api_url() -> str:
+    from prefect.settings import get_current_settings
+
+    return str(get_current_settings().api.url or "an ephemeral local API (PREFECT_API_URL is not set)")
+
+
+def run(fn: Callable[[], Awaitable[T] | T]) -> T:
+    """Call ``fn`` (awaiting what it returns, if anything), turning the plugin's errors
+    into one line on stderr and an exit code."""
+    import inspect
+    import logging
+
+    import httpx
+
+    from prefect_failure_insights.exceptions import (
+        ConfigurationError,
+        FailureInsightsError,
+        InputError,
+        RunNotFailed,
+        RunNotFound,
+    )
+
+    # prefect-sqlalchemy logs every engine it creates and disposes at INFO: noise on a CLI's stderr.
+    logging.getLogger("prefect.SqlAlchemyConnector").setLevel(logging.WARNING)
+
+    async def call() -> T:
+        result = fn()
+        return await result if inspect.isawaitable(result) else result
+
+    try:
+        return asyncio.run(call())
+    except (RunNotFound, RunNotFailed, ConfigurationError, InputError) as exc:
+        raise fail(str(exc), 2) from None
+    except FailureInsightsError as exc:
+        raise fail(str(exc), 1) from None
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise fail(
+            f"Cannot reach the Prefect API at {api_url()} ({type(exc).__name__}): start it "
+            "(`prefect server start`) or point PREFECT_API_URL at it.",
+            1,
+        ) from None
+    except httpx.HTTPStatusError as exc:
+        code = exc.response.status_code
+        hint = "check PREFECT_API_KEY and its permissions" if code in (401, 403) else "see the server's logs"
+        raise fail(f"The Prefect API at {api_url()} answered HTTP {code}: {hint}.", 1) from None
+    except httpx.HTTPError as exc:
+        raise fail(f"The Prefect API at {api_url()} failed ({type(exc).__name__}): try again.", 1) from None
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``24h``, ``7d``, ``30m`` or an ISO date/time (UTC when no zone is given)."""
+    if not value:
+        return None
+    m = re.fullmatch(r"(\d+)\s*([mhdw])", value.strip())
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        delta = {"m": timedelta(minutes=n), "h": timedelta(hours=n), "d": timedelta(days=n),
+                 "w": timedelta(weeks=n)}[unit]
+        return datetime.now(timezone.utc) - delta
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(f"--since {value!r} is neither a duration like 24h/7d nor an ISO date.", 2) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+async def open_database(settings_block: str) -> Database:
+    """The database the settings block names (the schema migrated)."""
+    from prefect_failure_insights.blocks.loading import load_database, load_settings
+
+    database = await load_database(await load_settings(settings_block))
+    await database.run(lambda engine: None)  # create the engine and migrate, off the event loop
+    return database
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """To stdout, or atomically to ``output`` (never a half-written file)."""
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    typer.echo(f"Wrote {output}", err=True)

@@ -1,0 +1,256 @@
+"""Summary commands: ``summarize``, ``evidence``, ``export``, ``show``, ``list``.
+
+Heavy modules are imported inside the commands: the CLI is imported by every summarizer
+subprocess that ``serve`` spawns, and by shell completion.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from prefect_failure_insights.cli.common import (
+    SETTINGS_OPTION,
+    SummaryFormat,
+    TextOrJson,
+    fail,
+    open_database,
+    parse_since,
+    run,
+)
+from prefect_failure_insights.defaults import (
+    DEFAULT_BLOCK_NAME,
+    EVIDENCE_TOKEN_BUDGET,
+    EVIDENCE_TOKEN_BUDGET_MAX,
+    EVIDENCE_TOKEN_BUDGET_MIN,
+)
+
+
+def _budget_option(help_text: str) -> Any:
+    return typer.Option(EVIDENCE_TOKEN_BUDGET, "--budget", min=EVIDENCE_TOKEN_BUDGET_MIN,
+                        max=EVIDENCE_TOKEN_BUDGET_MAX, help=help_text)
+
+
+def _print_summary(summary: Any, fmt: SummaryFormat, with_url: bool = True) -> None:
+    from prefect_failure_insights.reporting.summary import (
+        render_markdown,
+        render_text,
+        run_url,
+    )
+
+    url = run_url(summary.run.id) if with_url else None
+    if fmt is SummaryFormat.json:
+        typer.echo(json.dumps(summary.model_dump(mode="json"), indent=2))
+    elif fmt is SummaryFormat.markdown:
+        typer.echo(render_markdown(summary, url))
+    else:
+        typer.echo(render_text(summary))
+        if url:
+            typer.echo(f"\nOn the run's page: {url}")
+
+
+def _load_bundle(path: str):
+    from prefect_failure_insights.bundles.format import load_bundle
+
+    return run(lambda: load_bundle(path))
+
+
+def summarize(
+    run_id: str | None = typer.Argument(None, help="Id of the failed or crashed flow run."),
+    bundle: str | None = typer.Option(None, "--bundle", help="Summarize a bundle file offline instead."),
+    regenerate: bool = typer.Option(False, "--regenerate", help="Replace an existing summary."),
+    fmt: SummaryFormat = typer.Option(SummaryFormat.text, "--format", help="Output format."),
+    budget: int = _budget_option("Evidence token budget (bundles)."),
+    llm_url: str | None = typer.Option(None, "--llm-url", help="Use this OpenAI-compatible endpoint instead."),
+    llm_model: str | None = typer.Option(None, "--llm-model", help="Use this model instead."),
+    settings_block: str = SETTINGS_OPTION,
+) -> None:
+    """Summarize a failed run now (the same flow the automation runs), or a bundle offline.
+
+    The API key for --llm-url comes from the llm-credentials block or the environment
+    (FAILURE_INSIGHTS_LLM_API_KEY / OPENAI_API_KEY), never from the command line.
+
+    Examples:
+        failure-insights summarize 0b7c2c1e-... --regenerate
+        failure-insights summarize --bundle run.json.gz --format markdown
+    """
+    if (run_id is None) == (bundle is None):
+        raise fail("Give a RUN_ID or --bundle FILE (one of them).", 2)
+    if bundle is not None:
+        _print_summary(_summarize_bundle(bundle, budget, llm_url, llm_model), fmt, with_url=False)
+        return
+
+    async def main():
+        from prefect.client.orchestration import get_client
+
+        from prefect_failure_insights.flows.on_failure_summary import summarize_failure
+        from prefect_failure_insights.prefect_api.runs import resolve_failed_run
+        from prefect_failure_insights.store.summaries import get_summary
+
+        async with get_client() as client:  # fail fast, in one line, on bad input
+            await resolve_failed_run(client, run_id)
+        outcome = await summarize_failure(
+            flow_run_id=run_id, regenerate=regenerate, settings_block=settings_block,
+            llm_url=llm_url, llm_model=llm_model,
+        )
+        if outcome.summary is None and outcome.action == "exists":
+            async with await open_database(settings_block) as database:
+                outcome.summary = await database.run(get_summary, outcome.flow_run_id or run_id)
+        return outcome
+
+    outcome = run(main)
+    if outcome.summary is None:
+        raise fail(f"No summary made for {run_id}: {outcome.reason}", 1)
+    if outcome.action == "exists":
+        typer.echo("(An existing summary; use --regenerate to replace it.)", err=True)
+    _print_summary(outcome.summary, fmt)
+
+
+def _summarize_bundle(path: str, budget: int, llm_url: str | None = None, llm_model: str | None = None):
+    """Offline: the bundle's evidence, analysed by the LLM in the environment (or the fallback)."""
+    from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
+    from prefect_failure_insights.blocks.loading import NO_LLM_HINT
+    from prefect_failure_insights.bundles.offline import summarize_bundle
+
+    loaded = _load_bundle(path)
+    llm = LLMCredentials.from_env()
+    if llm_url or llm_model:
+        llm = (llm or LLMCredentials()).with_overrides(llm_url, llm_model)
+    settings = FailureInsightsSettings(evidence_token_budget=budget)
+    return run(lambda: summarize_bundle(loaded, settings, llm, None if llm else NO_LLM_HINT))
+
+
+def evidence(
+    run_id: str | None = typer.Argument(None, help="A failed flow run (read from the Prefect API)."),
+    bundle: str | None = typer.Option(None, "--bundle", help="A bundle file (no Prefect server needed)."),
+    budget: int = _budget_option("Token budget."),
+    fmt: TextOrJson = typer.Option(TextOrJson.text, "--format", help="Output format."),
+) -> None:
+    """Print exactly what would be sent to the LLM, after redaction.
+
+    JSON: text, tokens, kept_lines (original 1-based line numbers), redactions,
+    root_error, failed_task, elapsed_ms, and a few more fields.
+    """
+    from prefect_failure_insights.bundles.offline import bundle_evidence
+
+    if (run_id is None) == (bundle is None):
+        raise fail("Give a RUN_ID or --bundle FILE (one of them).", 2)
+    loaded = _load_bundle(bundle) if bundle is not None else run(lambda: _export(run_id))
+    ev = bundle_evidence(loaded, budget)
+    if fmt is TextOrJson.text:
+        typer.echo(ev.text)
+        return
+    typer.echo(json.dumps({
+        "text": ev.text, "tokens": ev.tokens, "kept_lines": ev.kept_lines,
+        "redactions": ev.redaction_count, "redactions_by_kind": ev.redactions,
+        "root_error": ev.root_error, "root_error_line": ev.root_error_line,
+        "root_error_reason": ev.root_error_reason, "failed_task": ev.failed_task,
+        "exception_type": ev.exception_type, "total_lines": ev.total_lines,
+        "elapsed_ms": round(ev.elapsed_ms, 1),
+    }, indent=2))
+
+
+async def _export(run_id: str, settings_block: str = DEFAULT_BLOCK_NAME):
+    from prefect.client.orchestration import get_client
+
+    from prefect_failure_insights.blocks.loading import load_airbyte, load_settings
+    from prefect_failure_insights.bundles.export import export_bundle
+    from prefect_failure_insights.evidence.sources import configured_sources
+
+    settings = await load_settings(settings_block)
+    async with get_client() as client:
+        return await export_bundle(client, run_id, configured_sources(await load_airbyte(settings)))
+
+
+def export(
+    run_id: str = typer.Argument(..., help="Id of the failed or crashed flow run."),
+    output: str | None = typer.Option(None, "-o", "--output", help="File to write (.json or .json.gz)."),
+    settings_block: str = SETTINGS_OPTION,
+) -> None:
+    """Write a failed run (state, task runs, subflows, logs, last good run, Airbyte logs)
+    as a redacted bundle."""
+    from prefect_failure_insights.bundles.format import write_bundle
+
+    path = output or f"run-{run_id[:8]}.json.gz"
+    loaded = run(lambda: _export(run_id, settings_block))
+    try:
+        write_bundle(loaded, path)
+    except OSError as exc:
+        raise fail(f"Cannot write {path}: {exc.strerror or exc}.", 1) from None
+    typer.echo(f"Wrote {path}: {len(loaded.logs) + sum(len(s.logs) for s in loaded.subflows)} log lines, "
+               f"{len(loaded.task_runs)} task runs, {len(loaded.subflows)} failed subflow(s).")
+
+
+def show(
+    run_id: str = typer.Argument(..., help="Id of the failed flow run."),
+    fmt: SummaryFormat = typer.Option(SummaryFormat.markdown, "--format", help="Output format."),
+    settings_block: str = SETTINGS_OPTION,
+) -> None:
+    """Print the stored summary of a run."""
+
+    async def main():
+        from prefect_failure_insights.store.summaries import get_summary
+
+        async with await open_database(settings_block) as database:
+            return await database.run(get_summary, run_id), database.description
+
+    summary, where = run(main)
+    if summary is None:
+        raise fail(f"No summary for flow run {run_id} in {where}: make one with "
+                   f"`failure-insights summarize {run_id}`.", 2)
+    _print_summary(summary, fmt)
+
+
+def list_(
+    limit: int = typer.Option(20, min=1, max=1000, help="Rows to show."),
+    offset: int = typer.Option(0, min=0, help="Rows to skip."),
+    category: str | None = typer.Option(None, help="Only this category, e.g. THIRD_PARTY_SYSTEM."),
+    flow: str | None = typer.Option(None, help="Only runs of this flow."),
+    since: str | None = typer.Option(None, help="Only summaries since: 24h, 7d or an ISO date."),
+    fmt: TextOrJson = typer.Option(TextOrJson.text, "--format", help="Output format."),
+    settings_block: str = SETTINGS_OPTION,
+) -> None:
+    """List stored summaries, newest first, with the total count."""
+    from prefect_failure_insights.models import Category
+
+    if category and category.upper() not in Category.__members__:
+        raise fail(f"--category must be one of {', '.join(Category.__members__)}.", 2)
+    since_dt = parse_since(since)
+
+    async def main():
+        from prefect_failure_insights.store.summaries import list_summaries
+
+        async with await open_database(settings_block) as database:
+            return await database.run(list_summaries, limit, offset, category.upper() if category else None, flow,
+                                      since_dt)
+
+    rows, total = run(main)
+    if fmt is TextOrJson.json:
+        typer.echo(json.dumps({
+            "total": total, "limit": limit, "offset": offset,
+            "summaries": [
+                {"flow_run_id": s.run.id, "flow_run_name": s.run.name, "flow_name": s.run.flow_name,
+                 "failed_at": s.run.end_time.isoformat() if s.run.end_time else None,
+                 "category": s.analysis.category.value, "status": s.status, "title": s.analysis.title,
+                 "model": s.usage.model, "prompt_tokens": s.usage.prompt_tokens,
+                 "completion_tokens": s.usage.completion_tokens, "latency_ms": s.usage.latency_ms,
+                 "cost_usd": s.usage.cost_usd, "cache_hit": s.recurrence.cache_hit,
+                 "same_as_run_id": s.recurrence.same_as_run_id, "prompt_version": s.usage.prompt_version}
+                for s in rows
+            ],
+        }, indent=2))
+        return
+    if not rows:
+        typer.echo(f"No summaries (total {total}).")
+        return
+    typer.echo(f"{'FAILED AT (UTC)':<17} {'FLOW RUN ID':<36} {'FLOW':<22} {'CATEGORY':<18} {'HOW':<8} "
+               f"{'TOKENS':>7} {'COST $':>8} TITLE")
+    for s in rows:
+        when = f"{s.run.end_time:%Y-%m-%d %H:%M}" if s.run.end_time else "-"
+        how = "cache" if s.recurrence.cache_hit else s.status
+        cost = f"{s.usage.cost_usd:.4f}" if s.usage.cost_usd is not None else "-"
+        typer.echo(f"{when:<17} {s.run.id:<36} {s.run.flow_name[:22]:<22} {s.analysis.category.value:<18} "
+                   f"{how:<8} {s.usage.tokens:>7} {cost:>8} {s.analysis.title[:60]}")
+    typer.echo(f"Showing {offset + 1}-{offset + len(rows)} of {total}.")

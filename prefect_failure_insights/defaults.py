@@ -1,0 +1,100 @@
+"""Every default of the plugin, defined once.
+
+Blocks (`Field(default=...)`), the CLI's options, the flows' parameters, `serve` and
+``prefect.yaml`` all take their defaults from here; ``tests/test_defaults.py`` checks
+``prefect.yaml`` against this module. Importing it does nothing but define names.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+# -- names ------------------------------------------------------------------------------------
+
+#: Flow names of the plugin's own flows. Their failures are never summarized or classified:
+#: a failing summarizer would otherwise trigger itself in a loop.
+SUMMARIZER_FLOW = "summarize-failure"
+BATCH_FLOW = "batch-insights"
+OWN_FLOWS = (SUMMARIZER_FLOW, BATCH_FLOW)
+
+#: Deployments, as in prefect.yaml and `failure-insights serve`.
+SUMMARIZER_DEPLOYMENT_NAME = "failure-insights"
+BATCH_DEPLOYMENT_NAME = "batch-insights"
+SUMMARIZER_DEPLOYMENT = f"{SUMMARIZER_FLOW}/{SUMMARIZER_DEPLOYMENT_NAME}"
+BATCH_DEPLOYMENT = f"{BATCH_FLOW}/{BATCH_DEPLOYMENT_NAME}"
+#: The tag on the plugin's deployments.
+PLUGIN_TAG = "failure-insights"
+
+#: The block name used when none is given (settings, LLM).
+DEFAULT_BLOCK_NAME = "default"
+#: The SQLite file in the Prefect home used when no database block is configured.
+SQLITE_FILENAME = "failure_insights.db"
+
+#: Artifact keys: one collection per flow for summaries, one for batch reports.
+SUMMARY_ARTIFACT_PREFIX = "failure-summary"
+BATCH_ARTIFACT_KEY = "batch-insights"
+
+#: The Prefect global concurrency limit on LLM calls, across all summarizers.
+LLM_CONCURRENCY_LIMIT = "failure-insights-llm"
+
+# -- summaries --------------------------------------------------------------------------------
+
+#: Most tokens of condensed, redacted log evidence sent to the LLM, and the accepted range.
+EVIDENCE_TOKEN_BUDGET = 6000
+EVIDENCE_TOKEN_BUDGET_MIN = 500
+EVIDENCE_TOKEN_BUDGET_MAX = 200_000
+#: Longest wait for a failed run's late-arriving logs.
+MAX_LOG_WAIT_SECONDS = 60.0
+#: Longest time one summary spends on the LLM, retries and repair included.
+LLM_DEADLINE_SECONDS = 120.0
+#: LLM calls at once across all summarizers.
+MAX_CONCURRENT_LLM_CALLS = 4
+#: The summarizer flow's timeout.
+SUMMARIZER_TIMEOUT_SECONDS = 900
+#: A claim (on a summary row or a fingerprint) older than this belongs to a summarizer that
+#: cannot still be working: no summarizer run lives longer than its flow's timeout.
+STALE_CLAIM = timedelta(seconds=SUMMARIZER_TIMEOUT_SECONDS)
+#: Lines of evidence shown in the artifact (the row keeps all of it).
+EVIDENCE_LINES_IN_ARTIFACT = 120
+
+# -- the LLM ----------------------------------------------------------------------------------
+
+LLM_BASE_URL = "https://api.openai.com/v1"
+LLM_MODEL = "gpt-4o-mini"
+LLM_TIMEOUT_SECONDS = 60.0
+LLM_MAX_RETRIES = 2
+LLM_AZURE_API_VERSION = "2024-10-21"
+#: Most tokens of one answer: a summary, a classification.
+MAX_ANSWER_TOKENS = 1500
+MAX_CLASSIFICATION_TOKENS = 300
+
+# -- batch insights ---------------------------------------------------------------------------
+
+#: The batch deployment's schedule (UTC): daily, for the 24 hours before.
+BATCH_CRON = "0 6 * * *"
+BATCH_TIMEZONE = "UTC"
+BATCH_HOURS = 24.0
+#: Most failed runs read per window (newest first).
+BATCH_MAX_RUNS = 5000
+#: Most partitions of a fan-out at once.
+BATCH_MAX_PARALLEL = 4
+#: Evidence per batch error: enough for the root error and its traceback.
+BATCH_ERROR_TOKENS = 600
+#: Corrections shown to the LLM as examples.
+FEW_SHOT_EXAMPLES = 5
+
+# -- the Prefect API --------------------------------------------------------------------------
+
+#: The API's page cap (``PREFECT_SERVER_API_DEFAULT_LIMIT``): every paged read uses it.
+API_PAGE = 200
+
+# -- serve ------------------------------------------------------------------------------------
+
+#: Seconds between polls for new summarizer runs, and summaries at once.
+SERVE_POLL_SECONDS = 1.0
+SERVE_LIMIT = 10
+#: Batches need no second-by-second polling (the event stream wakes the executor for a new
+#: run at once), and fewer polls leave the server to the summaries.
+BATCH_POLL_SECONDS = 10.0
+#: Batch runs at once: a coordinator (``partition_by``) holds one slot while its children use others.
+BATCH_LIMIT = 4

@@ -1,0 +1,43 @@
+"""The errors of a failed run, for classification: one per failed task, else one for the run.
+
+Each comes out of the same evidence code as the summaries (`evidence.builder`), run once
+per failed task on that task's error lines, or once for the run when it failed outside
+any task (a crash: the infrastructure signals in its logs and state message).
+"""
+
+from __future__ import annotations
+
+from prefect_failure_insights.defaults import BATCH_ERROR_TOKENS
+from prefect_failure_insights.evidence.builder import build_evidence
+from prefect_failure_insights.models import FailedRun, FailureError, LogLine
+
+
+def errors_of(failed: FailedRun, lines: list[LogLine]) -> list[FailureError]:
+    """The errors of one failed run: one per failed task, else one for the run."""
+    run = failed.run
+    out = []
+    for task in failed.failed_tasks:
+        one = failed.model_copy(update={"task_runs": [task]})
+        mine = [ln for ln in lines if ln.task_run_id == task.id]
+        evidence = build_evidence(one, mine, BATCH_ERROR_TOKENS)
+        text = _error_text(evidence.root_error, evidence.exception_type, task.message)
+        out.append(FailureError(run=run, error_id=f"{run.id}:{task.id}", task_run_id=task.id, failed_task=task.name,
+                                exception_type=evidence.exception_type, error_text=text))
+    if not out:
+        evidence = build_evidence(failed, lines, BATCH_ERROR_TOKENS)
+        text = _error_text(evidence.root_error, evidence.exception_type, run.state_message)
+        out.append(FailureError(run=run, error_id=f"{run.id}:run", exception_type=evidence.exception_type,
+                                error_text=text))
+    return out
+
+
+def _error_text(root_error: str | None, exception_type: str | None, message: str | None) -> str:
+    """The root error's exception line(s), else the state message; never empty."""
+    if root_error:
+        lines = [ln for ln in root_error.splitlines() if ln.strip()]
+        tail = [ln for ln in lines if not ln.startswith((" ", "\t", "Traceback"))][-3:] or lines[-3:]
+        text = "\n".join(tail)
+        if message and message not in text:
+            text = f"{text}\n{message}"
+        return text[:4000]
+    return (message or f"{exception_type or 'The run'} failed without an error message").strip()[:4000]

@@ -1,0 +1,64 @@
+"""Typed models for every concept the plugin passes between its parts.
+
+One model per concept, composed rather than copied: a `Summary` is made of the failed
+run's `FlowRunInfo`, the `FailureAnalysis` and how it was made (`LLMUsage`, `Recurrence`),
+the `EvidenceRef` it rests on and its `Delivery`; a batch row (`ClassifiedError`) of a
+`FailureError` and its `Classification`. Their mapping to and from database rows lives in
+`prefect_failure_insights.store`, and only there.
+"""
+
+from prefect_failure_insights.models.analysis import (
+    CATEGORY_GUIDE,
+    AnalysisResult,
+    Category,
+    FailureAnalysis,
+    LLMUsage,
+    Recurrence,
+    SummaryStatus,
+    parse_category,
+)
+from prefect_failure_insights.models.batch import (
+    BatchMetrics,
+    BatchRecord,
+    BatchResult,
+    BatchWindow,
+    Classification,
+    ClassificationUsage,
+    ClassifiedError,
+    Correction,
+    ErrorItem,
+    FailureError,
+    Filters,
+    PartitionRun,
+    WindowFailures,
+    resolve_window,
+)
+from prefect_failure_insights.models.common import Progress, utc
+from prefect_failure_insights.models.evidence import Evidence, EvidenceRef
+from prefect_failure_insights.models.runs import (
+    Baseline,
+    FailedRun,
+    FlowRunInfo,
+    LogLine,
+    LogSection,
+    LogWait,
+    Target,
+    TaskRunInfo,
+    level_name,
+)
+from prefect_failure_insights.models.summary import (
+    Claim,
+    Delivery,
+    OutcomeAction,
+    Stored,
+    Summary,
+    SummaryOutcome,
+)
+
+__all__ = [
+    "CATEGORY_GUIDE", "AnalysisResult", "Baseline", "BatchMetrics", "BatchRecord", "BatchResult", "BatchWindow", "Category", "Claim",
+    "Classification", "ClassificationUsage", "ClassifiedError", "Correction", "Delivery", "ErrorItem", "Evidence",
+    "EvidenceRef", "FailedRun", "FailureAnalysis", "FailureError", "Filters", "FlowRunInfo", "LLMUsage", "LogLine",
+    "LogSection", "LogWait", "OutcomeAction", "PartitionRun", "Recurrence", "Summary", "Stored", "SummaryOutcome", "SummaryStatus", "Target",
+    "TaskRunInfo", "WindowFailures", "level_name", "parse_category", "resolve_window", "utc", "Progress",
+]

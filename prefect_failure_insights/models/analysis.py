@@ -1,0 +1,171 @@
+"""The answer to a failure: its category, the analysis, and how the analysis was made."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class Category(str, Enum):
+    """Whose problem a failure is. The taxonomy the summaries and the batch use."""
+
+    INPUT_DATA_QUALITY = "INPUT_DATA_QUALITY"
+    THIRD_PARTY_SYSTEM = "THIRD_PARTY_SYSTEM"
+    WORKFLOW_ENGINE = "WORKFLOW_ENGINE"
+    UNKNOWN = "UNKNOWN"
+
+
+_CATEGORY_SYNONYMS = {
+    "DATA": Category.INPUT_DATA_QUALITY,
+    "DATA_QUALITY": Category.INPUT_DATA_QUALITY,
+    "INPUT_DATA": Category.INPUT_DATA_QUALITY,
+    "INPUT": Category.INPUT_DATA_QUALITY,
+    "THIRD_PARTY": Category.THIRD_PARTY_SYSTEM,
+    "EXTERNAL": Category.THIRD_PARTY_SYSTEM,
+    "EXTERNAL_SYSTEM": Category.THIRD_PARTY_SYSTEM,
+    "VENDOR": Category.THIRD_PARTY_SYSTEM,
+    "WORKFLOW": Category.WORKFLOW_ENGINE,
+    "ENGINE": Category.WORKFLOW_ENGINE,
+    "INFRASTRUCTURE": Category.WORKFLOW_ENGINE,
+    "CODE": Category.WORKFLOW_ENGINE,
+    "PIPELINE": Category.WORKFLOW_ENGINE,
+}
+
+
+def parse_category(value: object) -> Category:
+    """Map a model's spelling of a category onto the taxonomy, or raise ValueError.
+
+    Small models write ``third-party system`` or ``Third_Party``; those are mapped.
+    Anything else is rejected rather than stored as-is.
+    """
+    if isinstance(value, Category):
+        return value
+    key = re.sub(r"[^A-Z]+", "_", str(value).upper()).strip("_")
+    if key in Category.__members__:
+        return Category[key]
+    if key in _CATEGORY_SYNONYMS:
+        return _CATEGORY_SYNONYMS[key]
+    raise ValueError(
+        f"category {value!r} is not one of {', '.join(c.value for c in Category)}"
+    )
+
+
+
+#: What each category means: shown to the LLM, and the guide for labelling failures by hand.
+CATEGORY_GUIDE = {
+    Category.INPUT_DATA_QUALITY: "the data is bad or changed: validation errors, schema drift, "
+    "wrong types, malformed files, unexpected nulls or duplicates",
+    Category.THIRD_PARTY_SYSTEM: "an external service failed or refused: vendor HTTP errors, "
+    "rate limits, vendor authentication, cloud storage, unreachable external databases",
+    Category.WORKFLOW_ENGINE: "the pipeline's own code, configuration, orchestration or "
+    "infrastructure: bugs, its own SQL, missing modules, Prefect errors, out-of-memory, evictions",
+    Category.UNKNOWN: "the evidence does not say",
+}
+
+
+class FailureAnalysis(BaseModel):
+    """The structured answer to: what happened, how do I fix it, why did it happen."""
+
+    title: str = Field(description="One line naming the failure, at most 120 characters.")
+    what_happened: str = Field(description="What failed and with which error, 1-3 sentences.")
+    how_to_fix: list[str] = Field(description="Concrete steps, most likely fix first.")
+    root_cause: str = Field(description="Why it happened: the underlying cause.")
+    category: Category = Field(description="Whose problem it is.")
+    confidence: float = Field(ge=0.0, le=1.0, description="0 to 1.")
+    failed_task: str | None = Field(default=None, description="Name of the failed task.")
+    tags: list[str] = Field(default_factory=list, description="Up to 5 short keywords.")
+    additional_answers: list[str] = Field(
+        default_factory=list,
+        description="Answers to the settings' extra questions, in order.",
+    )
+
+    @field_validator("category", mode="before")
+    @classmethod
+    def _category(cls, value: object) -> Category:
+        return parse_category(value)
+
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _confidence(cls, value: object) -> object:
+        # Models sometimes answer 85 meaning 85 %.
+        if isinstance(value, (int, float)) and 1.0 < value <= 100.0:
+            return value / 100.0
+        return value
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("title is empty")
+        return value if len(value) <= 120 else value[:119] + "…"
+
+    @field_validator("how_to_fix", mode="before")
+    @classmethod
+    def _steps(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = value.split("\n") if "\n" in value else re.split(r"\s(?=\d+[.)]\s)", value)
+            value = [re.sub(r"^\s*(?:\d+[.)]|[-*\u2022])\s*", "", p) for p in parts]
+        return value
+
+    @field_validator("how_to_fix")
+    @classmethod
+    def _steps_nonempty(cls, value: list[str]) -> list[str]:
+        steps = [s.strip() for s in value if s and s.strip()]
+        if not steps:
+            raise ValueError("how_to_fix has no steps")
+        return steps[:8]
+
+    @field_validator("tags", "additional_answers", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return [] if value is None else value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        return [t.strip()[:40] for t in value if t and t.strip()][:5]
+
+
+SummaryStatus = Literal["llm", "fallback"]
+
+
+class LLMUsage(BaseModel):
+    """What asking the LLM cost, and with which model and prompt."""
+
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float | None = None
+    cost_usd: float | None = Field(default=None, description="Estimated LLM cost; None when unknown.")
+    prompt_version: str | None = None
+
+    @property
+    def tokens(self) -> int:
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+
+class Recurrence(BaseModel):
+    """Whether this failure was seen before: its signature and the fingerprint cache's answer."""
+
+    fingerprint: str | None = None
+    signature: str | None = Field(default=None, description="The normalised failure signature.")
+    cache_hit: bool = Field(default=False, description="The analysis was reused, no LLM call.")
+    same_as_run_id: str | None = Field(default=None, description="The run whose analysis was reused.")
+    first_seen: datetime | None = None
+    occurrences: int | None = Field(default=None, description="Failures with this signature so far.")
+
+
+class AnalysisResult(BaseModel):
+    """An analysis and how it was made (``notes``: what degraded on the way, for the logs)."""
+
+    analysis: FailureAnalysis
+    status: SummaryStatus
+    reason: str | None = Field(default=None, description="Why the fallback was used, when it was.")
+    usage: LLMUsage = Field(default_factory=LLMUsage)
+    recurrence: Recurrence = Field(default_factory=Recurrence)
+    notes: list[str] = Field(default_factory=list)

@@ -1,0 +1,42 @@
+"""Evidence: what may be sent to an LLM about a failed run, and the reference a summary keeps."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class EvidenceRef(BaseModel):
+    """The evidence a summary rests on, as stored with it."""
+
+    text: str = Field(description="The condensed, redacted evidence (what the LLM was sent).")
+    tokens: int = 0
+    root_error_line: int | None = None
+    redaction_count: int = 0
+
+
+class Evidence(BaseModel):
+    """What may be sent to an LLM: condensed, redacted, with original line numbers."""
+
+    text: str
+    tokens: int
+    kept_lines: list[int] = Field(default_factory=list)
+    redactions: dict[str, int] = Field(default_factory=dict)
+    root_error: str | None = Field(
+        default=None, description="The log line chosen as the root error (redacted)."
+    )
+    root_error_line: int | None = None
+    root_error_reason: str | None = Field(default=None, description="Why that line was chosen.")
+    exception_type: str | None = None
+    exception_message: str | None = None
+    failed_task: str | None = None
+    total_lines: int = 0
+    elapsed_ms: float = 0.0
+
+    @property
+    def redaction_count(self) -> int:
+        return sum(self.redactions.values())
+
+    def reference(self) -> EvidenceRef:
+        """What a summary stores of this evidence."""
+        return EvidenceRef(text=self.text, tokens=self.tokens, root_error_line=self.root_error_line,
+                           redaction_count=self.redaction_count)

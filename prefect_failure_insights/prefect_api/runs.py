@@ -1,0 +1,201 @@
+"""Reading a failed run through the Prefect client: the run, its root, subflows, task runs.
+
+Names and state messages are redacted here, where they enter (run and task names are
+often templated from parameters). The Prefect client retries transient API errors
+itself (``PREFECT_CLIENT_MAX_RETRIES``), so nothing here retries on top of it.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterParentFlowRunId,
+    TaskRunFilter,
+    TaskRunFilterFlowRunId,
+    TaskRunFilterState,
+    TaskRunFilterStateType,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.sorting import TaskRunSort
+from prefect.exceptions import ObjectNotFound
+
+from prefect_failure_insights.defaults import OWN_FLOWS
+from prefect_failure_insights.evidence.redaction import Redactor
+from prefect_failure_insights.exceptions import RunNotFailed, RunNotFound
+from prefect_failure_insights.models import FailedRun, FlowRunInfo, Target, TaskRunInfo
+from prefect_failure_insights.prefect_api.paging import pages, read_all
+
+FAILED_TYPES = [StateType.FAILED, StateType.CRASHED]
+TERMINAL_TYPES = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+MAX_SUBFLOW_DEPTH = 20
+
+
+_OWN = f"runs of {', '.join(OWN_FLOWS)} are never summarized (that would loop)"
+
+
+def _redact(text: str) -> str:
+    return Redactor().redact(text)
+
+
+async def flow_run_info(client: PrefectClient, run: FlowRun, names: dict[UUID, str]) -> FlowRunInfo:
+    """The facts of ``run``, redacted; ``names`` caches flow names by flow id across calls."""
+    if run.flow_id not in names:
+        names[run.flow_id] = (await client.read_flow(run.flow_id)).name
+    deployment = None
+    if run.deployment_id:
+        try:
+            deployment = (await client.read_deployment(run.deployment_id)).name
+            deployment = f"{names[run.flow_id]}/{deployment}"
+        except ObjectNotFound:  # deleted since the run
+            deployment = None
+    state = run.state
+    return FlowRunInfo(
+        id=str(run.id),
+        name=_redact(run.name),
+        flow_name=names[run.flow_id],
+        deployment=deployment,
+        deployment_id=str(run.deployment_id) if run.deployment_id else None,
+        work_pool=run.work_pool_name,
+        tags=list(run.tags or []),
+        state=state.name if state else "Unknown",
+        state_type=state.type.value if state else None,
+        state_message=_redact(state.message) if state and state.message else None,
+        start_time=run.start_time,
+        end_time=run.end_time,
+        run_count=run.run_count or 1,
+        parent_task_run_id=str(run.parent_task_run_id) if run.parent_task_run_id else None,
+    )
+
+
+async def _read_flow_run(client: PrefectClient, flow_run_id: UUID | str) -> FlowRun:
+    try:
+        return await client.read_flow_run(UUID(str(flow_run_id)))
+    except (ObjectNotFound, ValueError) as exc:
+        raise RunNotFound(
+            f"No flow run with id {flow_run_id} on {client.api_url}: check the id "
+            "(the UI shows it in the run's URL) and PREFECT_API_URL."
+        ) from exc
+
+
+def _in_process_subflow(run: FlowRun) -> bool:
+    """A subflow called in the parent's process, as opposed to a deployment run started
+    with ``run_deployment`` (which has its own deployment, infrastructure and summary)."""
+    return run.parent_task_run_id is not None and run.deployment_id is None
+
+
+async def find_root(client: PrefectClient, run: FlowRun) -> FlowRun:
+    """Follow in-process subflows up to the flow run they belong to."""
+    current = run
+    for _ in range(MAX_SUBFLOW_DEPTH):
+        if not _in_process_subflow(current):
+            return current
+        try:
+            parent_task = await client.read_task_run(current.parent_task_run_id)
+            if parent_task.flow_run_id is None:
+                return current
+            current = await client.read_flow_run(parent_task.flow_run_id)
+        except ObjectNotFound:  # the parent was deleted
+            return current
+    return current
+
+
+async def resolve_failed_run(client: PrefectClient, flow_run_id: UUID | str) -> Target:
+    """Read the requested run and decide which run carries its summary (and whether to skip it).
+
+    Raises:
+        RunNotFound: no run with that id.
+        RunNotFailed: the requested run is not Failed or Crashed.
+    """
+    names: dict[UUID, str] = {}
+    run = await _read_flow_run(client, flow_run_id)
+    requested = await flow_run_info(client, run, names)
+    if not requested.failed:
+        raise RunNotFailed(
+            f"Flow run {requested.name} ({requested.id}) is {requested.state}, not Failed "
+            "or Crashed: there is nothing to summarize."
+        )
+    if requested.flow_name in OWN_FLOWS:
+        return Target(requested=requested, root=requested, skip_reason=_OWN)
+    if not _in_process_subflow(run):
+        return Target(requested=requested, root=requested)
+
+    root_run = await find_root(client, run)
+    root = await flow_run_info(client, root_run, names)
+    skip = None
+    if root.flow_name in OWN_FLOWS:
+        skip = _OWN
+    elif root_run.state is None or root_run.state.type not in TERMINAL_TYPES:
+        skip = (
+            f"subflow of {root.name} ({root.id}), which is still {root.state}: "
+            "its failure is summarized on the root run when that ends"
+        )
+    elif not root.failed:
+        skip = f"subflow failure was handled: root run {root.name} ({root.id}) ended {root.state}"
+    return Target(requested=requested, root=root, skip_reason=skip)
+
+
+async def failed_subflows(client: PrefectClient, root_id: str) -> list[FlowRunInfo]:
+    """Failed or crashed in-process subflows of ``root_id``, recursively, parents first."""
+    names: dict[UUID, str] = {}
+    found: list[FlowRunInfo] = []
+    frontier = [UUID(root_id)]
+    for _ in range(MAX_SUBFLOW_DEPTH):
+        if not frontier:
+            break
+        parents = FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=frontier))
+        children: list[FlowRun] = await read_all(lambda offset, size, parents=parents: client.read_flow_runs(
+            flow_run_filter=parents, limit=size, offset=offset))
+        failed = [c for c in children if c.state and c.state.type in FAILED_TYPES and _in_process_subflow(c)]
+        for child in failed:
+            found.append(await flow_run_info(client, child, names))
+        frontier = [c.id for c in failed]
+    return found
+
+
+async def read_task_runs(client: PrefectClient, run_ids: list[str], name_limit: int = 1000) -> list[TaskRunInfo]:
+    """All failed task runs of these flow runs, plus up to ``name_limit`` others.
+
+    The failed ones are what a summary needs; the others only give names to the
+    task run ids in the logs, so a run with 50,000 mapped tasks is not read whole.
+    """
+    ids = [UUID(r) for r in run_ids]
+    flow_filter = TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=ids))
+    failed_filter = TaskRunFilter(
+        flow_run_id=TaskRunFilterFlowRunId(any_=ids),
+        state=TaskRunFilterState(type=TaskRunFilterStateType(any_=FAILED_TYPES)),
+    )
+    seen: dict[str, TaskRunInfo] = {}
+    for task_filter, cap in ((failed_filter, None), (flow_filter, name_limit)):
+        async for page in pages(lambda offset, size, f=task_filter: client.read_task_runs(
+                task_run_filter=f, sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=size, offset=offset), cap):
+            for tr in page:
+                seen.setdefault(str(tr.id), TaskRunInfo(
+                    id=str(tr.id),
+                    name=_redact(tr.name),
+                    state=tr.state.name if tr.state else "Unknown",
+                    state_type=tr.state.type.value if tr.state else None,
+                    message=_redact(tr.state.message) if tr.state and tr.state.message else None,
+                    run_count=tr.run_count or 1,
+                    flow_run_id=str(tr.flow_run_id) if tr.flow_run_id else None,
+                    end_time=tr.end_time,
+                ))
+    return list(seen.values())
+
+
+async def read_failed_run(client: PrefectClient, root_id: str, subflow_ids: list[str]) -> FailedRun:
+    """The final states of the root run and its failed subflows, and their task runs."""
+    names: dict[UUID, str] = {}
+    root = await flow_run_info(client, await _read_flow_run(client, root_id), names)
+    subflows = []
+    if subflow_ids:
+        found = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in subflow_ids]))
+        )
+        by_id = {str(r.id): r for r in found}
+        subflows = [await flow_run_info(client, by_id[i], names) for i in subflow_ids if i in by_id]
+    task_runs = await read_task_runs(client, [root.id, *(s.id for s in subflows)])
+    return FailedRun(run=root, subflows=subflows, task_runs=task_runs)

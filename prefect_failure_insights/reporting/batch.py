@@ -1,0 +1,231 @@
+"""The batch report: totals, categories, breakdowns, recurring patterns, trends; and exports.
+
+Pure functions of the classified error rows (`ClassifiedError`), so the same rows always
+give the same report.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from prefect_failure_insights.models import BatchMetrics, BatchResult, ClassifiedError
+
+#: The export's columns: label, and the field of a `ClassifiedError` it shows.
+CSV_COLUMNS = [
+    ("Error ID", "error.error_id"), ("Run ID", "error.run.id"), ("Run", "error.run.name"),
+    ("Flow", "error.run.flow_name"), ("Deployment", "error.run.deployment"), ("Work Pool", "error.run.work_pool"),
+    ("Tags", "error.run.tags"), ("Failed Task", "error.failed_task"), ("Failed At", "error.run.end_time"),
+    ("Exception Type", "error.exception_type"), ("Error Text", "error.error_text"),
+    ("Category", "classification.category"), ("Confidence", "classification.confidence"),
+    ("Classified By", "classification.classified_by"), ("Reasoning", "classification.reasoning"),
+    ("Signature", "classification.signature"),
+]
+TOP = 10
+
+
+def value_of(row: ClassifiedError, path: str) -> Any:
+    """A row's field by its dotted path (``error.run.flow_name``)."""
+    value: Any = row
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _pct(n: int, total: int) -> str:
+    return f"{100 * n / total:.1f}%" if total else "0.0%"
+
+
+def _cell(value: Any, limit: int = 120) -> str:
+    text = "" if value is None else str(value)
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else _cell(value)
+
+
+DIMENSIONS = {"flow_name": "error.run.flow_name", "deployment": "error.run.deployment",
+              "work_pool": "error.run.work_pool", "tags": "error.run.tags"}
+
+
+def breakdown(rows: list[ClassifiedError], key: str) -> list[tuple[str, int, Counter]]:
+    """(value, errors, categories) by a dimension (``flow_name``, ``deployment``, ``work_pool``,
+    ``tags``), largest first; tags count once per tag."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for row in rows:
+        found = value_of(row, DIMENSIONS[key])
+        values = (found or ["(no tag)"]) if key == "tags" else [found or "(none)"]
+        for value in values:
+            counts[value][row.category] += 1
+    return sorted(((v, sum(c.values()), c) for v, c in counts.items()), key=lambda t: (-t[1], t[0]))
+
+
+def patterns(rows: list[ClassifiedError]) -> list[dict]:
+    """Recurring error signatures with counts, first and last seen, category, runs."""
+    groups: dict[str, list[ClassifiedError]] = defaultdict(list)
+    for row in rows:
+        groups[row.classification.signature or row.error.error_text].append(row)
+    out = []
+    for sig, members in groups.items():
+        seen = [m.error.run.end_time for m in members if m.error.run.end_time]
+        out.append({"signature": sig, "count": len(members), "category": members[0].category,
+                    "first_seen": min(seen) if seen else None, "last_seen": max(seen) if seen else None,
+                    "runs": len({m.error.run.id for m in members}),
+                    "flows": sorted({m.error.run.flow_name for m in members})})
+    return sorted(out, key=lambda p: (-p["count"], p["signature"]))
+
+
+def summary(rows: list[ClassifiedError]) -> dict[str, Any]:
+    """The figures of a batch, for the JSON export and for trends."""
+    categories = Counter(r.category for r in rows)
+    return {
+        "errors": len(rows),
+        "runs": len({r.error.run.id for r in rows}),
+        "categories": dict(sorted(categories.items())),
+        "by_flow": {v: n for v, n, _ in breakdown(rows, "flow_name")},
+        "by_deployment": {v: n for v, n, _ in breakdown(rows, "deployment")},
+        "by_work_pool": {v: n for v, n, _ in breakdown(rows, "work_pool")},
+        "by_tag": {v: n for v, n, _ in breakdown(rows, "tags")},
+    }
+
+
+def _trend(now_n: int, before: int | None) -> str:
+    if before is None:
+        return ""
+    delta = now_n - before
+    return f" ({'+' if delta > 0 else ''}{delta} vs previous window)" if delta else " (= previous window)"
+
+
+def render_report(rows: list[ClassifiedError], metrics: BatchMetrics, title: str,
+                  previous: list[ClassifiedError] | None = None) -> str:
+    """The report artifact. Only figures of the rows: what one execution spent (time, LLM
+    tokens) is in the batch's metrics row, so re-running a window reproduces the report."""
+    total = len(rows)
+    prev = summary(previous) if previous is not None else None
+    categories = Counter(r.category for r in rows)
+    out = [f"# {title}", ""]
+    out.append(f"**{total} errors** in **{len({r.error.run.id for r in rows})} failed runs**"
+               f"{_trend(total, prev['errors'] if prev else None)}.")
+    by = metrics.classified_by
+    out.append("Classified by correction: {c}, rules: {r}, LLM: {l}, cache: {k}; unknown: {u}.".format(
+        c=by.get("correction", 0), r=by.get("rule", 0), l=by.get("llm", 0), k=by.get("cache", 0),
+        u=categories.get("UNKNOWN", 0)))
+    if metrics.llm_note:
+        out.append(f"LLM note: {metrics.llm_note}")
+    if metrics.capped:
+        out.append(f"**Capped:** only the newest {metrics.runs_queried} failed runs of the window were read "
+                   "(`max_runs`).")
+    for note in metrics.failed_partitions:
+        out.append(f"**Partition failed:** {note}")
+    out += ["", "## Categories", "", "| Category | Errors | Share | Trend |", "| --- | ---: | ---: | --- |"]
+    for name, n in categories.most_common():
+        before = prev["categories"].get(name, 0) if prev else None
+        out.append(f"| {name} | {n} | {_pct(n, total)} | {_trend(n, before).strip(' ()') if prev else ''} |")
+    for label, key in (("Flow", "flow_name"), ("Deployment", "deployment"), ("Work pool", "work_pool"),
+                       ("Tag", "tags")):
+        out += ["", f"## By {label.lower()}", "", f"| {label} | Errors | Share | Categories |",
+                "| --- | ---: | ---: | --- |"]
+        for value, n, cats in breakdown(rows, key)[:TOP]:
+            split = ", ".join(f"{c} {k}" for c, k in cats.most_common())
+            out.append(f"| {_cell(value, 60)} | {n} | {_pct(n, total)} | {split} |")
+    out += ["", "## Top failing pipelines", "", "| Flow / deployment | Failed runs | Errors |", "| --- | ---: | ---: |"]
+    pipes: dict[str, set] = defaultdict(set)
+    pipe_errors: Counter = Counter()
+    for row in rows:
+        name = row.error.run.deployment or row.error.run.flow_name
+        pipes[name].add(row.error.run.id)
+        pipe_errors[name] += 1
+    for name in sorted(pipes, key=lambda p: (-len(pipes[p]), p))[:TOP]:
+        out.append(f"| {_cell(name, 60)} | {len(pipes[name])} | {pipe_errors[name]} |")
+    out += ["", "## Top recurring errors", "", "| Error pattern | Count | Category | First seen | Last seen |",
+            "| --- | ---: | --- | --- | --- |"]
+    for p in patterns(rows)[:TOP]:
+        out.append(f"| `{_cell(p['signature'], 100)}` | {p['count']} | {p['category']} | "
+                   f"{_when(p['first_seen'])} | {_when(p['last_seen'])} |")
+    out += ["", "## Errors", "", "| Failed at | Flow | Task | Error | Category | By | Confidence |",
+            "| --- | --- | --- | --- | --- | --- | ---: |"]
+    for row in sorted(rows, key=lambda r: (str(r.error.run.end_time), r.error.error_id), reverse=True)[:200]:
+        e, c = row.error, row.classification
+        out.append(f"| {_when(e.run.end_time)} | {_cell(e.run.flow_name, 40)} | "
+                   f"{_cell(e.failed_task, 40)} | {_cell(e.error_text, 100)} | {c.category} | "
+                   f"{c.classified_by} | {c.confidence:.2f} |")
+    if total > 200:
+        out.append(f"\n…and {total - 200} more: export with `failure-insights insights --format csv`.")
+    out += ["", "<details><summary>Reasoning per error</summary>", ""]
+    for row in rows[:200]:
+        c = row.classification
+        out.append(f"- `{row.error.error_id}` {c.category} ({c.classified_by}, "
+                   f"{c.confidence:.2f}): {_cell(c.reasoning, 300)}")
+    out += ["", "</details>"]
+    return "\n".join(out) + "\n"
+
+
+def table(rows: list[ClassifiedError]) -> list[dict[str, Any]]:
+    """The table artifact: one row per error."""
+    shown = [(label, path) for label, path in CSV_COLUMNS if label not in ("Reasoning", "Signature")]
+    return [{label: _cell(value_of(r, path), 300) if label != "Confidence" else value_of(r, path)
+             for label, path in shown} for r in rows]
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return ",".join(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return "" if value is None else value
+
+
+def to_csv(rows: Iterable[ClassifiedError]) -> str:
+    """The export people correct in a spreadsheet: every column plus an empty "Corrected Category"."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([label for label, _ in CSV_COLUMNS] + ["Corrected Category", "Corrected By"])
+    for r in rows:
+        writer.writerow([_csv_value(value_of(r, path)) for _, path in CSV_COLUMNS] + ["", ""])
+    return buffer.getvalue()
+
+
+def to_json(rows: list[ClassifiedError], metrics: dict[str, Any], previous: list[ClassifiedError] | None = None) -> str:
+    data = {"metrics": metrics, "summary": summary(rows),
+            "previous": summary(previous) if previous is not None else None,
+            "patterns": patterns(rows)[:50], "errors": [r.model_dump(mode="json") for r in rows]}
+    return json.dumps(data, indent=2, default=str)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def render_text(result: BatchResult, verbose: bool = False) -> str:
+    """The batch for the terminal (`failure-insights insights`)."""
+    rows, m, w = result.rows, result.metrics, result.window
+    by = m.classified_by
+    lines = [
+        f"Window {w.start:%Y-%m-%d %H:%M} - {w.end:%Y-%m-%d %H:%M} UTC, batch {result.batch_id}",
+        f"{_count(m.runs_queried, 'failed run')}, {_count(len(rows), 'error')}; "
+        f"classified by correction {by.get('correction', 0)}, "
+        f"rules {by.get('rule', 0)}, cache {by.get('cache', 0)}, LLM {by.get('llm', 0)}; unknown {m.unknown}; "
+        f"{m.duration_s:.1f} s",
+    ]
+    if m.llm_tokens:
+        lines.append(f"LLM: {m.llm_calls} calls, {m.llm_tokens} tokens, est. ${m.llm_cost_usd:.4f}")
+    lines.append("")
+    total = len(rows) or 1
+    for name, n in Counter(r.category for r in rows).most_common():
+        lines.append(f"  {name:<20} {n:>5}  {100 * n / total:5.1f}%")
+    lines += ["", "Top flows:"]
+    lines += [f"  {v:<40} {n:>5}" for v, n, _ in breakdown(rows, "flow_name")[:10]]
+    lines += ["", "Top recurring errors:"]
+    lines += [f"  {p['count']:>4}x {p['category']:<19} {p['signature'][:90]}" for p in patterns(rows)[:10]]
+    if verbose:
+        lines += ["", "Errors:"]
+        lines += [f"  {r.error.run.name:<30} {r.category:<19} {r.classification.classified_by:<22} "
+                  f"{' '.join(r.error.error_text.split())[:80]}" for r in rows]
+    return "\n".join(lines)

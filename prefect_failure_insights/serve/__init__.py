@@ -1,0 +1,2 @@
+"""``failure-insights serve``: the plugin's deployments, its automation, and an in-process
+executor for their runs (`service`, `executor`)."""

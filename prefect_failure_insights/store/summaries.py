@@ -1,0 +1,157 @@
+"""Summary rows: one per failed run, guaranteed by the primary key, never by a read-then-write.
+
+* `claim_summary()` inserts a *pending* row (``INSERT .. ON CONFLICT DO NOTHING``) before
+  any LLM call. Of two summarizers triggered at once for the same run, exactly one gets
+  the claim; the other stops without calling the LLM. A claim older than
+  ``stale_after`` (a summarizer that died) can be taken over, atomically.
+* `store_summary()` writes the summary into the row *only if this summarizer still holds
+  the claim*, so a late loser can never overwrite the winner.
+* ``regenerate`` claims an existing row without touching its content; the old summary
+  stays readable until the new one replaces it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, func, select, update
+
+from prefect_failure_insights.defaults import STALE_CLAIM
+from prefect_failure_insights.models import Claim, FlowRunInfo, Stored, Summary
+from prefect_failure_insights.store.mapping import from_row, to_row
+from prefect_failure_insights.store.sql import fit, guard, insert_ignore, now, utc
+from prefect_failure_insights.store.tables import schema_table, summaries
+
+PENDING = "pending"
+
+
+def claim_summary(engine: Engine, run: FlowRunInfo, claimed_by: str, regenerate: bool = False,
+                  stale_after: timedelta = STALE_CLAIM) -> Claim:
+    """Claim the right to write ``run``'s summary (see the module docstring)."""
+    current = now()
+    with guard(engine, "claim the summary row"):
+        with engine.begin() as conn:
+            inserted = insert_ignore(conn, summaries, fit(summaries, {
+                **to_row(run, summaries, root="run"),
+                "status": PENDING, "claimed_by": claimed_by, "claimed_at": current,
+                "regenerated_count": 0, "created_at": current, "updated_at": current,
+            }))
+        if inserted:
+            return Claim(result="claimed", claimed_by=claimed_by)
+        with engine.begin() as conn:
+            row = conn.execute(
+                select(summaries.c.status, summaries.c.claimed_by, summaries.c.claimed_at)
+                .where(summaries.c.flow_run_id == run.id)
+            ).one()
+            status, holder, held_since = row.status, row.claimed_by, utc(row.claimed_at)
+            fresh_claim = status == PENDING and held_since is not None and current - held_since < stale_after
+            if status != PENDING and not regenerate:
+                return Claim(result="exists", claimed_by=claimed_by, existing_status=status)
+            if fresh_claim and holder != claimed_by and not regenerate:
+                return Claim(result="in_progress", claimed_by=claimed_by, existing_status=status)
+            # Take over atomically: only if nobody else changed the claim meanwhile.
+            taken = conn.execute(
+                update(summaries)
+                .where(summaries.c.flow_run_id == run.id)
+                .where(summaries.c.claimed_by == holder if holder is not None else summaries.c.claimed_by.is_(None))
+                .values(claimed_by=claimed_by, claimed_at=current)
+            ).rowcount
+        if taken != 1:
+            return Claim(result="in_progress", claimed_by=claimed_by, existing_status=status)
+        return Claim(result="claimed", claimed_by=claimed_by, existing_status=status)
+
+
+def store_summary(engine: Engine, summary: Summary, claimed_by: str) -> Stored:
+    """Write ``summary`` into its claimed row: ``created`` or ``replaced`` (with the summary as
+    stored), or ``lost`` when another summarizer took the claim over."""
+    values = {**to_row(summary, summaries), "updated_at": now()}
+    for key in ("created_at", "regenerated_count", "artifact_id"):  # the row's own bookkeeping
+        values.pop(key)
+    with guard(engine, "store the summary"), engine.begin() as conn:
+        previous = conn.execute(
+            select(summaries.c.status).where(summaries.c.flow_run_id == summary.run.id)
+        ).scalar()
+        if previous not in (None, PENDING):
+            values["regenerated_count"] = summaries.c.regenerated_count + 1
+        written = conn.execute(
+            update(summaries)
+            .where(summaries.c.flow_run_id == summary.run.id)
+            .where(summaries.c.claimed_by == claimed_by)
+            .values(**fit(summaries, values))
+        ).rowcount
+        if written != 1:
+            return Stored(summary=summary, action="lost")
+        row = conn.execute(select(summaries).where(summaries.c.flow_run_id == summary.run.id)).mappings().one()
+    stored = from_row(row, summaries, Summary)
+    return Stored(summary=stored, action="replaced" if stored.delivery.regenerated else "created")
+
+
+def release_summary(engine: Engine, flow_run_id: str, claimed_by: str) -> None:
+    """Give up a claim on a row that never got content (e.g. the summarizer failed)."""
+    with guard(engine, "release the claim"), engine.begin() as conn:
+        conn.execute(
+            summaries.delete()
+            .where(summaries.c.flow_run_id == flow_run_id)
+            .where(summaries.c.claimed_by == claimed_by)
+            .where(summaries.c.status == PENDING)
+        )
+
+
+def record_artifact(engine: Engine, flow_run_id: str, artifact_id: str, claimed_by: str) -> None:
+    """Record the artifact of the summary this summarizer wrote (not a later one's)."""
+    with guard(engine, "record the artifact id"), engine.begin() as conn:
+        conn.execute(
+            update(summaries)
+            .where(summaries.c.flow_run_id == flow_run_id)
+            .where(summaries.c.claimed_by == claimed_by)
+            .values(artifact_id=artifact_id)
+        )
+
+
+def get_summary(engine: Engine, flow_run_id: str) -> Summary | None:
+    """The finished summary of a run, or None (no row, or still pending)."""
+    with guard(engine, "read the summary"), engine.connect() as conn:
+        row = conn.execute(
+            select(summaries).where(summaries.c.flow_run_id == flow_run_id).where(summaries.c.status != PENDING)
+        ).mappings().first()
+    return from_row(row, summaries, Summary) if row is not None else None
+
+
+def list_summaries(engine: Engine, limit: int = 20, offset: int = 0, category: str | None = None,
+                   flow: str | None = None, since: datetime | None = None) -> tuple[list[Summary], int]:
+    """Finished summaries, newest first, and the total matching count."""
+    conditions = [summaries.c.status != PENDING]
+    if category:
+        conditions.append(summaries.c.category == category)
+    if flow:
+        conditions.append(summaries.c.flow_name == flow)
+    if since:
+        conditions.append(summaries.c.created_at >= utc(since))
+    with guard(engine, "list summaries"), engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(summaries).where(*conditions)).scalar() or 0
+        rows = conn.execute(
+            select(summaries).where(*conditions)
+            .order_by(summaries.c.created_at.desc(), summaries.c.flow_run_id).limit(limit).offset(offset)
+        ).mappings().all()
+    return [from_row(r, summaries, Summary) for r in rows], int(total)
+
+
+def llm_categories(engine: Engine, run_ids: list[str]) -> dict[str, str]:
+    """The categories of these runs' LLM summaries (a batch reuses them: no second LLM call)."""
+    out: dict[str, str] = {}
+    ids = sorted(set(run_ids))
+    with guard(engine, "read the summaries"), engine.connect() as conn:
+        for at in range(0, len(ids), 500):
+            rows = conn.execute(select(summaries.c.flow_run_id, summaries.c.category)
+                                .where(summaries.c.flow_run_id.in_(ids[at:at + 500]))
+                                .where(summaries.c.status == "llm")).all()
+            out.update({r.flow_run_id: r.category for r in rows if r.category})
+    return out
+
+
+def probe_write(engine: Engine) -> None:
+    """Prove the database accepts writes, leaving nothing behind (for `doctor`)."""
+    with guard(engine, "write a test row"), engine.connect() as conn:
+        transaction = conn.begin()
+        conn.execute(update(schema_table).where(schema_table.c.id == 1).values(updated_at=now()))
+        transaction.rollback()

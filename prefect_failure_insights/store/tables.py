@@ -1,0 +1,17 @@
+"""The plugin's tables, as the migrations leave them (`migrations` is their only definition)."""
+
+from __future__ import annotations
+
+from prefect_failure_insights.store.migrations import current_tables, schema_table
+
+metadata = current_tables()
+
+summaries = metadata.tables["failure_summaries"]
+fingerprints = metadata.tables["failure_fingerprints"]
+corrections = metadata.tables["failure_corrections"]
+classifications = metadata.tables["failure_classifications"]
+batch_runs = metadata.tables["batch_runs"]
+batch_errors = metadata.tables["batch_errors"]
+
+__all__ = ["batch_errors", "batch_runs", "classifications", "corrections", "fingerprints", "metadata",
+           "schema_table", "summaries"]

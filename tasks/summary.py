@@ -1,0 +1,240 @@
+"""The tasks of the `summarize-failure` flow, one per step of its diagram.
+
+Each task is a thin wrapper around the domain function of the same name: it gets a
+Prefect client or the database, calls it, logs, and returns. Retries have one owner
+per network: the Prefect client retries the API's transient errors itself
+(``PREFECT_CLIENT_MAX_RETRIES``) and `llm.structured` retries the LLM's, so no task
+retries on top of them. Prefect's task cache is off everywhere: every step reads live
+state, and the fingerprint cache in the database is what saves LLM calls.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from uuid import UUID
+
+import anyio
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.logging import get_run_logger
+from prefect_failure_insights.blocks import (
+    FailureInsightsSettings,
+    LLMCredentials,
+    loading,
+)
+
+from prefect_failure_insights.analysis import summary as analysis
+from prefect_failure_insights.evidence import builder, sources
+from prefect_failure_insights.evidence.redaction import Redactor
+from prefect_failure_insights.exceptions import ConfigurationError, StorageError
+from prefect_failure_insights.models import (
+    Baseline,
+    Claim,
+    Evidence,
+    FailedRun,
+    FlowRunInfo,
+    LogLine,
+    LogSection,
+    LogWait,
+    Stored,
+    Summary,
+    Target,
+)
+from prefect_failure_insights.prefect_api import (
+    artifacts,
+    baseline,
+    logs,
+    runs,
+    secrets,
+)
+from prefect_failure_insights.prefect_api.logs import RunLogs
+from prefect_failure_insights.store import Database
+from prefect_failure_insights.store import summaries as rows
+
+
+@task(name="load-settings", cache_policy=NO_CACHE)
+async def load_settings(name: str) -> FailureInsightsSettings:
+    """The settings block ``name`` (the defaults when the default name does not exist)."""
+    return await loading.load_settings(name)
+
+
+@task(name="load-database", cache_policy=NO_CACHE)
+async def load_database(settings: FailureInsightsSettings) -> Database:
+    """The database the settings name (the SQLite file in the Prefect home by default)."""
+    database = await loading.load_database(settings)
+    get_run_logger().info("Summary rows go to %s", database.description)
+    return database
+
+
+@task(name="load-llm", cache_policy=NO_CACHE)
+async def load_llm(settings: FailureInsightsSettings, url: str | None = None,
+                   model: str | None = None) -> loading.LLMChoice:
+    """The LLM to ask, or none with the reason (a block the settings name that does not exist is one)."""
+    try:
+        return await loading.load_llm(settings, url, model)
+    except ConfigurationError as exc:
+        return loading.LLMChoice(None, str(exc))
+
+
+@task(name="load-log-sources", cache_policy=NO_CACHE)
+async def load_log_sources(settings: FailureInsightsSettings) -> list[sources.LogSource]:
+    """The other systems whose logs the settings add to the evidence (Airbyte)."""
+    try:
+        return sources.configured_sources(await loading.load_airbyte(settings))
+    except ConfigurationError as exc:
+        get_run_logger().warning("%s Summarizing without Airbyte logs.", exc)
+        return []
+
+
+@task(name="resolve-failed-run", cache_policy=NO_CACHE)
+async def resolve_failed_run(flow_run_id: UUID | str, settings: FailureInsightsSettings) -> Target:
+    """Read the run that failed, find the root run that carries its summary, and say whether to skip it."""
+    async with get_client() as client:
+        target = await runs.resolve_failed_run(client, flow_run_id)
+    skip = target.skip_reason or settings.skip_reason(target.root)
+    return target.model_copy(update={"skip_reason": skip})
+
+
+@task(name="claim-summary", cache_policy=NO_CACHE)
+async def claim_summary(database: Database, run: FlowRunInfo, claimed_by: str, regenerate: bool) -> Claim:
+    """Claim the failed run's row, so that one summarizer, not two, does the work."""
+    try:
+        return await database.run(rows.claim_summary, run, claimed_by, regenerate=regenerate)
+    except StorageError as exc:
+        get_run_logger().error("%s The summary is still published as an artifact.", exc)
+        return Claim(result="unavailable", claimed_by=claimed_by, error=str(exc))
+
+
+@task(name="release-summary", cache_policy=NO_CACHE)
+async def release_summary(database: Database, run_id: str, claim: Claim) -> None:
+    """Free a claim on a row without content, so that the next trigger (or a re-run) can try again."""
+    if not claim.holds or claim.existing_status not in (None, rows.PENDING):
+        return  # nothing claimed, or a finished summary being regenerated: it stays
+    try:
+        await database.run(rows.release_summary, run_id, claim.claimed_by)
+    except StorageError:
+        get_run_logger().warning("Could not release the claim on %s; it expires on its own", run_id)
+
+
+@task(name="wait-for-run-logs", cache_policy=NO_CACHE)
+async def wait_for_run_logs(root_id: str, max_wait_s: float) -> LogWait:
+    """Wait (bounded) until the late-arriving logs of the run and its failed subflows are stored."""
+    async with get_client() as client:
+        waited = await logs.wait_for_run_logs(client, root_id, max_wait_s)
+    if not waited.complete:
+        get_run_logger().warning("Logs may be incomplete for %s", ", ".join(waited.incomplete_runs))
+    return waited
+
+
+@task(name="read-failed-run", cache_policy=NO_CACHE)
+async def read_failed_run(root_id: str, subflow_ids: list[str]) -> FailedRun:
+    """Read the final states of the root run and its failed subflows, and their task runs."""
+    async with get_client() as client:
+        return await runs.read_failed_run(client, root_id, subflow_ids)
+
+
+@task(name="read-run-logs", cache_policy=NO_CACHE)
+async def read_run_logs(run_ids: list[str]) -> RunLogs:
+    """Stream every log line of the failed run and its failed subflows to local temporary files."""
+    async with get_client() as client:
+        read = await logs.read_run_logs(client, run_ids)
+    get_run_logger().info("Read %s in %.0f ms", read, read.read_ms)
+    return read
+
+
+@task(name="compare-with-last-good-run", cache_policy=NO_CACHE)
+async def compare_with_last_good_run(failed_run_id: str) -> Baseline | None:
+    """Find the deployment's last successful run and what differs from it."""
+    async with get_client() as client:
+        return await baseline.compare_with_last_good_run(client, failed_run_id)
+
+
+@task(name="load-secret-values", cache_policy=NO_CACHE)
+async def load_secret_values() -> Redactor:
+    """A redactor that also removes the exact values of the workspace's Secret blocks."""
+    try:
+        async with get_client() as client:
+            values = await secrets.load_secret_values(client)
+    except Exception as exc:  # noqa: BLE001 - pattern-based redaction still applies
+        get_run_logger().warning("Secret block values not available for exact redaction (%s); patterns still apply.",
+                                 type(exc).__name__)
+        values = []
+    return Redactor(literals=values)
+
+
+@task(name="read-external-logs", cache_policy=NO_CACHE)
+async def read_external_logs(failed: FailedRun, lines: Iterable[LogLine],
+                             log_sources: list[sources.LogSource]) -> list[LogSection]:
+    """Ask each configured source for extra evidence; a failing source is skipped with a warning."""
+    sections, warnings = await sources.read_external_logs(failed, lines, log_sources)
+    for warning in warnings:
+        get_run_logger().warning("%s", warning)
+    return sections
+
+
+@task(name="build-evidence", cache_policy=NO_CACHE)
+async def build_evidence(failed: FailedRun, lines: Iterable[LogLine], budget_tokens: int, redactor: Redactor,
+                         baseline: Baseline | None, notes: list[str], sections: list[LogSection]) -> Evidence:
+    """Condense and redact the failed run's logs into evidence within the token budget."""
+    # CPU-bound: keep the event loop (other summaries, heartbeats, log shipping) free.
+    evidence = await anyio.to_thread.run_sync(lambda: builder.build_evidence(
+        failed, iter(lines), budget_tokens, redactor, baseline, notes, sections))
+    get_run_logger().info(
+        "Evidence: %d of %d lines kept, ~%d tokens, root error at L%s (%s), %d secret(s) redacted, %.0f ms",
+        len(evidence.kept_lines), evidence.total_lines, evidence.tokens, evidence.root_error_line,
+        evidence.root_error_reason, evidence.redaction_count, evidence.elapsed_ms,
+    )
+    return evidence
+
+
+# Retries: inside `analyze` (llm.structured owns them), so none here.
+@task(name="analyze-failure", cache_policy=NO_CACHE, retries=0)
+async def analyze_failure(failed: FailedRun, evidence: Evidence, settings: FailureInsightsSettings,
+                          llm: LLMCredentials | None, no_llm_reason: str | None, redactor: Redactor,
+                          database: Database | None, regenerate: bool, summarizer_id: str) -> Summary:
+    """Explain the failure (what happened, how to fix it, why it happened) and compose its summary."""
+    result = await analysis.analyze_failure(failed, evidence, settings, llm, no_llm_reason=no_llm_reason,
+                                            redactor=redactor, database=database, regenerate=regenerate,
+                                            summarizer_id=summarizer_id)
+    log = get_run_logger()
+    for note in result.notes:
+        log.warning("%s", note)
+    log.log(logging.INFO if result.status == "llm" else logging.WARNING, "%s", analysis.describe(result))
+    return analysis.compose_summary(failed, evidence, result, summarizer_id)
+
+
+@task(name="store-summary", cache_policy=NO_CACHE)
+async def store_summary(database: Database, summary: Summary, claim: Claim) -> Stored:
+    """Write the summary into its claimed row; a database error leaves it unstored (and says why)."""
+    if not claim.holds:
+        return Stored(summary=summary, action="not_stored", error=claim.error)
+    try:
+        return await database.run(rows.store_summary, summary, claim.claimed_by)
+    except StorageError as exc:
+        get_run_logger().error("%s The summary is still published as an artifact.", exc)
+        await release_summary.fn(database, summary.run.id, claim)
+        return Stored(summary=summary, action="not_stored", error=str(exc))
+
+
+@task(name="publish-artifact", cache_policy=NO_CACHE)
+async def publish_artifact(summary: Summary) -> str:
+    """Attach the summary to the failed run's page in the Prefect UI; return the artifact's id."""
+    async with get_client() as client:
+        return await artifacts.publish_artifact(client, summary)
+
+
+@task(name="record-artifact", cache_policy=NO_CACHE)
+async def record_artifact(database: Database, stored: Stored, artifact_id: str, claim: Claim) -> Stored:
+    """Record the artifact's id in the row this summarizer wrote."""
+    summary = stored.summary.model_copy(update={
+        "delivery": stored.summary.delivery.model_copy(update={"artifact_id": artifact_id})})
+    if stored.error is not None or stored.action == "lost":
+        return stored.model_copy(update={"summary": summary})
+    try:
+        await database.run(rows.record_artifact, summary.run.id, artifact_id, claim.claimed_by)
+    except StorageError as exc:
+        get_run_logger().error("%s", exc)
+        return stored.model_copy(update={"summary": summary, "error": str(exc)})
+    return stored.model_copy(update={"summary": summary})

@@ -1,0 +1,43 @@
+"""The team's corrections, imported from the batch export or a plain CSV: all or nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from prefect_failure_insights.analysis.corrections import import_csv
+from prefect_failure_insights.analysis.fingerprint import error_signature, fingerprint
+from prefect_failure_insights.analysis.taxonomy import Taxonomy
+from prefect_failure_insights.exceptions import InputError
+from prefect_failure_insights.reporting.batch import to_csv
+from prefect_failure_insights.store.corrections import load_corrections
+
+ODD = "ledger.ReconcileError: reconciliation drift of 12 entries between ledger shards"
+VENDOR = "httpx.HTTPStatusError: Server error '503 Service Unavailable' for url 'https://api.x.io/v1/a?page=3'"
+
+
+def test_corrections_import_from_the_export_all_or_nothing(engine, tmp_path, make_row) -> None:
+    exported = list(csv.DictReader(io.StringIO(to_csv([make_row(1, ODD, "ledger.ReconcileError"),
+                                                       make_row(2, VENDOR)]))))
+    exported[0]["Corrected Category"], exported[0]["Corrected By"] = "input data quality", "dana"
+    path = tmp_path / "c.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(exported[0]))
+        writer.writeheader()
+        writer.writerows(exported)
+    result = import_csv(engine, path, Taxonomy())
+    assert (result.imported, result.skipped) == (1, 1)
+    [stored] = load_corrections(engine)
+    assert stored.category == "INPUT_DATA_QUALITY" and stored.corrected_by == "dana"
+    assert stored.fingerprint == fingerprint(error_signature(ODD, "ledger.ReconcileError"))
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("error_text,label,who\nKeyError: 'a',WORKFLOW_ENGINE,x\nboom,COSMIC,y\n")
+    with pytest.raises(InputError, match="line 3"):
+        import_csv(engine, bad, Taxonomy())
+    assert len(load_corrections(engine)) == 1  # nothing of the bad file was written
+    with pytest.raises(InputError, match="run .* is in no batch report"):
+        (tmp_path / "r.csv").write_text("run_id,corrected_category\nabc,WORKFLOW_ENGINE\n")
+        import_csv(engine, tmp_path / "r.csv", Taxonomy())

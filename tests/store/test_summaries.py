@@ -1,0 +1,136 @@
+"""Summary rows on a real SQLite file and a real PostgreSQL: one row per run, always."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import update
+
+from prefect_failure_insights.exceptions import SchemaVersionError, StorageError
+from prefect_failure_insights.models import (
+    EvidenceRef,
+    FailureAnalysis,
+    FlowRunInfo,
+    LLMUsage,
+    Summary,
+)
+from prefect_failure_insights.store import migrations
+from prefect_failure_insights.store.summaries import (
+    claim_summary,
+    get_summary,
+    list_summaries,
+    release_summary,
+    store_summary,
+)
+from prefect_failure_insights.store.tables import summaries
+from prefect_failure_insights.testing.prefect_server import free_port
+
+
+def _run(run_id: str = "11111111-0000-4000-8000-000000000001", flow: str = "orders") -> FlowRunInfo:
+    return FlowRunInfo(id=run_id, name="brave-otter", flow_name=flow, state="Failed", tags=["prod"],
+                       end_time=datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc))
+
+
+def _summary(run: FlowRunInfo, title: str = "Vendor down", category: str = "THIRD_PARTY_SYSTEM") -> Summary:
+    return Summary(
+        run=run,
+        analysis=FailureAnalysis(title=title, what_happened="x", how_to_fix=["y"], root_cause="z",
+                                 category=category, confidence=0.8),
+        status="llm",
+        usage=LLMUsage(model="m", prompt_tokens=10, completion_tokens=5, latency_ms=12.5, prompt_version="summary-v1"),
+        evidence=EvidenceRef(text="L1 ...", tokens=3),
+    )
+
+
+def test_schema_is_created_once_and_versioned(engine) -> None:
+    migrations.ensure_schema(engine)  # idempotent
+    with engine.begin() as conn:
+        conn.execute(update(migrations.schema_table).values(version=migrations.SCHEMA_VERSION + 1))
+    with pytest.raises(SchemaVersionError, match="upgrade prefect-failure-insights"):
+        migrations.ensure_schema(engine)
+
+
+def test_claim_save_exists_regenerate(engine) -> None:
+    run = _run()
+    assert claim_summary(engine, run, "summarizer-a").result == "claimed"
+    assert get_summary(engine, run.id) is None  # pending rows are not summaries yet
+    assert claim_summary(engine, run, "summarizer-b").result == "in_progress"
+    assert store_summary(engine, _summary(run), "summarizer-a").action == "created"
+    assert claim_summary(engine, run, "summarizer-c").result == "exists"
+
+    regen = claim_summary(engine, run, "summarizer-d", regenerate=True)
+    assert regen.result == "claimed"
+    assert get_summary(engine, run.id).analysis.title == "Vendor down"  # old one readable meanwhile
+    assert store_summary(engine, _summary(run, title="Vendor down again"), "summarizer-d").action == "replaced"
+    got = get_summary(engine, run.id)
+    assert got.analysis.title == "Vendor down again" and got.delivery.regenerated
+    assert got.usage.prompt_tokens == 10 and got.usage.model == "m" and got.usage.prompt_version == "summary-v1"
+    assert list_summaries(engine)[1] == 1
+
+
+def test_concurrent_claims_yield_exactly_one_winner(engine) -> None:
+    """Two triggers at once for the same run must give one row and one summarizer doing the work."""
+    run = _run()
+    results: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        results.append(claim_summary(engine, run, f"summarizer-{i}").result)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["claimed"] + ["in_progress"] * 7
+    with engine.connect() as conn:
+        assert conn.execute(summaries.select()).all().__len__() == 1
+
+
+def test_a_stale_claim_is_taken_over_and_the_old_holder_loses(engine) -> None:
+    run = _run()
+    claim_summary(engine, run, "dead-summarizer")
+    with engine.begin() as conn:
+        conn.execute(update(summaries).values(
+            claimed_at=datetime.now(timezone.utc) - timedelta(hours=1)))
+    assert claim_summary(engine, run, "new-summarizer").result == "claimed"
+    assert store_summary(engine, _summary(run), "dead-summarizer").action == "lost"
+    assert store_summary(engine, _summary(run), "new-summarizer").action == "created"
+
+
+def test_release_removes_only_an_unfinished_claim(engine) -> None:
+    run = _run()
+    claim_summary(engine, run, "a")
+    release_summary(engine, run.id, "a")
+    assert claim_summary(engine, run, "b").result == "claimed"
+    store_summary(engine, _summary(run), "b")
+    release_summary(engine, run.id, "b")  # a finished summary is never deleted
+    assert get_summary(engine, run.id) is not None
+
+
+def test_list_filters_and_total(engine) -> None:
+    for i in range(5):
+        run = _run(f"11111111-0000-4000-8000-00000000000{i}", flow="orders" if i % 2 else "billing")
+        claim_summary(engine, run, "s")
+        store_summary(engine, _summary(run, category="INPUT_DATA_QUALITY" if i < 2 else "THIRD_PARTY_SYSTEM"), "s")
+    rows, total = list_summaries(engine, limit=2)
+    assert total == 5 and len(rows) == 2
+    assert list_summaries(engine, flow="orders")[1] == 2
+    assert list_summaries(engine, category="INPUT_DATA_QUALITY")[1] == 2
+    future = datetime.now(timezone.utc) + timedelta(days=1)
+    assert list_summaries(engine, since=future)[1] == 0
+
+
+def test_unreachable_database_is_a_clear_storage_error() -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"postgresql+psycopg://etl:hunter2@127.0.0.1:{free_port()}/x",
+                           connect_args={"connect_timeout": 2})
+    with pytest.raises(StorageError) as info:
+        migrations.ensure_schema(engine)
+    message = str(info.value)
+    assert "hunter2" not in message
+    assert "Check that the database is running" in message
