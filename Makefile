@@ -50,6 +50,7 @@ bench: install-dev
 	$(BIN)/python bench/failure_to_artifact.py
 	$(BIN)/python bench/evidence.py
 	$(BIN)/python bench/log_reading.py
+	$(BIN)/python bench/redaction.py
 	$(BIN)/python bench/classification.py
 
 ## Re-pin constraints.txt from the current environment.

@@ -5,7 +5,7 @@ Generated failed runs of 1k, 10k, 100k and 1M log lines, with the root error at 
 ERROR lines from other components, consequences, the flow re-raising), and crashed
 runs whose only signal is an infrastructure message. Secrets are sprinkled through
 the logs. Each case is written to disk in the summarizer's own temporary-file format
-and condensed through the real code path (`RunLogs` -> `EvidenceBuilder`) in a fresh
+and condensed through the real code path (`RunLogs.lines`, redacted as read -> `EvidenceBuilder`) in a fresh
 process, so peak RSS is the case's own.
 
 Side by side, on the same inputs, three baselines used by other tools: the last
@@ -119,6 +119,7 @@ def run_one(path: str, marker: str, kind: str, mode: str) -> dict:
     from prefect_failure_insights.evidence.builder import build_evidence
     from prefect_failure_insights.models import FailedRun, FlowRunInfo, TaskRunInfo
     from prefect_failure_insights.prefect_api.logs import RunLogs
+    from prefect_failure_insights.redaction import Redactor
 
     started = time.perf_counter()
     if mode == "ours":
@@ -132,7 +133,7 @@ def run_one(path: str, marker: str, kind: str, mode: str) -> dict:
         ), task_runs=tasks)
         logs = RunLogs({"bench": Path(path)}, None, "bench", 0.0, 0)
         logs.task_names = {ROOT_TASK: "load_orders-3b4", "t-extract": "extract_orders-1a2", "t-cleanup": "cleanup-5c6"}
-        texts = {"ours": build_evidence(failed, logs).text}
+        texts = {"ours": build_evidence(failed, logs.lines(Redactor())).text}
     else:
         texts = _baselines(Path(path))
     elapsed = time.perf_counter() - started

@@ -31,11 +31,12 @@ async def _ours(run_id: str) -> int:
     from prefect.client.orchestration import get_client
 
     from prefect_failure_insights.prefect_api.logs import read_run_logs
+    from prefect_failure_insights.redaction import Redactor
 
     async with get_client() as client:
         logs = await read_run_logs(client, [run_id])
     try:
-        return sum(1 for _ in logs)
+        return sum(1 for _ in logs.lines(Redactor()))  # read as the summarizer does: redacted
     finally:
         logs.close()
 

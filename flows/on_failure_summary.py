@@ -74,21 +74,23 @@ def _warm_up_imports() -> None:
 
 async def explain(root_id: str, settings: "FailureInsightsSettings", database: "Database | None", summarizer_id: str,
                   regenerate: bool, llm_url: str | None, llm_model: str | None) -> Summary:
-    """Wait for late logs -> read the run, its logs, its last good run -> evidence -> analysis."""
-    waited = await wait_for_run_logs(root_id, settings.max_log_wait_seconds)
+    """Wait for late logs (and the Secret block values meanwhile) -> read the run, its logs, its last
+    good run, every text redacted as it is read -> evidence -> analysis."""
+    waited, redactor = await asyncio.gather(wait_for_run_logs(root_id, settings.max_log_wait_seconds),
+                                            load_secret_values())
     notes = [] if waited.complete else [
         f"logs may be incomplete: no final-state record after {waited.waited_s:.0f}s"]
     # Independent reads: do them at once.
-    failed, logs, baseline, redactor = await asyncio.gather(
-        read_failed_run(root_id, waited.run_ids[1:]),
+    failed, logs, baseline = await asyncio.gather(
+        read_failed_run(root_id, waited.run_ids[1:], redactor),
         read_run_logs(waited.run_ids),
-        compare_with_last_good_run(root_id),
-        load_secret_values(),
+        compare_with_last_good_run(root_id, redactor),
     )
     try:
         logs.name_tasks(failed.task_runs)
-        sections = await read_external_logs(failed, logs, await load_log_sources(settings))
-        evidence = await build_evidence(failed, logs, settings.evidence_token_budget, redactor, baseline, notes,
+        lines = logs.lines(redactor)
+        sections = await read_external_logs(failed, lines, await load_log_sources(settings))
+        evidence = await build_evidence(failed, lines, settings.evidence_token_budget, redactor, baseline, notes,
                                         sections)
     finally:
         logs.close()

@@ -27,7 +27,7 @@ from prefect_failure_insights.blocks import (
 
 from prefect_failure_insights.analysis import summary as analysis
 from prefect_failure_insights.evidence import builder, sources
-from prefect_failure_insights.evidence.redaction import Redactor
+from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.exceptions import ConfigurationError, StorageError
 from prefect_failure_insights.models import (
     Baseline,
@@ -129,15 +129,16 @@ async def wait_for_run_logs(root_id: str, max_wait_s: float) -> LogWait:
 
 
 @task(name="read-failed-run", cache_policy=NO_CACHE)
-async def read_failed_run(root_id: str, subflow_ids: list[str]) -> FailedRun:
-    """Read the final states of the root run and its failed subflows, and their task runs."""
+async def read_failed_run(root_id: str, subflow_ids: list[str], redactor: Redactor) -> FailedRun:
+    """Read the final states of the root run and its failed subflows, and their task runs (redacted)."""
     async with get_client() as client:
-        return await runs.read_failed_run(client, root_id, subflow_ids)
+        return await runs.read_failed_run(client, root_id, subflow_ids, redactor)
 
 
 @task(name="read-run-logs", cache_policy=NO_CACHE)
 async def read_run_logs(run_ids: list[str]) -> RunLogs:
-    """Stream every log line of the failed run and its failed subflows to local temporary files."""
+    """Stream every log line of the failed run and its failed subflows to local temporary files
+    (read back only through `RunLogs.lines`, which redacts them)."""
     async with get_client() as client:
         read = await logs.read_run_logs(client, run_ids)
     get_run_logger().info("Read %s in %.0f ms", read, read.read_ms)
@@ -145,10 +146,10 @@ async def read_run_logs(run_ids: list[str]) -> RunLogs:
 
 
 @task(name="compare-with-last-good-run", cache_policy=NO_CACHE)
-async def compare_with_last_good_run(failed_run_id: str) -> Baseline | None:
-    """Find the deployment's last successful run and what differs from it."""
+async def compare_with_last_good_run(failed_run_id: str, redactor: Redactor) -> Baseline | None:
+    """Find the deployment's last successful run and what differs from it (redacted)."""
     async with get_client() as client:
-        return await baseline.compare_with_last_good_run(client, failed_run_id)
+        return await baseline.compare_with_last_good_run(client, failed_run_id, redactor)
 
 
 @task(name="load-secret-values", cache_policy=NO_CACHE)

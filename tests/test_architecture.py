@@ -27,7 +27,8 @@ FOLDERS = {"flows": ROOT / "flows", "tasks": ROOT / "tasks", "blocks": ROOT / "b
 ALLOWED: dict[str, set[str]] = {
     "defaults": set(),
     "exceptions": set(),
-    "models": {"defaults", "exceptions"},
+    "redaction": set(),
+    "models": {"defaults", "exceptions", "redaction"},
     "store": {"defaults", "exceptions", "models"},
     "blocks": {"defaults", "exceptions", "models", "store"},
     "reporting": {"defaults", "exceptions", "models"},
@@ -41,7 +42,10 @@ ALLOWED: dict[str, set[str]] = {
               "reporting"},
     "flows": {"defaults", "exceptions", "models", "tasks"},
 }
-DOMAIN = ("models", "store", "reporting", "evidence", "llm", "prefect_api", "analysis", "bundles")
+for _part_name, _allowed in ALLOWED.items():  # secrets are removed everywhere text enters
+    if _part_name not in ("defaults", "exceptions", "redaction", "flows"):
+        _allowed.add("redaction")
+DOMAIN = ("models", "store", "reporting", "evidence", "llm", "prefect_api", "analysis", "bundles", "redaction")
 FLOW_ENGINE = ("prefect.flows", "prefect.tasks", "prefect.flow_engine", "prefect.task_engine", "prefect.runtime",
                "prefect.context", "prefect.logging")
 

@@ -41,7 +41,7 @@ from prefect_failure_insights.defaults import (
     FEW_SHOT_EXAMPLES,
     MAX_CLASSIFICATION_TOKENS,
 )
-from prefect_failure_insights.evidence.redaction import Redactor
+from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.exceptions import LLMError, LLMInvalidAnswer, StorageError
 from prefect_failure_insights.llm.backends import backend_for
 from prefect_failure_insights.llm.costs import estimate_cost

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from prefect_failure_insights.analysis.fingerprint import error_signature, fingerprint
 from prefect_failure_insights.analysis.taxonomy import Taxonomy
-from prefect_failure_insights.evidence.redaction import Redactor
+from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.exceptions import InputError
 from prefect_failure_insights.models import Correction
 from prefect_failure_insights.store.corrections import error_of_run, save_corrections

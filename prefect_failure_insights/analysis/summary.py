@@ -23,7 +23,7 @@ from prefect_failure_insights.analysis.fingerprint import (
     signature,
 )
 from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
-from prefect_failure_insights.evidence.redaction import Redactor
+from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.exceptions import LLMError, StorageError
 from prefect_failure_insights.llm.backends import backend_for
 from prefect_failure_insights.llm.costs import estimate_cost
@@ -88,6 +88,8 @@ async def analyze(
         return _fallback(failed, evidence, no_llm_reason or "No LLM configured.")
     instructions, questions = settings.prompt_for(failed.run)
     messages = summary_messages(evidence, failed, instructions, questions, settings.answer_language)
+    final = redactor or Redactor()  # the second line of defence: everything sent, once more
+    messages = [{**m, "content": final.redact(m["content"])} for m in messages]
     backend = backend_for(llm)
     spent: tuple[int | None, int | None] = (None, None)
     try:

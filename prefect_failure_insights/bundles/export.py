@@ -14,8 +14,8 @@ from prefect_failure_insights.bundles.format import (
     BundleRun,
     BundleTaskRun,
 )
-from prefect_failure_insights.evidence.redaction import Redactor
-from prefect_failure_insights.models import FailedRun, FlowRunInfo, LogSection
+from prefect_failure_insights.redaction import Redactor
+from prefect_failure_insights.models import FailedRun, FlowRunInfo, LogSection, redacted_with
 from prefect_failure_insights.prefect_api.baseline import compare_with_last_good_run
 from prefect_failure_insights.prefect_api.logs import read_run_logs
 from prefect_failure_insights.prefect_api.runs import (
@@ -33,26 +33,29 @@ async def export_bundle(client: PrefectClient, flow_run_id: str, sources: list[A
     Raises:
         RunNotFound, RunNotFailed: as for ``summarize``.
     """
-    target = await resolve_failed_run(client, flow_run_id)
-    run = target.requested
-    subflows = await failed_subflows(client, run.id)
-    run_ids = [run.id, *(s.id for s in subflows)]
-    task_runs = await read_task_runs(client, run_ids)
     try:
         redactor = Redactor(literals=await load_secret_values(client))
     except Exception:  # noqa: BLE001 - patterns still apply
         redactor = Redactor()
+    target = await resolve_failed_run(client, flow_run_id)
+    run = redacted_with(target.requested, redactor)
+    subflows = [redacted_with(s, redactor) for s in await failed_subflows(client, run.id)]
+    run_ids = [run.id, *(s.id for s in subflows)]
+    task_runs = await read_task_runs(client, run_ids, redactor=redactor)
     logs = await read_run_logs(client, run_ids)
     sections: list[LogSection] = []
     try:
         logs.name_tasks(task_runs)
+        lines = logs.lines(redactor)
         stand_in = FailedRun(run=run, subflows=subflows, task_runs=task_runs)
         for source in sources or []:
-            sections.extend(await source.sections(stand_in, iter(logs)))
+            sections.extend(await source.sections(stand_in, iter(lines)))
+        # Already redacted as they were read: built without validating (and redacting) them again.
         bundle_logs = [
-            BundleLog(timestamp=ln.timestamp, level=ln.level, name=ln.logger, message=redactor.redact(ln.message),
-                      task_run_name=ln.task_run_name, task_run_id=ln.task_run_id, flow_run_id=ln.flow_run_id)
-            for ln in logs
+            BundleLog.model_construct(timestamp=ln.timestamp, level=ln.level, name=ln.logger, message=ln.message,
+                                      task_run_name=ln.task_run_name, task_run_id=ln.task_run_id,
+                                      flow_run_id=ln.flow_run_id)
+            for ln in lines
         ]
     finally:
         logs.close()
@@ -74,7 +77,7 @@ async def export_bundle(client: PrefectClient, flow_run_id: str, sources: list[A
         **as_bundle_run(run),
         subflows=[BundleRun(**as_bundle_run(s)) for s in subflows],
         logs=bundle_logs,
-        baseline=await compare_with_last_good_run(client, run.id),
+        baseline=await compare_with_last_good_run(client, run.id, redactor),
         sections=[s.model_copy(update={"lines": [replace(ln, message=redactor.redact(ln.message))
                                                  for ln in s.lines]}) for s in sections],
         exported_at=datetime.now(timezone.utc),

@@ -41,6 +41,7 @@ from prefect_failure_insights.models import (
     FlowRunInfo,
     LogLine,
     LogSection,
+    Redacted,
     TaskRunInfo,
 )
 
@@ -57,8 +58,8 @@ class BundleLog(_Model):
     timestamp: str = ""
     level: int = 20
     name: str | None = None
-    message: str = ""
-    task_run_name: str | None = None
+    message: Redacted = ""
+    task_run_name: Redacted | None = None
     task_run_id: str | None = None
     flow_run_id: str | None = None
 
@@ -78,9 +79,9 @@ class BundleLog(_Model):
 
 
 class BundleTaskRun(_Model):
-    name: str
+    name: Redacted
     state: str = "Unknown"
-    message: str | None = None
+    message: Redacted | None = None
     id: str | None = None
     run_count: int = 1
     flow_run_id: str | None = None
@@ -90,13 +91,13 @@ class BundleRun(_Model):
     """A flow run in a bundle: the top level, or a (nested) subflow."""
 
     flow_run_id: str
-    flow_run_name: str = ""
-    flow_name: str = ""
-    deployment: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    work_pool: str | None = None
+    flow_run_name: Redacted = ""
+    flow_name: Redacted = ""
+    deployment: Redacted | None = None
+    tags: list[Redacted] = Field(default_factory=list)
+    work_pool: Redacted | None = None
     state: str
-    state_message: str | None = None
+    state_message: Redacted | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
     run_count: int = 1

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from prefect_failure_insights.defaults import EVIDENCE_TOKEN_BUDGET
-from prefect_failure_insights.evidence.redaction import Redactor
+from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.evidence.signals import (
     CHARS_PER_TOKEN,
     FLOW_EXCEPTION,

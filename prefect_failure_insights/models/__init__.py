@@ -33,7 +33,7 @@ from prefect_failure_insights.models.batch import (
     WindowFailures,
     resolve_window,
 )
-from prefect_failure_insights.models.common import Progress, utc
+from prefect_failure_insights.models.common import Progress, Redacted, redacted_with, utc
 from prefect_failure_insights.models.evidence import Evidence, EvidenceRef
 from prefect_failure_insights.models.runs import (
     Baseline,
@@ -60,5 +60,5 @@ __all__ = [
     "Classification", "ClassificationUsage", "ClassifiedError", "Correction", "Delivery", "ErrorItem", "Evidence",
     "EvidenceRef", "FailedRun", "FailureAnalysis", "FailureError", "Filters", "FlowRunInfo", "LLMUsage", "LogLine",
     "LogSection", "LogWait", "OutcomeAction", "PartitionRun", "Recurrence", "Summary", "Stored", "SummaryOutcome", "SummaryStatus", "Target",
-    "TaskRunInfo", "WindowFailures", "level_name", "parse_category", "resolve_window", "utc", "Progress",
+    "TaskRunInfo", "WindowFailures", "level_name", "parse_category", "resolve_window", "utc", "Progress", "Redacted", "redacted_with",
 ]

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from prefect_failure_insights.models.common import Redacted
+
 
 class Category(str, Enum):
     """Whose problem a failure is. The taxonomy the summaries and the batch use."""
@@ -70,15 +72,15 @@ CATEGORY_GUIDE = {
 class FailureAnalysis(BaseModel):
     """The structured answer to: what happened, how do I fix it, why did it happen."""
 
-    title: str = Field(description="One line naming the failure, at most 120 characters.")
-    what_happened: str = Field(description="What failed and with which error, 1-3 sentences.")
-    how_to_fix: list[str] = Field(description="Concrete steps, most likely fix first.")
-    root_cause: str = Field(description="Why it happened: the underlying cause.")
+    title: Redacted = Field(description="One line naming the failure, at most 120 characters.")
+    what_happened: Redacted = Field(description="What failed and with which error, 1-3 sentences.")
+    how_to_fix: list[Redacted] = Field(description="Concrete steps, most likely fix first.")
+    root_cause: Redacted = Field(description="Why it happened: the underlying cause.")
     category: Category = Field(description="Whose problem it is.")
     confidence: float = Field(ge=0.0, le=1.0, description="0 to 1.")
-    failed_task: str | None = Field(default=None, description="Name of the failed task.")
-    tags: list[str] = Field(default_factory=list, description="Up to 5 short keywords.")
-    additional_answers: list[str] = Field(
+    failed_task: Redacted | None = Field(default=None, description="Name of the failed task.")
+    tags: list[Redacted] = Field(default_factory=list, description="Up to 5 short keywords.")
+    additional_answers: list[Redacted] = Field(
         default_factory=list,
         description="Answers to the settings' extra questions, in order.",
     )
@@ -165,7 +167,7 @@ class AnalysisResult(BaseModel):
 
     analysis: FailureAnalysis
     status: SummaryStatus
-    reason: str | None = Field(default=None, description="Why the fallback was used, when it was.")
+    reason: Redacted | None = Field(default=None, description="Why the fallback was used, when it was.")
     usage: LLMUsage = Field(default_factory=LLMUsage)
     recurrence: Recurrence = Field(default_factory=Recurrence)
     notes: list[str] = Field(default_factory=list)

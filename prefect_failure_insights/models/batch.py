@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pydantic import BaseModel, Field
 
 from prefect_failure_insights.exceptions import InputError
-from prefect_failure_insights.models.common import utc
+from prefect_failure_insights.models.common import Redacted, utc
 from prefect_failure_insights.models.runs import FlowRunInfo
 
 
@@ -78,9 +78,9 @@ class FailureError(BaseModel):
     error_id: str
     run: FlowRunInfo
     task_run_id: str | None = None
-    failed_task: str | None = None
+    failed_task: Redacted | None = None
     exception_type: str | None = None
-    error_text: str
+    error_text: Redacted
 
 
 class WindowFailures(BaseModel):
@@ -96,7 +96,7 @@ class ErrorItem(BaseModel):
     """One error to classify: a failed task, a crashed run, or a line of `classify --input`."""
 
     id: str
-    error_text: str
+    error_text: Redacted
     exception_type: str | None = None
     known_category: str | None = Field(default=None, description="The LLM category of the run's summary.")
 
@@ -108,7 +108,7 @@ class Classification(BaseModel):
     category: str
     confidence: float
     classified_by: str = Field(description="correction | rule:<name> | cache | llm | none")
-    reasoning: str
+    reasoning: Redacted
     signature: str
     fingerprint: str
 
@@ -134,7 +134,7 @@ class Correction(BaseModel):
 
     fingerprint: str
     signature: str
-    error_text: str
+    error_text: Redacted
     exception_type: str | None = None
     category: str
     corrected_by: str | None = None

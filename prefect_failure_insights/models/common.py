@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel
+
+from prefect_failure_insights.redaction import Redactor, redact_text
+
+M = TypeVar("M", bound=BaseModel)
 
 #: Reports progress of long work: ``progress(stage, done, total)`` (the CLI draws a bar with it).
 Progress = Callable[[str, int, int], None]
@@ -14,3 +21,26 @@ def utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+#: Text from a run or an LLM: every model field of this type is redacted when the model is
+#: built, so no evidence, prompt, artifact, row or event can be made of the raw text. (The
+#: exact values of Secret blocks are removed where the text is read, with the workspace's
+#: `Redactor`; this is the pattern pass, which needs nothing but the text.)
+Redacted = Annotated[str, AfterValidator(redact_text)]
+
+
+def redacted_with(model: M, redactor: Redactor) -> M:
+    """``model`` with every text in it passed through ``redactor`` too (the exact values of the
+    workspace's Secret blocks, which the `Redacted` fields' patterns cannot know)."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return redactor.redact(value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    return type(model).model_validate(walk(model.model_dump()))

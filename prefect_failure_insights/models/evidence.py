@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from prefect_failure_insights.models.common import Redacted
+
 
 class EvidenceRef(BaseModel):
     """The evidence a summary rests on, as stored with it."""
 
-    text: str = Field(description="The condensed, redacted evidence (what the LLM was sent).")
+    text: Redacted = Field(default="", description="The condensed, redacted evidence (what the LLM was sent).")
     tokens: int = 0
     root_error_line: int | None = None
     redaction_count: int = 0
@@ -17,18 +19,18 @@ class EvidenceRef(BaseModel):
 class Evidence(BaseModel):
     """What may be sent to an LLM: condensed, redacted, with original line numbers."""
 
-    text: str
+    text: Redacted
     tokens: int
     kept_lines: list[int] = Field(default_factory=list)
     redactions: dict[str, int] = Field(default_factory=dict)
-    root_error: str | None = Field(
+    root_error: Redacted | None = Field(
         default=None, description="The log line chosen as the root error (redacted)."
     )
     root_error_line: int | None = None
     root_error_reason: str | None = Field(default=None, description="Why that line was chosen.")
     exception_type: str | None = None
-    exception_message: str | None = None
-    failed_task: str | None = None
+    exception_message: Redacted | None = None
+    failed_task: Redacted | None = None
     total_lines: int = 0
     elapsed_ms: float = 0.0
 

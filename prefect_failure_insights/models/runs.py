@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from prefect_failure_insights.models.common import Redacted
+from prefect_failure_insights.redaction import redact_text
 
 _FAILED_TYPES = frozenset({"FAILED", "CRASHED"})
 
@@ -44,10 +47,10 @@ class TaskRunInfo(BaseModel):
     """A task run of the failed run (or of one of its subflows)."""
 
     id: str | None = None
-    name: str
+    name: Redacted
     state: str = Field(description="State name, e.g. 'Failed' or 'Completed'.")
     state_type: str | None = Field(default=None, description="e.g. 'FAILED'.")
-    message: str | None = None
+    message: Redacted | None = None
     run_count: int = 1
     flow_run_id: str | None = None
     end_time: datetime | None = None
@@ -61,15 +64,15 @@ class FlowRunInfo(BaseModel):
     """The facts about one flow run that a summary needs (names and messages redacted)."""
 
     id: str
-    name: str
-    flow_name: str
-    deployment: str | None = Field(default=None, description="'flow/deployment'.")
+    name: Redacted
+    flow_name: Redacted
+    deployment: Redacted | None = Field(default=None, description="'flow/deployment'.")
     deployment_id: str | None = None
-    work_pool: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    work_pool: Redacted | None = None
+    tags: list[Redacted] = Field(default_factory=list)
     state: str = Field(description="State name, e.g. 'Failed' or 'Crashed'.")
     state_type: str | None = None
-    state_message: str | None = None
+    state_message: Redacted | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
     run_count: int = 1
@@ -116,22 +119,30 @@ class Target(BaseModel):
 class LogSection(BaseModel):
     """Extra evidence from another system (e.g. the failed Airbyte attempt's logs)."""
 
-    title: str
+    title: Redacted
     source: str
-    header: list[str] = Field(default_factory=list)
+    header: list[Redacted] = Field(default_factory=list)
     lines: list[LogLine] = Field(default_factory=list)
+
+    @field_validator("lines")
+    @classmethod
+    def _redacted(cls, lines: list[LogLine]) -> list[LogLine]:
+        """Log lines are dataclasses (no field validation): redacted here, where a section enters."""
+        for line in lines:
+            line.message = redact_text(line.message)
+        return lines
 
 
 class Baseline(BaseModel):
     """The deployment's last successful run, to compare the failed run with."""
 
     flow_run_id: str
-    flow_run_name: str
-    differences: list[str] = Field(
+    flow_run_name: Redacted
+    differences: list[Redacted] = Field(
         default_factory=list,
         description="What differs: deployment version, work pool, parameter names, job variables.",
     )
-    templates: list[str] = Field(
+    templates: list[Redacted] = Field(
         default_factory=list, description="Templates of its WARNING and ERROR lines."
     )
 

@@ -13,6 +13,7 @@ from prefect_failure_insights.models.analysis import (
     Recurrence,
     SummaryStatus,
 )
+from prefect_failure_insights.models.common import Redacted
 from prefect_failure_insights.models.evidence import EvidenceRef
 from prefect_failure_insights.models.runs import FlowRunInfo
 
@@ -43,7 +44,7 @@ class Summary(BaseModel):
     run: FlowRunInfo
     analysis: FailureAnalysis
     status: SummaryStatus
-    reason: str | None = Field(default=None, description="Why the fallback was used, when it was.")
+    reason: Redacted | None = Field(default=None, description="Why the fallback was used, when it was.")
     usage: LLMUsage = Field(default_factory=LLMUsage)
     recurrence: Recurrence = Field(default_factory=Recurrence)
     evidence: EvidenceRef

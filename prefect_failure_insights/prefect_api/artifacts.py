@@ -10,6 +10,7 @@ from prefect.client.schemas.actions import ArtifactCreate
 
 from prefect_failure_insights.defaults import BATCH_ARTIFACT_KEY
 from prefect_failure_insights.models import Summary
+from prefect_failure_insights.redaction import redact_text
 from prefect_failure_insights.reporting.summary import (
     artifact_description,
     artifact_key,
@@ -28,8 +29,8 @@ async def publish_artifact(client: PrefectClient, summary: Summary) -> str:
         flow_run_id=summary.run.id,
         type="markdown",
         key=artifact_key(summary.run.flow_name),
-        data=render_markdown(summary, run_url(summary.run.id)),
-        description=artifact_description(summary),
+        data=redact_text(render_markdown(summary, run_url(summary.run.id))),  # a second pass over everything
+        description=redact_text(artifact_description(summary)),
     ))
     return str(artifact.id)
 
@@ -38,8 +39,9 @@ async def publish_report(client: PrefectClient, flow_run_id: str | None, report:
                          title: str) -> str:
     """The batch report (markdown) and its errors (a table) on the batch run's page; the report's id."""
     markdown = await client.create_artifact(ArtifactCreate(
-        flow_run_id=flow_run_id, type="markdown", key=BATCH_ARTIFACT_KEY, data=report, description=title[:500]))
+        flow_run_id=flow_run_id, type="markdown", key=BATCH_ARTIFACT_KEY, data=redact_text(report),
+        description=redact_text(title)[:500]))
     await client.create_artifact(ArtifactCreate(
-        flow_run_id=flow_run_id, type="table", key=f"{BATCH_ARTIFACT_KEY}-errors", data=json.dumps(table),
-        description=f"Errors of {title}"[:500]))
+        flow_run_id=flow_run_id, type="table", key=f"{BATCH_ARTIFACT_KEY}-errors",
+        data=redact_text(json.dumps(table)), description=redact_text(f"Errors of {title}")[:500]))
     return str(markdown.id)

@@ -29,7 +29,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
 
-from prefect_failure_insights.evidence.redaction import Redactor
+from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.evidence.signals import template
 from prefect_failure_insights.models import Baseline
 from prefect_failure_insights.prefect_api.paging import pages
@@ -48,7 +48,7 @@ def _changed(before: dict[str, Any] | None, after: dict[str, Any] | None) -> lis
     return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 
 
-def differences(good: FlowRun, failed: FlowRun) -> list[str]:
+def differences(good: FlowRun, failed: FlowRun, redactor: Redactor | None = None) -> list[str]:
     """What differs between the last good run and the failed run, one line each."""
     out: list[str] = []
     for label, old, new in (
@@ -68,7 +68,7 @@ def differences(good: FlowRun, failed: FlowRun) -> list[str]:
             out.append(f"job variable {key}: {old!r} -> {new!r}")
         else:
             out.append(f"job variable {key} changed")
-    redactor = Redactor()
+    redactor = redactor or Redactor()
     return [redactor.redact(line) for line in out]
 
 
@@ -89,26 +89,30 @@ async def last_good_run(client: PrefectClient, failed: FlowRun) -> FlowRun | Non
     return runs[0] if runs else None
 
 
-async def good_run_templates(client: PrefectClient, run_id: UUID, limit: int = MAX_BASELINE_LINES) -> list[str]:
-    """Templates of the run's WARNING and ERROR lines (at most ``limit`` lines read)."""
+async def good_run_templates(client: PrefectClient, run_id: UUID, limit: int = MAX_BASELINE_LINES,
+                             redactor: Redactor | None = None) -> list[str]:
+    """Templates of the run's WARNING and ERROR lines, redacted (at most ``limit`` lines read)."""
+    redactor = redactor or Redactor()
     seen: dict[str, None] = {}
     log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]), level=LogFilterLevel(ge_=30))
     async for page in pages(lambda offset, size: client.read_logs(
             log_filter=log_filter, limit=size, offset=offset, sort=LogSort.TIMESTAMP_ASC), limit):
         for log in page:
-            seen.setdefault(template(log.message), None)
+            seen.setdefault(template(redactor.redact(log.message)), None)
     return list(seen)
 
 
-async def compare_with_last_good_run(client: PrefectClient, failed_run_id: str) -> Baseline | None:
+async def compare_with_last_good_run(client: PrefectClient, failed_run_id: str,
+                                     redactor: Redactor | None = None) -> Baseline | None:
     """The deployment's last successful run before ``failed_run_id`` and what differs from it."""
+    redactor = redactor or Redactor()
     failed = await client.read_flow_run(UUID(failed_run_id))
     good = await last_good_run(client, failed)
     if good is None:
         return None
     return Baseline(
         flow_run_id=str(good.id),
-        flow_run_name=Redactor().redact(good.name),
-        differences=differences(good, failed),
-        templates=await good_run_templates(client, good.id),
+        flow_run_name=redactor.redact(good.name),
+        differences=differences(good, failed, redactor),
+        templates=await good_run_templates(client, good.id, redactor=redactor),
     )

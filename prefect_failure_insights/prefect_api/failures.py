@@ -35,7 +35,7 @@ from prefect.client.schemas.sorting import FlowRunSort, LogSort
 
 from prefect_failure_insights.defaults import API_PAGE, OWN_FLOWS
 from prefect_failure_insights.evidence.errors import errors_of
-from prefect_failure_insights.evidence.redaction import Redactor
+from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.models import (
     BatchWindow,
     FailedRun,

@@ -20,7 +20,7 @@ import heapq
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -34,6 +34,7 @@ from prefect.client.schemas.sorting import LogSort
 from prefect_failure_insights.models import LogLine, LogWait, TaskRunInfo
 from prefect_failure_insights.prefect_api.paging import pages
 from prefect_failure_insights.prefect_api.runs import failed_subflows
+from prefect_failure_insights.redaction import Redactor
 
 MARKER = "Finished in state"
 MARKER_LOGGER = "prefect.flow_runs"
@@ -48,17 +49,19 @@ class RunLogs:
     """A run's log lines, read lazily from temporary files in log order, numbered from 1.
 
     Deliberately not a list or a pydantic model: Prefect walks task parameters that
-    are collections, and a run can have a million lines. An opaque, iterable handle
-    is passed between tasks instead. Call `close()` to delete the files.
+    are collections, and a run can have a million lines. An opaque handle is passed
+    between tasks instead. The files hold the lines as the API returned them; the only
+    way to read them is `lines(redactor)`, which redacts each one as it is read. Call
+    `close()` to delete the files.
     """
 
     def __init__(self, files: dict[str, Path], directory: tempfile.TemporaryDirectory[str] | None,
-                 source: str, read_ms: float, lines: int) -> None:
+                 source: str, read_ms: float, line_count: int) -> None:
         self.files = files  # run id -> CSV file (timestamp, level, task_run_id, message, logger)
         self._directory = directory
         self.source = source
         self.read_ms = read_ms
-        self.lines = lines
+        self.line_count = line_count
         self.task_names: dict[str, str] = {}
 
     def name_tasks(self, task_runs: Iterable[TaskRunInfo]) -> None:
@@ -70,19 +73,23 @@ class RunLogs:
             for ts, level, task_run, message, logger in csv.reader(fh):
                 yield ts, int(level), task_run or None, message, logger or None, run_id
 
-    def __iter__(self) -> Iterator[LogLine]:
+    def lines(self, redactor: Redactor) -> RedactedLines:
+        """The lines, redacted by ``redactor`` as they are read (iterable more than once)."""
+        return RedactedLines(self, redactor)
+
+    def _iter(self, redact: Callable[[str], str]) -> Iterator[LogLine]:
         streams = [self._read(run_id, path) for run_id, path in self.files.items()]
         rows = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda r: r[0])
         names = self.task_names
         for lineno, (ts, level, task_run, message, logger, run_id) in enumerate(rows, start=1):
             yield LogLine(
-                lineno=lineno, timestamp=ts, level=level, message=message, logger=logger,
+                lineno=lineno, timestamp=ts, level=level, message=redact(message), logger=logger,
                 flow_run_id=run_id, task_run_id=task_run,
                 task_run_name=names.get(task_run) if task_run else None,
             )
 
     def __len__(self) -> int:
-        return self.lines
+        return self.line_count
 
     def close(self) -> None:
         if self._directory is not None:
@@ -90,7 +97,24 @@ class RunLogs:
             self._directory = None
 
     def __repr__(self) -> str:
-        return f"RunLogs({self.lines} lines of {len(self.files)} run(s) via {self.source})"
+        return f"RunLogs({self.line_count} lines of {len(self.files)} run(s) via {self.source})"
+
+
+class RedactedLines:
+    """A run's log lines as `RunLogs.lines` gives them: redacted, in log order, numbered from 1."""
+
+    def __init__(self, logs: RunLogs, redactor: Redactor) -> None:
+        self._logs = logs
+        self._redactor = redactor
+
+    def __iter__(self) -> Iterator[LogLine]:
+        return self._logs._iter(self._redactor.redact)
+
+    def __len__(self) -> int:
+        return self._logs.line_count
+
+    def __repr__(self) -> str:
+        return f"redacted {self._logs!r}"
 
 
 async def _latest_logs(client: PrefectClient, run_id: str) -> list[Any]:

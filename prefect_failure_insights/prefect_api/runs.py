@@ -1,7 +1,8 @@
 """Reading a failed run through the Prefect client: the run, its root, subflows, task runs.
 
 Names and state messages are redacted here, where they enter (run and task names are
-often templated from parameters). The Prefect client retries transient API errors
+often templated from parameters): by the models' `Redacted` fields for the patterns, and
+by the workspace's `Redactor`, when one is given, for the values of its Secret blocks. The Prefect client retries transient API errors
 itself (``PREFECT_CLIENT_MAX_RETRIES``), so nothing here retries on top of it.
 """
 
@@ -24,7 +25,7 @@ from prefect.client.schemas.sorting import TaskRunSort
 from prefect.exceptions import ObjectNotFound
 
 from prefect_failure_insights.defaults import OWN_FLOWS
-from prefect_failure_insights.evidence.redaction import Redactor
+from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.exceptions import RunNotFailed, RunNotFound
 from prefect_failure_insights.models import FailedRun, FlowRunInfo, Target, TaskRunInfo
 from prefect_failure_insights.prefect_api.paging import pages, read_all
@@ -37,12 +38,14 @@ MAX_SUBFLOW_DEPTH = 20
 _OWN = f"runs of {', '.join(OWN_FLOWS)} are never summarized (that would loop)"
 
 
-def _redact(text: str) -> str:
-    return Redactor().redact(text)
+def _redactor(redactor: Redactor | None):
+    return redactor.redact if redactor is not None else (lambda text: text)
 
 
-async def flow_run_info(client: PrefectClient, run: FlowRun, names: dict[UUID, str]) -> FlowRunInfo:
+async def flow_run_info(client: PrefectClient, run: FlowRun, names: dict[UUID, str],
+                        redactor: Redactor | None = None) -> FlowRunInfo:
     """The facts of ``run``, redacted; ``names`` caches flow names by flow id across calls."""
+    r = _redactor(redactor)
     if run.flow_id not in names:
         names[run.flow_id] = (await client.read_flow(run.flow_id)).name
     deployment = None
@@ -55,7 +58,7 @@ async def flow_run_info(client: PrefectClient, run: FlowRun, names: dict[UUID, s
     state = run.state
     return FlowRunInfo(
         id=str(run.id),
-        name=_redact(run.name),
+        name=r(run.name),
         flow_name=names[run.flow_id],
         deployment=deployment,
         deployment_id=str(run.deployment_id) if run.deployment_id else None,
@@ -63,7 +66,7 @@ async def flow_run_info(client: PrefectClient, run: FlowRun, names: dict[UUID, s
         tags=list(run.tags or []),
         state=state.name if state else "Unknown",
         state_type=state.type.value if state else None,
-        state_message=_redact(state.message) if state and state.message else None,
+        state_message=r(state.message) if state and state.message else None,
         start_time=run.start_time,
         end_time=run.end_time,
         run_count=run.run_count or 1,
@@ -156,7 +159,8 @@ async def failed_subflows(client: PrefectClient, root_id: str) -> list[FlowRunIn
     return found
 
 
-async def read_task_runs(client: PrefectClient, run_ids: list[str], name_limit: int = 1000) -> list[TaskRunInfo]:
+async def read_task_runs(client: PrefectClient, run_ids: list[str], name_limit: int = 1000,
+                         redactor: Redactor | None = None) -> list[TaskRunInfo]:
     """All failed task runs of these flow runs, plus up to ``name_limit`` others.
 
     The failed ones are what a summary needs; the others only give names to the
@@ -168,6 +172,7 @@ async def read_task_runs(client: PrefectClient, run_ids: list[str], name_limit: 
         flow_run_id=TaskRunFilterFlowRunId(any_=ids),
         state=TaskRunFilterState(type=TaskRunFilterStateType(any_=FAILED_TYPES)),
     )
+    r = _redactor(redactor)
     seen: dict[str, TaskRunInfo] = {}
     for task_filter, cap in ((failed_filter, None), (flow_filter, name_limit)):
         async for page in pages(lambda offset, size, f=task_filter: client.read_task_runs(
@@ -175,10 +180,10 @@ async def read_task_runs(client: PrefectClient, run_ids: list[str], name_limit: 
             for tr in page:
                 seen.setdefault(str(tr.id), TaskRunInfo(
                     id=str(tr.id),
-                    name=_redact(tr.name),
+                    name=r(tr.name),
                     state=tr.state.name if tr.state else "Unknown",
                     state_type=tr.state.type.value if tr.state else None,
-                    message=_redact(tr.state.message) if tr.state and tr.state.message else None,
+                    message=r(tr.state.message) if tr.state and tr.state.message else None,
                     run_count=tr.run_count or 1,
                     flow_run_id=str(tr.flow_run_id) if tr.flow_run_id else None,
                     end_time=tr.end_time,
@@ -186,16 +191,17 @@ async def read_task_runs(client: PrefectClient, run_ids: list[str], name_limit: 
     return list(seen.values())
 
 
-async def read_failed_run(client: PrefectClient, root_id: str, subflow_ids: list[str]) -> FailedRun:
+async def read_failed_run(client: PrefectClient, root_id: str, subflow_ids: list[str],
+                          redactor: Redactor | None = None) -> FailedRun:
     """The final states of the root run and its failed subflows, and their task runs."""
     names: dict[UUID, str] = {}
-    root = await flow_run_info(client, await _read_flow_run(client, root_id), names)
+    root = await flow_run_info(client, await _read_flow_run(client, root_id), names, redactor)
     subflows = []
     if subflow_ids:
         found = await client.read_flow_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in subflow_ids]))
         )
         by_id = {str(r.id): r for r in found}
-        subflows = [await flow_run_info(client, by_id[i], names) for i in subflow_ids if i in by_id]
-    task_runs = await read_task_runs(client, [root.id, *(s.id for s in subflows)])
+        subflows = [await flow_run_info(client, by_id[i], names, redactor) for i in subflow_ids if i in by_id]
+    task_runs = await read_task_runs(client, [root.id, *(s.id for s in subflows)], redactor=redactor)
     return FailedRun(run=root, subflows=subflows, task_runs=task_runs)

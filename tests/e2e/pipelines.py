@@ -78,13 +78,29 @@ def leaks_a_secret_block() -> None:
     raise RuntimeError(f"partner API refused key {value}")
 
 
+# Secrets in templated run and task names and in an exception's repr (issue 11).
+TEMPLATED = {"name": "Pl4nted-Name-pass", "task": "Pl4nted-Task-key-77", "exception": "Pl4nted-Exc-pw"}
+
+
+@task(task_run_name="push-{target}")
+def push(target: str) -> None:
+    settings = {"host": "db.internal", "password": TEMPLATED["exception"]}
+    raise RuntimeError(f"could not connect with {settings!r}")
+
+
+@flow(name="e2e-templated", flow_run_name="load-{dsn}")
+def templated(dsn: str = f"postgresql://etl:{TEMPLATED['name']}@db.internal:5432/x",
+              target: str = f"api_key={TEMPLATED['task']}") -> None:
+    push(target)
+
+
 @flow(name="e2e-ok")
 def ok_flow() -> int:
     return 1
 
 
 SCENARIOS = {"vendor": vendor_sync, "subflow": parent_load, "ok": ok_flow, "crash": crash_flow,
-             "secret-block": leaks_a_secret_block}
+             "secret-block": leaks_a_secret_block, "templated": templated}
 
 if __name__ == "__main__":
     state = SCENARIOS[sys.argv[1]](return_state=True)

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(("args", "expected"), [
     (["evidence.py", "--sizes", "1000"], ["ours", "last 100 lines", "1,000"]),
     (["log_reading.py", "500"], ["download", "200 per page"]),
+    (["redaction.py", "5000"], ["entries redacted", "lines/s", "+"]),
     (["classification.py", "10"], ["rules (ours)", "errors/s", "same report: True"]),
     (["failure_to_artifact.py", "1", "50"], ["[in-process] 1/1 failures got an artifact",
                                               "[runner] 1/1 failures got an artifact"]),

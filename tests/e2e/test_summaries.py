@@ -163,3 +163,29 @@ def test_secret_block_values_are_redacted_by_exact_match(e2e) -> None:
     assert value not in summary.evidence.text and "[REDACTED:secret_value]" in summary.evidence.text
     assert value not in e2e.summary_artifacts(run_id)[0].data
     assert value not in json.dumps([r for r in e2e.fake.requests if run_id in json.dumps(r["body"])])
+
+
+def test_secrets_in_run_names_task_names_and_exception_reprs_reach_no_output(e2e) -> None:
+    """Regression (issue 11): a DSN templated into the flow run's name, an API key into the task
+    run's name, a password in an exception's repr were stored, shown and sent raw."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("pipelines", Path(__file__).parent / "pipelines.py")
+    pipelines = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pipelines)
+    planted = list(pipelines.TEMPLATED.values())
+
+    run_id = e2e.run_pipeline("templated")
+    engine = e2e.sqlite_engine()
+    summary = e2e.wait_for_row(engine, run_id)
+    outputs = [summary.model_dump_json(), e2e.summary_artifacts(run_id)[0].data,
+               json.dumps([dict(r._mapping) for r in e2e.rows(engine, run_id)], default=str),
+               json.dumps([r for r in e2e.fake.requests if run_id in json.dumps(r["body"])]),
+               e2e.cli("show", run_id, "--format", "markdown").stdout,
+               e2e.cli("evidence", run_id, "--format", "json").stdout,
+               e2e.cli("list", "--format", "json").stdout]
+    assert summary.run.name.startswith("load-") and "[REDACTED:" in summary.run.name
+    for text in outputs:
+        for secret in planted:
+            assert secret not in text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prefect_failure_insights.evidence.redaction import Redactor, redact
+from prefect_failure_insights.redaction import Redactor, redact
 
 SECRETS = [
     # (log line, the secret that must disappear, expected kind)
@@ -39,6 +39,21 @@ SECRETS = [
      "assignment"),
     ("config = {password => 'ruby-style-pw'}", "ruby-style-pw", "assignment"),
     ("postgresql://etl:pa/ss@word@db.internal:5432/x", "pa/ss@word", "url_password"),
+    # Regressions of issue 11, one per family (the corpus in tests/fixtures/secrets holds the rest).
+    ("connecting token=Bearer bEnChBeArErToKeN0123456789abcdef", "bEnChBeArErToKeN0123456789abcdef",
+     "authorization_header"),
+    ("RuntimeError(\"{\\'host\\': \\'db\\', \\'password\\': \\'Esc4ped-pw\\'}\")", "Esc4ped-pw", "assignment"),
+    ("send: b'GET / HTTP/1.1\\r\\nAuthorization: Basic ZXRsOlN1bUBtZXIxOTkxPw==\\r\\n'", "ZXRsOlN1bUBtZXIxOTkxPw==",
+     "authorization_header"),
+    ('url: "https://x.io/data?units=metric&api_key=Qz8kYw2LpV5rT9mN3bH6" failed', "Qz8kYw2LpV5rT9mN3bH6", "assignment"),
+    ('"Warehouse": "Server=tcp:sql;User ID=etl;Password=zephyr-oak-188;Encrypt=True;"', "zephyr-oak-188",
+     "assignment"),
+    ("snowflake://loader:Hidden9pw@***/db", "Hidden9pw", "url_password"),
+    ("mysqldump -u root -pRootPa55 orders", "RootPa55", "cli_password"),
+    ("CalledProcessError: Command '['pg_dump', '--password', 'Argv-pw-9']' returned 1", "Argv-pw-9", "cli_password"),
+    ("requests.post(url, auth=('api', 'key-3ax6xnjp29jd6fds4gc373sgvjxteol0'))", "3ax6xnjp29jd6fds4gc373sgvjxteol0",
+     "positional_credential"),
+    ("CREATE ROLE dbt_ci WITH LOGIN PASSWORD 'violet-pepp''er-786';", "violet-pepp''er-786", "assignment"),
 ]
 
 ORDINARY = [
@@ -51,6 +66,12 @@ ORDINARY = [
     "http://example.com:8080/path",
     "max_tokens=512 total_tokens: 900",
     "signal handler installed; config=prod.yaml",
+    "Fetching secret arn:aws:secretsmanager:eu-west-1:481516234211:secret:prod/warehouse/etl-sgHsFt",
+    "DB_PASSWORD=\nDB_USER=etl",
+    "export OPENAI_API_KEY=<your-api-key>",
+    "password: \"{{ env_var('DBT_PASSWORD') }}\"",
+    "git@github.com:acme-data/etl-jobs.git",
+    "docker pull acme/loader@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
 ]
 
 

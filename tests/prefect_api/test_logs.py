@@ -1,0 +1,27 @@
+"""A run's logs are read only through the door: every line redacted as it is read."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from prefect_failure_insights.prefect_api.logs import RunLogs
+from prefect_failure_insights.redaction import Redactor
+
+
+def test_log_lines_can_only_be_read_redacted(tmp_path) -> None:
+    path = tmp_path / "run.csv"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows([
+            ("2026-11-20T02:00:00+00:00", 20, "", "connecting to postgresql://etl:Pl4nted-pw@db:5432/x", ""),
+            ("2026-11-20T02:00:01+00:00", 40, "t1", "partner refused key plainvalue-no-pattern-4471", ""),
+        ])
+    logs = RunLogs({"run": path}, None, "test", 0.0, 2)
+    lines = list(logs.lines(Redactor(literals=["plainvalue-no-pattern-4471"])))
+    assert [ln.lineno for ln in lines] == [1, 2]
+    text = " ".join(ln.message for ln in lines)
+    assert "Pl4nted-pw" not in text and "plainvalue-no-pattern-4471" not in text
+    assert "[REDACTED:url_password]" in text and "[REDACTED:secret_value]" in text
+    with pytest.raises(TypeError):
+        iter(logs)  # no raw iteration
