@@ -95,31 +95,11 @@ def speed() -> None:
 async def _seed(n: int) -> list[str]:
     from prefect.client.orchestration import get_client
 
-    from prefect_failure_insights.testing.seed import SCENARIOS, seed_failure
+    from prefect_failure_insights.testing.seed import SCENARIOS, seed_failures
 
     names = list(SCENARIOS)
-    cache: dict = {}
-    ids: list[str] = []
     async with get_client() as client:
-        sem = asyncio.Semaphore(2)  # the server keeps its state in SQLite: more writers get 503s
-
-        async def one(i: int) -> None:
-            from prefect.exceptions import PrefectHTTPStatusError
-
-            async with sem:
-                for attempt in range(3):  # "database is locked" reaches a client as 503 now and then
-                    try:
-                        ids.append(await seed_failure(client, names[i % len(names)], i, cache))
-                        return
-                    except PrefectHTTPStatusError as exc:
-                        if exc.response.status_code != 503 or attempt == 2:
-                            raise
-                        await asyncio.sleep(1)
-
-        for i in range(len(names)):  # one of each first: creates the work pools and deployments once
-            await one(i)
-        await asyncio.gather(*(one(i) for i in range(len(names), n)))
-    return ids
+        return await seed_failures(client, [(names[i % len(names)], i, None) for i in range(n)])
 
 
 async def _baseline(ids: list[str]) -> float:

@@ -50,6 +50,17 @@ from prefect_failure_insights.defaults import (
 from prefect_failure_insights.models import BatchRecord, BatchResult, Filters, Progress
 
 
+def _scheduled_for() -> datetime | None:
+    """When this run was scheduled to start, if the deployment's schedule created it: its
+    window then ends there, aligned. An ad-hoc run (the CLI, "Run" in the UI) has none: its
+    window ends now."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    run = context.flow_run if context is not None else None
+    return run.expected_start_time if run is not None and run.auto_scheduled else None
+
+
 @flow(name=BATCH_FLOW, log_prints=False)
 async def batch_insights(
     hours: float = BATCH_HOURS,
@@ -73,8 +84,8 @@ async def batch_insights(
     """Classify every failure of a window and report trends by flow, deployment, work pool and tag.
 
     Args:
-        hours: The window's length, ending now (or at the scheduled time), when
-            ``since`` is not given.
+        hours: The window's length, ending now (a scheduled run: at its scheduled time,
+            to the minute), when ``since`` is not given.
         since: Start of an explicit window (inclusive), for re-runs.
         until: End of an explicit window (exclusive).
         tags: Only runs with one of these tags.
@@ -97,8 +108,7 @@ async def batch_insights(
     log = get_run_logger()
     started = time.monotonic()
     filters = Filters(tags=tags or [], deployments=deployments or [], flows=flows or [], work_pools=work_pools or [])
-    window = await resolve_window(hours, since, until, filters,
-                                  current_run.scheduled_start_time if current_run.id else None)
+    window = await resolve_window(hours, since, until, filters, _scheduled_for())
     settings = await load_settings(settings_block)
     async with await load_database(settings) as database:
         if partition_by != "none":

@@ -1,9 +1,9 @@
 """The `summarize-failure` flow: a failed run in, a failure summary on its page out.
 
-    resolve the run (root of its subflows; own flows, scope) -> claim its row
+    resolve the run (root of its subflows; own flows, scope) -> claim its row (a lease, renewed)
       -> wait for late logs -> read run, subflows, task runs ║ logs ║ last good run ║ secrets
       -> other systems' logs -> evidence (condensed, redacted) -> analysis (LLM, else deterministic)
-      -> row in the database -> markdown artifact on the failed run
+      -> row in the database -> markdown artifact on the failed run (one per run, updated in place)
 
 Started by the automation installed with ``failure-insights automation install``
 for every ``prefect.flow-run.Failed`` / ``prefect.flow-run.Crashed`` event, or on
@@ -24,6 +24,7 @@ from prefect_failure_insights.tasks.summary import (
     build_evidence,
     claim_summary,
     compare_with_last_good_run,
+    holding,
     load_database,
     load_llm,
     load_log_sources,
@@ -151,13 +152,13 @@ async def summarize_failure(
         claim = await claim_summary(database, root, me, regenerate)
         if stop := claim.stop_reason:
             return skipped(stop[1], stop[0])
-        try:
-            summary = await explain(root.id, settings, database if claim.holds else None, me, regenerate,
-                                    llm_url, llm_model)
-        except BaseException:
-            await release_summary(database, root.id, claim)
-            raise
-        stored = await store_summary(database, summary, claim)
+        async with holding(database, claim):  # the claim's lease, renewed until the row is written
+            try:
+                summary = await explain(root.id, settings, database, me, regenerate, llm_url, llm_model)
+            except BaseException:
+                await release_summary(database, root.id, claim)
+                raise
+            stored = await store_summary(database, summary, claim)
         if stored.action == "lost":
             return skipped("another summarizer run took over this run's summary")
         stored = await record_artifact(database, stored, await publish_artifact(stored.summary), claim)

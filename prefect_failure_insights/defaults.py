@@ -15,11 +15,13 @@ from datetime import timedelta
 #: a failing summarizer would otherwise trigger itself in a loop.
 SUMMARIZER_FLOW = "summarize-failure"
 BATCH_FLOW = "batch-insights"
-OWN_FLOWS = (SUMMARIZER_FLOW, BATCH_FLOW)
+RECONCILE_FLOW = "reconcile-summaries"
+OWN_FLOWS = (SUMMARIZER_FLOW, BATCH_FLOW, RECONCILE_FLOW)
 
 #: Deployments, as in prefect.yaml and `failure-insights serve`.
 SUMMARIZER_DEPLOYMENT_NAME = "failure-insights"
 BATCH_DEPLOYMENT_NAME = "batch-insights"
+RECONCILE_DEPLOYMENT_NAME = "reconcile-summaries"
 SUMMARIZER_DEPLOYMENT = f"{SUMMARIZER_FLOW}/{SUMMARIZER_DEPLOYMENT_NAME}"
 BATCH_DEPLOYMENT = f"{BATCH_FLOW}/{BATCH_DEPLOYMENT_NAME}"
 #: The tag on the plugin's deployments.
@@ -51,9 +53,14 @@ LLM_DEADLINE_SECONDS = 120.0
 MAX_CONCURRENT_LLM_CALLS = 4
 #: The summarizer flow's timeout.
 SUMMARIZER_TIMEOUT_SECONDS = 900
-#: A claim (on a summary row or a fingerprint) older than this belongs to a summarizer that
-#: cannot still be working: no summarizer run lives longer than its flow's timeout.
-STALE_CLAIM = timedelta(seconds=SUMMARIZER_TIMEOUT_SECONDS)
+#: A claim (on a summary row or a fingerprint) is a lease: its holder renews it every
+#: `LEASE_RENEW_SECONDS` while it works, and a claim not renewed for `CLAIM_LEASE` belongs
+#: to a summarizer that died, free for the next one.
+CLAIM_LEASE = timedelta(seconds=30)
+LEASE_RENEW_SECONDS = 10.0
+#: The lease on a slot of the Prefect LLM concurrency limit (the server's minimum): a dead
+#: holder's slot is free again within it (plus the server's repossessor loop, 15 s).
+LLM_SLOT_LEASE_SECONDS = 60.0
 #: Lines of evidence shown in the artifact (the row keeps all of it).
 EVIDENCE_LINES_IN_ARTIFACT = 120
 
@@ -87,6 +94,29 @@ FEW_SHOT_EXAMPLES = 5
 
 #: The API's page cap (``PREFECT_SERVER_API_DEFAULT_LIMIT``): every paged read uses it.
 API_PAGE = 200
+
+# -- reconciling ------------------------------------------------------------------------------
+
+#: The look-back of `failure-insights reconcile` (and of `serve` at start and every hour):
+#: failed runs in it without a summary get one.
+RECONCILE_HOURS = 24.0
+#: Most summarizer runs one reconcile pass starts (oldest failure first); the rest wait for the next.
+RECONCILE_LIMIT = 50
+#: The schedule of prefect.yaml's reconcile deployment (for worker setups).
+RECONCILE_CRON = "*/5 * * * *"
+#: `serve` reconciles this often, looking back `RECONCILE_RECENT_MINUTES` (and the full
+#: `RECONCILE_HOURS` every `RECONCILE_FULL_SECONDS`): a dead summarizer is replaced within a lease
+#: and one interval.
+RECONCILE_SECONDS = 30.0
+RECONCILE_RECENT_MINUTES = 15.0
+RECONCILE_FULL_SECONDS = 3600.0
+#: A failure with no summarizer run yet is left alone this long: the automation may still be
+#: creating its run (measured: up to ~100 s in a storm of 80 failures).
+RECONCILE_GRACE_SECONDS = 120.0
+#: A summarizer run Pending this long never started (its executor died before starting it).
+RECONCILE_PENDING_SECONDS = 600.0
+#: Summarizer runs that ended without a summary, after which a failure is left alone (no loop).
+RECONCILE_MAX_ATTEMPTS = 3
 
 # -- serve ------------------------------------------------------------------------------------
 

@@ -584,14 +584,28 @@ def _apply(text: str, found: list[tuple[int, int, str]], counts: Counter[str] | 
     return "".join(out)
 
 
+#: Half of a UTF-16 surrogate pair on its own (a log decoded with ``surrogateescape``, a JSON
+#: ``"\ud83d"``): no UTF-8 encoder accepts it, so no request, row or artifact could carry it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """``text`` with unpaired surrogates replaced by U+FFFD, so that it can be sent and stored."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def redact_text(text: str) -> str:
-    """``text`` with every secret the patterns find replaced by ``[REDACTED:<kind>]`` (pure).
+    """``text`` with every secret the patterns find replaced by ``[REDACTED:<kind>]`` (pure),
+    and made `encodable`: everything that enters passes here once.
 
     Example:
         >>> redact_text("postgresql://etl:hunter2@db:5432/x")
         'postgresql://etl:[REDACTED:url_password]@db:5432/x'
     """
-    return _apply(text, find_secrets(text)) if text else text
+    if not text:
+        return text
+    text = encodable(text)
+    return _apply(text, find_secrets(text))
 
 
 @dataclass
@@ -612,9 +626,10 @@ class Redactor:
         self._literal_re = re.compile("|".join(re.escape(v) for v in values)) if values else None
 
     def redact(self, text: str) -> str:
-        """Return ``text`` with every secret replaced by ``[REDACTED:<kind>]``."""
+        """Return ``text`` with every secret replaced by ``[REDACTED:<kind>]`` (and `encodable`)."""
         if not text:
             return text
+        text = encodable(text)
         if self._literal_re is not None:
             text, n = self._literal_re.subn(MASK.format(kind="secret_value"), text)
             if n:

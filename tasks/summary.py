@@ -11,7 +11,8 @@ state, and the fingerprint cache in the database is what saves LLM calls.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from uuid import UUID
 
 import anyio
@@ -99,12 +100,29 @@ async def resolve_failed_run(flow_run_id: UUID | str, settings: FailureInsightsS
 
 @task(name="claim-summary", cache_policy=NO_CACHE)
 async def claim_summary(database: Database, run: FlowRunInfo, claimed_by: str, regenerate: bool) -> Claim:
-    """Claim the failed run's row, so that one summarizer, not two, does the work."""
+    """Claim the failed run's row, so that one summarizer, not two, does the work; the claim of a
+    holder whose run has ended (it died, or lost its database mid-run) is taken over at once."""
     try:
-        return await database.run(rows.claim_summary, run, claimed_by, regenerate=regenerate)
+        claim = await database.run(rows.claim_summary, run, claimed_by, regenerate=regenerate)
+        if claim.result == "in_progress":
+            async with get_client() as client:
+                if await runs.has_ended(client, claim.holder):
+                    claim = await database.run(rows.claim_summary, run, claimed_by, take_over_from=claim.holder)
+        return claim
     except StorageError as exc:
         get_run_logger().error("%s The summary is still published as an artifact.", exc)
-        return Claim(result="unavailable", claimed_by=claimed_by, error=str(exc))
+        return Claim(result="unavailable", run_id=run.id, claimed_by=claimed_by, error=str(exc))
+
+
+@asynccontextmanager
+async def holding(database: Database, claim: Claim) -> AsyncIterator[None]:
+    """Keep the claim's lease while the block runs (nothing to keep without a claim)."""
+    if not claim.holds:
+        yield
+        return
+    async with database.lease(f"the summary of {claim.run_id}", rows.renew_summary, claim.run_id,
+                              claim.claimed_by):
+        yield
 
 
 @task(name="release-summary", cache_policy=NO_CACHE)
@@ -196,9 +214,10 @@ async def analyze_failure(failed: FailedRun, evidence: Evidence, settings: Failu
                           llm: LLMCredentials | None, no_llm_reason: str | None, redactor: Redactor,
                           database: Database | None, regenerate: bool, summarizer_id: str) -> Summary:
     """Explain the failure (what happened, how to fix it, why it happened) and compose its summary."""
-    result = await analysis.analyze_failure(failed, evidence, settings, llm, no_llm_reason=no_llm_reason,
-                                            redactor=redactor, database=database, regenerate=regenerate,
-                                            summarizer_id=summarizer_id)
+    async with get_client() as client:  # to know when another summarizer of the same failure has ended
+        result = await analysis.analyze_failure(
+            failed, evidence, settings, llm, no_llm_reason=no_llm_reason, redactor=redactor, database=database,
+            regenerate=regenerate, summarizer_id=summarizer_id, holder_ended=lambda h: runs.has_ended(client, h))
     log = get_run_logger()
     for note in result.notes:
         log.warning("%s", note)

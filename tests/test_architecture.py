@@ -37,15 +37,17 @@ ALLOWED: dict[str, set[str]] = {
     "prefect_api": {"defaults", "exceptions", "models", "blocks", "evidence", "reporting"},
     "analysis": {"defaults", "exceptions", "models", "blocks", "evidence", "llm", "store", "prefect_api"},
     "bundles": {"defaults", "exceptions", "models", "blocks", "evidence", "prefect_api", "analysis"},
+    "reconcile": {"defaults", "exceptions", "models", "blocks", "store", "prefect_api"},
     "automations": {"defaults", "exceptions", "models"},
     "tasks": {"defaults", "exceptions", "models", "blocks", "evidence", "llm", "store", "prefect_api", "analysis",
-              "reporting"},
+              "reporting", "reconcile"},
     "flows": {"defaults", "exceptions", "models", "tasks"},
 }
 for _part_name, _allowed in ALLOWED.items():  # secrets are removed everywhere text enters
     if _part_name not in ("defaults", "exceptions", "redaction", "flows"):
         _allowed.add("redaction")
-DOMAIN = ("models", "store", "reporting", "evidence", "llm", "prefect_api", "analysis", "bundles", "redaction")
+DOMAIN = ("models", "store", "reporting", "evidence", "llm", "prefect_api", "analysis", "bundles", "redaction",
+          "reconcile")
 FLOW_ENGINE = ("prefect.flows", "prefect.tasks", "prefect.flow_engine", "prefect.task_engine", "prefect.runtime",
                "prefect.context", "prefect.logging")
 

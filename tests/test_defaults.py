@@ -30,6 +30,11 @@ def test_prefect_yaml_matches_the_defaults() -> None:
     assert batch["schedules"] == [{"cron": defaults.BATCH_CRON, "timezone": defaults.BATCH_TIMEZONE}]
     assert batch["tags"] == [defaults.PLUGIN_TAG]
 
+    reconcile = deployments[defaults.RECONCILE_DEPLOYMENT_NAME]
+    assert reconcile["entrypoint"] == "prefect_failure_insights.flows.reconcile:reconcile_summaries"
+    assert reconcile["parameters"] == {"hours": defaults.RECONCILE_HOURS, "settings_block": defaults.DEFAULT_BLOCK_NAME}
+    assert reconcile["schedules"] == [{"cron": defaults.RECONCILE_CRON, "timezone": "UTC"}]
+
 
 def test_prefect_yaml_entrypoints_are_the_flows_with_the_default_names() -> None:
     from prefect_failure_insights.flows.batch_insights import batch_insights
@@ -37,6 +42,9 @@ def test_prefect_yaml_entrypoints_are_the_flows_with_the_default_names() -> None
 
     assert summarize_failure.name == defaults.SUMMARIZER_FLOW and batch_insights.name == defaults.BATCH_FLOW
     assert summarize_failure.timeout_seconds == defaults.SUMMARIZER_TIMEOUT_SECONDS
+    from prefect_failure_insights.flows.reconcile import reconcile_summaries
+
+    assert reconcile_summaries.name == defaults.RECONCILE_FLOW
 
 
 def test_blocks_take_their_defaults_from_the_defaults_module() -> None:

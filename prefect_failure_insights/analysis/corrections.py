@@ -54,13 +54,7 @@ def read_csv(engine: Engine, path: str | Path, taxonomy: Taxonomy) -> tuple[list
     file = Path(path)
     if not file.is_file():
         raise InputError(f"No such file: {file}. Give the CSV exported by `failure-insights insights --format csv`.")
-    try:
-        with file.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            rows = list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{file} is not a readable CSV file: {exc}") from exc
+    header, numbered = _strict_rows(file)
     columns = {kind: _column(header, kind) for kind in COLUMNS}
     if columns["category"] is None or (columns["error_text"] is None and columns["flow_run_id"] is None):
         raise InputError(
@@ -70,7 +64,7 @@ def read_csv(engine: Engine, path: str | Path, taxonomy: Taxonomy) -> tuple[list
     redactor = Redactor()
     out: list[Correction] = []
     skipped = 0
-    for number, row in enumerate(rows, start=2):  # line 1 is the header
+    for number, row in numbered:
         def get(kind: str, row: dict = row) -> str:
             return (row.get(columns[kind]) or "").strip() if columns[kind] else ""
 
@@ -94,6 +88,34 @@ def read_csv(engine: Engine, path: str | Path, taxonomy: Taxonomy) -> tuple[list
             category=category, corrected_by=get("corrected_by") or None, flow_run_id=run_id, source=file.name,
         ))
     return out, skipped
+
+
+def _strict_rows(file: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and every row with the line it starts on; InputError naming the line of the
+    first malformed one: an unbalanced quote (which would swallow the rows after it into
+    one field), text after a closing quote, or a row with more or fewer fields than the header."""
+    rows: list[tuple[int, dict[str, str]]] = []
+    start = 1
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh, strict=True)
+            header = next(reader, [])
+            start = reader.line_num + 1
+            for fields in reader:
+                if fields and len(fields) != len(header):
+                    raise InputError(
+                        f"{file}, line {start}: {len(fields)} fields where the header has {len(header)} (an "
+                        "unbalanced quote or a stray comma?). Nothing was imported.")
+                if fields:
+                    rows.append((start, dict(zip(header, fields))))
+                start = reader.line_num + 1
+    except csv.Error as exc:
+        raise InputError(f"{file}, line {start}: not valid CSV ({exc}; an unbalanced quote?). "
+                         "Nothing was imported.") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{file} is not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8 CSV. "
+                         "Nothing was imported.") from exc
+    return header, rows
 
 
 def _error_of_run(engine: Engine, run_id: str, file: Path, number: int) -> tuple[str, str | None]:

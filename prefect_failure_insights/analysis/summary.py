@@ -11,7 +11,9 @@ the summary of the run from its facts, its evidence and the analysis.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time as _time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timezone
 from typing import TYPE_CHECKING, TypeVar
@@ -133,6 +135,80 @@ def over_budget(engine: Engine, settings: FailureInsightsSettings) -> str | None
     return None
 
 
+class WithoutDatabase:
+    """What summarizers in one process do while the database is unavailable.
+
+    Without it there is no fingerprint cache across processes and no budget to check,
+    so the process keeps its own: identical failures share one LLM call, and at most
+    ``max_concurrent_llm_calls`` calls are made until the database answers again (then
+    the count starts over). Every summary made this way says so.
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._answers: dict[str, asyncio.Future[AnalysisResult]] = {}
+
+    def back(self) -> None:
+        """The database answered: the cache and the budgets are in charge again."""
+        self.calls = 0
+        self._answers.clear()
+
+    async def analyze(self, key: str, cap: int, ask: Callable[[], Awaitable[AnalysisResult]],
+                      fallback: Callable[[str], AnalysisResult], why: str) -> AnalysisResult:
+        known = self._answers.get(key)
+        if known is not None and known.get_loop() is asyncio.get_running_loop():
+            result = await asyncio.shield(known)
+            return result.model_copy(update={"reason": f"{why}; the answer of an identical failure in this "
+                                                       "process is reused, no LLM call"})
+        if self.calls >= cap:
+            return fallback(f"LLM not asked: {why}, and the {cap} LLM calls allowed without a budget check "
+                            "are spent until it is back")
+        self.calls += 1
+        future: asyncio.Future[AnalysisResult] = asyncio.get_running_loop().create_future()
+        self._answers[key] = future
+        try:
+            result = await ask()
+        except BaseException as exc:
+            self._answers.pop(key, None)
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters see it, nobody else has to
+            raise
+        if result.status != "llm":
+            self._answers.pop(key, None)  # only answers are shared, never fallbacks
+        future.set_result(result)
+        note = (f"{why}: no deduplication across processes and no budget check (at most {cap} LLM calls "
+                "until it is back)")
+        return result.model_copy(update={"reason": note}) if result.status == "llm" else result
+
+
+#: This process's memory while the database is unavailable.
+WITHOUT_DATABASE = WithoutDatabase()
+#: How often a summarizer waiting for another's answer to the same failure looks again, and
+#: how often it asks Prefect whether that other summarizer's run has ended.
+CACHE_POLL_SECONDS = 0.25
+HOLDER_CHECK_SECONDS = 5.0
+
+
+async def _answer_or_claim(database: Database, key: cache.CacheKey, run_id: str, me: str, wait_s: float,
+                           holder_ended: Callable[[str], Awaitable[bool]] | None) -> cache.Lookup:
+    """The cached answer of another summarizer (waiting while it asks), or the claim to ask:
+    taken over when the owner's lease runs out, its run has ended, or ``wait_s`` is over."""
+    start = _time.monotonic()
+    checked = start - HOLDER_CHECK_SECONDS  # the first holder is checked at once
+    ended: str | None = None
+    while True:
+        waited = _time.monotonic() - start
+        found = await database.run(cache.lookup, key, run_id, me, take_over=waited >= wait_s, take_over_from=ended)
+        if found.hit is not None or found.owner:
+            return found
+        if found.holder and holder_ended is not None and _time.monotonic() - checked >= HOLDER_CHECK_SECONDS:
+            checked = _time.monotonic()
+            if await holder_ended(found.holder):
+                ended = found.holder
+                continue
+        await asyncio.sleep(CACHE_POLL_SECONDS)
+
+
 async def analyze_failure(
     failed: FailedRun,
     evidence: Evidence,
@@ -145,11 +221,15 @@ async def analyze_failure(
     regenerate: bool = False,
     summarizer_id: str = "",
     limiter: Limiter = llm_slot,
+    holder_ended: Callable[[str], Awaitable[bool]] | None = None,
 ) -> AnalysisResult:
     """`analyze`, behind the fingerprint cache, the daily budgets and the concurrency limit.
 
-    Without a database (it failed, or offline use), only `analyze` runs. What degraded on
-    the way (the cache or the ledger unavailable) is in the result's ``notes``.
+    Without a database (offline use), only `analyze` runs. When the database fails, the
+    process's own memory stands in for it (`WithoutDatabase`). ``holder_ended`` tells
+    whether another summarizer's run has ended, so that its claim on the same failure is
+    taken over at once instead of when its lease runs out. What degraded on the way is in
+    the result's ``notes``.
     """
     sig = signature(evidence, failed)
     fp = fingerprint(sig)
@@ -160,43 +240,65 @@ async def analyze_failure(
     key = cache.CacheKey(cache_key(fp, llm.model, PROMPT_VERSION), fp, sig, llm.model, PROMPT_VERSION)
     run_id = failed.run.id
     notes: list[str] = []
-    owner = False
-    spent = None
+
+    def ask() -> Awaitable[AnalysisResult]:
+        return _limited(settings, limiter, failed, evidence, llm, no_llm_reason, redactor)
+
+    def fallback(reason: str) -> AnalysisResult:
+        return _fallback(failed, evidence, reason, llm.model)
+
     try:
+        found = cache.Lookup(owner=False)
         if not regenerate:
-            found = await database.run(cache.lookup, key, run_id, summarizer_id, wait_s=settings.llm_deadline_seconds)
+            found = await _answer_or_claim(database, key, run_id, summarizer_id, settings.llm_deadline_seconds,
+                                           holder_ended)
             if found.hit is not None:
-                hit = found.hit
-                # The cached answer names the first run's task run; this run's page names its own.
-                mine = hit.analysis.model_copy(update={"failed_task": evidence.failed_task or hit.analysis.failed_task})
-                return AnalysisResult(
-                    analysis=mine, status="llm", reason=f"same failure as run {hit.first_run_id}: analysis reused",
-                    usage=LLMUsage(model=llm.model, prompt_tokens=0, completion_tokens=0, cost_usd=0.0),
-                    recurrence=seen.model_copy(update={
-                        "cache_hit": True, "same_as_run_id": hit.first_run_id, "first_seen": hit.first_seen,
-                        "occurrences": hit.occurrences}),
-                )
-            owner = found.owner
+                WITHOUT_DATABASE.back()
+                return _reused(found.hit, evidence, llm, seen)
         spent = await database.run(over_budget, settings)
+        WITHOUT_DATABASE.back()
     except StorageError as exc:  # the cache and the ledger are optimisations; the summary is not
-        notes.append(f"fingerprint cache or budget unavailable ({exc}); the LLM was asked directly")
+        why = "the database is unavailable"
+        notes.append(f"{why} ({exc}): deduplication and budgets are this process's own until it is back")
+        result = await WITHOUT_DATABASE.analyze(key.key, settings.max_concurrent_llm_calls, ask, fallback, why)
+        return result.model_copy(update={"recurrence": seen, "notes": notes})
     if spent:
-        result = _fallback(failed, evidence, f"LLM not asked: {spent}", llm.model)
+        result = fallback(f"LLM not asked: {spent}")
+    elif found.owner:
+        async with database.lease(f"the fingerprint {fp[:12]}", cache.renew, key, summarizer_id):
+            result = await ask()
     else:
-        try:
-            result = await limiter(settings, lambda: analyze(failed, evidence, settings, llm, no_llm_reason,
-                                                             redactor))
-        except TimeoutError:
-            result = _fallback(failed, evidence, "LLM not asked: every LLM slot stayed busy until the deadline",
-                               llm.model)
+        result = await ask()
     try:
-        if result.status == "llm" and (owner or regenerate):
+        if result.status == "llm" and (found.owner or regenerate):
             await database.run(cache.store, key, result.analysis, run_id, summarizer_id, replace=regenerate)
-        elif owner:
+        elif found.owner:
             await database.run(cache.release, key, summarizer_id)
     except StorageError as exc:
         notes.append(f"could not update the fingerprint cache: {exc}")
     return result.model_copy(update={"recurrence": seen, "notes": notes})
+
+
+async def _limited(settings: FailureInsightsSettings, limiter: Limiter, failed: FailedRun, evidence: Evidence,
+                   llm: LLMCredentials, no_llm_reason: str | None, redactor: Redactor | None) -> AnalysisResult:
+    """`analyze` holding a slot of the LLM concurrency limit; the fallback when none frees up."""
+    try:
+        return await limiter(settings, lambda: analyze(failed, evidence, settings, llm, no_llm_reason, redactor))
+    except TimeoutError:
+        return _fallback(failed, evidence, "LLM not asked: every LLM slot stayed busy until the deadline", llm.model)
+
+
+def _reused(hit: cache.Hit, evidence: Evidence, llm: LLMCredentials, seen: Recurrence) -> AnalysisResult:
+    """Another run's cached answer, for this run."""
+    # The cached answer names the first run's task run; this run's page names its own.
+    mine = hit.analysis.model_copy(update={"failed_task": evidence.failed_task or hit.analysis.failed_task})
+    return AnalysisResult(
+        analysis=mine, status="llm", reason=f"same failure as run {hit.first_run_id}: analysis reused",
+        usage=LLMUsage(model=llm.model, prompt_tokens=0, completion_tokens=0, cost_usd=0.0),
+        recurrence=seen.model_copy(update={
+            "cache_hit": True, "same_as_run_id": hit.first_run_id, "first_seen": hit.first_seen,
+            "occurrences": hit.occurrences}),
+    )
 
 
 def describe(result: AnalysisResult) -> str:

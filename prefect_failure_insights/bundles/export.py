@@ -13,6 +13,7 @@ from prefect_failure_insights.bundles.format import (
     BundleLog,
     BundleRun,
     BundleTaskRun,
+    LogSpool,
 )
 from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.models import FailedRun, FlowRunInfo, LogSection, redacted_with
@@ -50,13 +51,14 @@ async def export_bundle(client: PrefectClient, flow_run_id: str, sources: list[A
         stand_in = FailedRun(run=run, subflows=subflows, task_runs=task_runs)
         for source in sources or []:
             sections.extend(await source.sections(stand_in, iter(lines)))
-        # Already redacted as they were read: built without validating (and redacting) them again.
-        bundle_logs = [
-            BundleLog.model_construct(timestamp=ln.timestamp, level=ln.level, name=ln.logger, message=ln.message,
-                                      task_run_name=ln.task_run_name, task_run_id=ln.task_run_id,
-                                      flow_run_id=ln.flow_run_id)
-            for ln in lines
-        ]
+        # Already redacted as they were read: spooled without validating (and redacting) them again,
+        # and to a file, not a list: a run can have a million lines.
+        spool = LogSpool()
+        for ln in lines:
+            spool.add("", BundleLog.model_construct(
+                timestamp=ln.timestamp, level=ln.level, name=ln.logger, message=ln.message,
+                task_run_name=ln.task_run_name, task_run_id=ln.task_run_id, flow_run_id=ln.flow_run_id))
+        spool.close_writers()
     finally:
         logs.close()
     by_run: dict[str, list[BundleTaskRun]] = {}
@@ -73,12 +75,13 @@ async def export_bundle(client: PrefectClient, flow_run_id: str, sources: list[A
             task_runs=by_run.get(info.id, []),
         )
 
-    return Bundle(
+    bundle = Bundle(
         **as_bundle_run(run),
         subflows=[BundleRun(**as_bundle_run(s)) for s in subflows],
-        logs=bundle_logs,
         baseline=await compare_with_last_good_run(client, run.id, redactor),
         sections=[s.model_copy(update={"lines": [replace(ln, message=redactor.redact(ln.message))
                                                  for ln in s.lines]}) for s in sections],
         exported_at=datetime.now(timezone.utc),
     )
+    bundle._spool = spool
+    return bundle

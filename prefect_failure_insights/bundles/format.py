@@ -18,21 +18,33 @@ A bundle is a JSON object (gzip-compressed when the name ends in ``.gz``)::
      "notes"?: ["..."]}
 
 Subflows may be nested (with their own ``task_runs`` and ``logs``) or flattened into
-the top-level lists. Unknown fields are ignored. Exported bundles are redacted: names,
-messages and log lines pass through the same redaction as summaries, so a bundle can
-be shared.
+the top-level lists; each run's logs are in time order. Unknown fields are ignored.
+Exported bundles are redacted: names, messages and log lines pass through the same
+redaction as summaries, so a bundle can be shared.
+
+Reading streams the file (`ijson`): log lines go to a temporary spool, one file per run,
+as they are parsed and redacted, and are read back lazily, so memory stays flat whatever
+the number of lines (a 1,000,000-line bundle: see bench/bundles.py). Writing streams the
+same way.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
+import heapq
 import json
+import re
+import sys
+import tempfile
 import zlib
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import ijson
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from prefect_failure_insights.exceptions import BundleError
 from prefect_failure_insights.models import (
@@ -114,6 +126,68 @@ class BundleRun(_Model):
         )
 
 
+class LogSpool:
+    """A bundle's log lines in temporary files, one per run, in the order they were added."""
+
+    def __init__(self) -> None:
+        csv.field_size_limit(sys.maxsize)
+        self._directory: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(
+            prefix="failure-insights-bundle-")
+        self._files: dict[str, tuple[Path, IO[str], Any]] = {}
+        self.count = 0
+
+    def add(self, owner: str, log: BundleLog) -> None:
+        """Append a (validated, redacted) line of the run ``owner``."""
+        if owner not in self._files:
+            assert self._directory is not None
+            path = Path(self._directory.name) / f"{len(self._files)}.csv"
+            fh = path.open("w", newline="", encoding="utf-8")
+            self._files[owner] = (path, fh, csv.writer(fh))
+        self._files[owner][2].writerow([log.timestamp, log.level, log.name or "", log.message,
+                                        "" if log.task_run_name is None else log.task_run_name,
+                                        log.task_run_id or "", log.flow_run_id or ""])
+        self.count += 1
+
+    def close_writers(self) -> None:
+        for _path, fh, _writer in self._files.values():
+            fh.close()
+
+    def owners(self) -> list[str]:
+        return list(self._files)
+
+    def read(self, owner: str) -> Iterator[BundleLog]:
+        if owner not in self._files:
+            return
+        with self._files[owner][0].open(newline="", encoding="utf-8") as fh:
+            for ts, level, name, message, task_name, task_id, run_id in csv.reader(fh):
+                yield BundleLog.model_construct(timestamp=ts, level=int(level), name=name or None, message=message,
+                                                task_run_name=task_name or None, task_run_id=task_id or None,
+                                                flow_run_id=run_id or None)
+
+    def cleanup(self) -> None:
+        self.close_writers()
+        if self._directory is not None:
+            self._directory.cleanup()
+            self._directory = None
+
+
+class BundleLines:
+    """A bundle's log lines as `Bundle.log_lines` gives them: merged in time order, numbered
+    from 1, read lazily (iterable more than once)."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self._bundle = bundle
+
+    def __iter__(self) -> Iterator[LogLine]:
+        return self._bundle._iter_lines()
+
+    def __len__(self) -> int:
+        return self._bundle.log_count
+
+    def __getitem__(self, index: int) -> LogLine:  # for tests and small bundles
+        return list(self)[index]
+
+
 class Bundle(BundleRun):
     """A failed run, self-contained."""
 
@@ -123,6 +197,9 @@ class Bundle(BundleRun):
     sections: list[LogSection] = Field(default_factory=list, description="Other systems' logs.")
     notes: list[str] = Field(default_factory=list)
     exported_at: datetime | None = None
+    #: Log lines kept in temporary files (a streamed read), by run path ("" the top run,
+    #: "0.1" its first subflow's second subflow), instead of in the ``logs`` lists.
+    _spool: LogSpool | None = PrivateAttr(default=None)
 
     @field_validator("state")
     @classmethod
@@ -132,13 +209,23 @@ class Bundle(BundleRun):
         return value
 
     def _all_runs(self) -> list[BundleRun]:
-        out: list[BundleRun] = []
-        stack = list(self.subflows)
-        while stack:
-            run = stack.pop(0)
-            out.append(run)
-            stack.extend(run.subflows)
+        return [run for _path, run in self._paths()[1:]]
+
+    def _paths(self) -> list[tuple[str, BundleRun]]:
+        """Every run with its path, the top run first, then its subflows breadth first."""
+        out: list[tuple[str, BundleRun]] = [("", self)]
+        queue = [(str(i), run) for i, run in enumerate(self.subflows)]
+        while queue:
+            path, run = queue.pop(0)
+            out.append((path, run))
+            queue.extend((f"{path}.{i}", child) for i, child in enumerate(run.subflows))
         return out
+
+    @property
+    def log_count(self) -> int:
+        """How many log lines the bundle holds."""
+        held = sum(len(run.logs) for _path, run in self._paths())
+        return held + (self._spool.count if self._spool is not None else 0)
 
     def failed_run(self) -> FailedRun:
         """The run, its (flattened) failed subflows and all task runs."""
@@ -154,70 +241,160 @@ class Bundle(BundleRun):
         subflows = [r.info() for r in runs if r.state.upper() in {"FAILED", "CRASHED"}]
         return FailedRun(run=self.info(), subflows=subflows, task_runs=task_runs)
 
-    def log_lines(self) -> list[LogLine]:
-        """All log lines, merged in time order (stable), numbered from 1."""
-        tagged: list[tuple[str, int, BundleLog, str]] = []
-        order = 0
-        for owner in [self, *self._all_runs()]:
-            for log in owner.logs:
-                tagged.append((log.timestamp, order, log, log.flow_run_id or owner.flow_run_id))
-                order += 1
-        if self.subflows:
-            tagged.sort(key=lambda t: (t[0], t[1]))
+    def log_lines(self) -> BundleLines:
+        """All log lines, merged in time order (stable), numbered from 1; read lazily."""
+        return BundleLines(self)
+
+    def _iter_lines(self) -> Iterator[LogLine]:
+        def stream(path: str, run: BundleRun) -> Iterator[tuple[str, BundleLog, str]]:
+            logs: Iterable[BundleLog] = run.logs
+            if self._spool is not None:
+                logs = [*run.logs, *self._spool.read(path)] if run.logs else self._spool.read(path)
+            for log in logs:
+                yield log.timestamp, log, log.flow_run_id or run.flow_run_id
+
+        streams = [stream(path, run) for path, run in self._paths()]
+        merged = heapq.merge(*streams, key=lambda t: t[0]) if self.subflows else streams[0]
         # Logs may name their task run without its id: use the id failed_run() gives it.
         ids = {(t.flow_run_id, t.name): t.id for t in self.failed_run().task_runs}
-        lines = []
-        for lineno, (_ts, _order, log, run_id) in enumerate(tagged, start=1):
+        for lineno, (_ts, log, run_id) in enumerate(merged, start=1):
             task_key = log.task_run_id or (
                 ids.get((run_id, log.task_run_name), f"{run_id}:{log.task_run_name}")
                 if log.task_run_name else None
             )
-            lines.append(LogLine(
+            yield LogLine(
                 lineno=lineno, timestamp=log.timestamp, level=log.level, message=log.message,
                 logger=log.name, flow_run_id=run_id, task_run_id=task_key, task_run_name=log.task_run_name,
-            ))
-        return lines
+            )
+
+
+#: Where log items sit in a bundle: ``logs.item``, ``subflows.item.logs.item``, ...
+_LOG_ITEM = re.compile(r"(?:subflows\.item\.)*logs\.item")
+_SUBFLOW = re.compile(r"(?:subflows\.item\.)*subflows\.item")
+
+
+def _open(path: Path) -> IO[bytes]:
+    fh = path.open("rb")
+    if fh.read(2) == b"\x1f\x8b":
+        fh.close()
+        return gzip.open(path, "rb")
+    fh.seek(0)
+    return fh
+
+
+def _not_json(path: Path, exc: Exception) -> BundleError:
+    return BundleError(
+        f"{path} is not a bundle: not valid JSON{' (gzip)' if path.suffix == '.gz' else ''} "
+        f"({(str(exc).splitlines() or [type(exc).__name__])[0]}). "
+        f"Create one with `failure-insights export RUN_ID -o {path.name}`."
+    )
+
+
+def _invalid(path: Path, exc: ValidationError, prefix: str = "") -> BundleError:
+    first = exc.errors()[0]
+    where = ".".join([*([prefix] if prefix else []), *(str(p) for p in first["loc"])]) or "bundle"
+    return BundleError(f"{path} is not a valid bundle: {where}: {first['msg']} ({exc.error_count()} problem(s)).")
 
 
 def load_bundle(path: str | Path) -> Bundle:
-    """Read a bundle (``.gz`` transparently).
+    """Read a bundle (``.gz`` transparently), streaming: its log lines are spooled, not held.
 
     Raises:
         BundleError: the file is missing, not JSON, or not a bundle; the message says which.
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        fh = _open(path)
     except OSError as exc:
         raise BundleError(f"Cannot read bundle {path}: {exc.strerror or exc}.") from exc
+    spool = LogSpool()
     try:
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        data = json.loads(raw)
-    except (OSError, EOFError, ValueError, zlib.error) as exc:
-        raise BundleError(
-            f"{path} is not a bundle: not valid JSON{' (gzip)' if path.suffix == '.gz' else ''} "
-            f"({str(exc).splitlines()[0]}). Create one with `failure-insights export RUN_ID -o {path.name}`."
-        ) from exc
-    if not isinstance(data, dict):
-        raise BundleError(f"{path} is not a bundle: the JSON is not an object.")
+        with fh:
+            data = _parse(path, fh, spool)
+        spool.close_writers()
+        try:
+            bundle = Bundle.model_validate(data)
+        except ValidationError as exc:
+            raise _invalid(path, exc) from exc
+    except BaseException:
+        spool.cleanup()
+        raise
+    bundle._spool = spool
+    return bundle
+
+
+def _parse(path: Path, fh: IO[bytes], spool: LogSpool) -> dict[str, Any]:
+    """The bundle's JSON without its log items, which go to ``spool`` as they are parsed."""
+    opens, closes = ("start_map", "start_array"), ("end_map", "end_array")
+    document = ijson.ObjectBuilder()
+    item: ijson.ObjectBuilder | None = None
+    depth, first = 0, True
+    counts: dict[str, int] = {}
+    owners = [""]  # the run path of each open subflow
     try:
-        return Bundle.model_validate(data)
+        for prefix, event, value in ijson.parse(fh, use_float=True):
+            if item is not None:  # inside a log item
+                item.event(event, value)
+                depth += 1 if event in opens else -1 if event in closes else 0
+                if depth == 0:
+                    _spool_log(path, item.value, owners[-1], counts, spool)
+                    item = None
+                continue
+            if first and event != "start_map":
+                raise BundleError(f"{path} is not a bundle: the JSON is not an object.")
+            first = False
+            if _LOG_ITEM.fullmatch(prefix):  # a log item begins
+                item = ijson.ObjectBuilder()
+                item.event(event, value)
+                depth = 1 if event in opens else 0
+                if depth == 0:
+                    _spool_log(path, item.value, owners[-1], counts, spool)
+                    item = None
+                continue
+            if _SUBFLOW.fullmatch(prefix) and event == "start_map":
+                key = f"sub:{owners[-1]}"
+                counts[key] = counts.get(key, 0) + 1
+                owners.append(f"{owners[-1]}.{counts[key] - 1}".lstrip("."))
+            elif _SUBFLOW.fullmatch(prefix) and event == "end_map":
+                owners.pop()
+            document.event(event, value)
+    except (ijson.JSONError, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise _not_json(path, exc) from exc
+    if first:
+        raise _not_json(path, ValueError("the file is empty"))
+    return document.value
+
+
+def _spool_log(path: Path, value: Any, owner: str, counts: dict[str, int], spool: LogSpool) -> None:
+    index = counts.get(f"log:{owner}", 0)
+    counts[f"log:{owner}"] = index + 1
+    try:
+        spool.add(owner, BundleLog.model_validate(value))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "bundle"
-        raise BundleError(
-            f"{path} is not a valid bundle: {where}: {first['msg']} ({exc.error_count()} problem(s))."
-        ) from exc
+        where = ".".join(f"subflows.{p}" for p in owner.split(".")) + "." if owner else ""
+        raise _invalid(path, exc, f"{where}logs.{index}") from exc
 
 
 def write_bundle(bundle: Bundle, path: str | Path) -> Path:
-    """Write ``bundle`` to ``path`` (gzip when it ends in ``.gz``), atomically."""
+    """Write ``bundle`` to ``path`` (gzip when it ends in ``.gz``), atomically and streaming:
+    subflows and logs are written flattened into the top-level lists."""
     path = Path(path)
-    data = bundle.model_dump_json(exclude_none=True).encode()
-    if path.suffix == ".gz":
-        data = gzip.compress(data, compresslevel=6)
     tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_bytes(data)
-    tmp.replace(path)  # never a half-written bundle under the real name
+    head = bundle.model_dump(mode="json", exclude_none=True, exclude={"logs", "subflows"})
+    subflows = [run.model_dump(mode="json", exclude_none=True, exclude={"logs", "subflows"})
+                for run in bundle._all_runs()]
+    try:
+        with (gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) if path.suffix == ".gz"
+              else tmp.open("w", encoding="utf-8")) as out:
+            out.write(json.dumps(head)[:-1] + ', "subflows": ' + json.dumps(subflows) + ', "logs": [')
+            for i, line in enumerate(bundle.log_lines()):
+                log = {"timestamp": line.timestamp, "level": line.level, "name": line.logger,
+                       "message": line.message, "task_run_name": line.task_run_name,
+                       "task_run_id": line.task_run_id, "flow_run_id": line.flow_run_id}
+                out.write(("," if i else "") + json.dumps({k: v for k, v in log.items() if v is not None}))
+            out.write("]}")
+        tmp.replace(path)  # never a half-written bundle under the real name
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

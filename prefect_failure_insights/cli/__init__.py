@@ -1,7 +1,7 @@
 """The ``failure-insights`` command line: nouns then verbs, one module per group of commands.
 
 `common` (errors, exit codes, shared options), `summaries` (summarize, evidence, export,
-show, list), `automation`, `insights` (insights, classify, eval, corrections, rules),
+show, list, reconcile), `automation`, `insights` (insights, classify, eval, corrections, rules),
 `service` (serve, doctor, demo, version), `doctor` (the checks). See `common` for the
 exit codes scripts can rely on.
 """
@@ -19,7 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for command in (summaries.summarize, summaries.evidence, summaries.export, summaries.show):
+for command in (summaries.summarize, summaries.evidence, summaries.export, summaries.show, summaries.reconcile):
     app.command()(command)
 app.command("list")(summaries.list_)
 app.add_typer(automation.app, name="automation")

@@ -100,8 +100,9 @@ def run(fn: Callable[[], Awaitable[T] | T]) -> T:
         raise fail(f"The Prefect API at {api_url()} failed ({type(exc).__name__}): try again.", 1) from None
 
 
-def parse_since(value: str | None) -> datetime | None:
-    """``24h``, ``7d``, ``30m`` or an ISO date/time (UTC when no zone is given)."""
+def parse_since(value: str | None, option: str = "--since") -> datetime | None:
+    """``24h``, ``7d``, ``30m`` (that long ago) or an ISO date/time (UTC when no zone is
+    given); a bad value is reported as a bad ``option``."""
     if not value:
         return None
     m = re.fullmatch(r"(\d+)\s*([mhdw])", value.strip())
@@ -113,7 +114,8 @@ def parse_since(value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise fail(f"--since {value!r} is neither a duration like 24h/7d nor an ISO date.", 2) from None
+        raise fail(f"{option} {value!r} is neither a duration like 24h/7d nor an ISO date "
+                   "(e.g. 2026-11-30T06:00).", 2) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 

@@ -212,7 +212,7 @@ def insights(
     start = parse_since(since)
     end: datetime | None = None
     if until:
-        end = parse_since(until)
+        end = parse_since(until, "--until")
     run(lambda: resolve_window(hours, start, end))  # an empty window: one line, exit 2
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

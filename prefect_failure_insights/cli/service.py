@@ -9,6 +9,7 @@ from prefect_failure_insights.cli.common import SETTINGS_OPTION, run
 from prefect_failure_insights.defaults import (
     BATCH_CRON,
     BATCH_HOURS,
+    RECONCILE_HOURS,
     SERVE_LIMIT,
     SERVE_POLL_SECONDS,
 )
@@ -24,6 +25,9 @@ def serve(
     batch_hours: float = typer.Option(BATCH_HOURS, "--batch-hours", min=0.01,
                                       help="Window of each scheduled batch: the hours before its scheduled time."),
     no_batch: bool = typer.Option(False, "--no-batch", help="Serve summaries only, no batch-insights deployment."),
+    reconcile_hours: float = typer.Option(RECONCILE_HOURS, "--reconcile-hours", min=0,
+                                          help="Summarize failures of these last hours that have no summary (at "
+                                               "start, then hourly); 0: only replace dead summarizers."),
 ) -> None:
     """Serve the summarizer and the scheduled batch insights, install the automation; runs until stopped.
 
@@ -35,7 +39,7 @@ def serve(
         from prefect_failure_insights.serve.service import serve_plugin
 
         await serve_plugin(poll_seconds, limit, not no_automation, settings_block,
-                           None if no_batch else batch_cron, batch_hours)
+                           None if no_batch else batch_cron, batch_hours, reconcile_hours)
 
     run(main)
 

@@ -1,4 +1,4 @@
-"""Summary commands: ``summarize``, ``evidence``, ``export``, ``show``, ``list``.
+"""Summary commands: ``summarize``, ``evidence``, ``export``, ``show``, ``list``, ``reconcile``.
 
 Heavy modules are imported inside the commands: the CLI is imported by every summarizer
 subprocess that ``serve`` spawns, and by shell completion.
@@ -25,6 +25,8 @@ from prefect_failure_insights.defaults import (
     EVIDENCE_TOKEN_BUDGET,
     EVIDENCE_TOKEN_BUDGET_MAX,
     EVIDENCE_TOKEN_BUDGET_MIN,
+    RECONCILE_HOURS,
+    RECONCILE_LIMIT,
 )
 
 
@@ -179,7 +181,7 @@ def export(
         write_bundle(loaded, path)
     except OSError as exc:
         raise fail(f"Cannot write {path}: {exc.strerror or exc}.", 1) from None
-    typer.echo(f"Wrote {path}: {len(loaded.logs) + sum(len(s.logs) for s in loaded.subflows)} log lines, "
+    typer.echo(f"Wrote {path}: {loaded.log_count} log lines, "
                f"{len(loaded.task_runs)} task runs, {len(loaded.subflows)} failed subflow(s).")
 
 
@@ -254,3 +256,42 @@ def list_(
         typer.echo(f"{when:<17} {s.run.id:<36} {s.run.flow_name[:22]:<22} {s.analysis.category.value:<18} "
                    f"{how:<8} {s.usage.tokens:>7} {cost:>8} {s.analysis.title[:60]}")
     typer.echo(f"Showing {offset + 1}-{offset + len(rows)} of {total}.")
+
+
+def reconcile(
+    hours: float = typer.Option(RECONCILE_HOURS, "--hours", min=0.01, max=24 * 90,
+                                help="Look back this many hours for failures without a summary."),
+    limit: int = typer.Option(RECONCILE_LIMIT, "--limit", min=1, help="Most summarizer runs to start."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what is missing; change nothing."),
+    fmt: TextOrJson = typer.Option(TextOrJson.text, "--format", help="text or json."),
+    settings_block: str = SETTINGS_OPTION,
+) -> None:
+    """Make sure every failure gets its summary: replace dead summarizers, summarize what is missing.
+
+    Sets summarizer runs left Running by a dead process to Crashed, frees the claims they
+    held, and starts a run of the summarizer deployment for every failed run of the window
+    that is in scope and has no summary (oldest first, at most --limit). `serve` does this
+    on its own; with workers, schedule the reconcile-summaries deployment of prefect.yaml,
+    or run this command from cron.
+
+    Examples:
+        failure-insights reconcile --hours 6
+        failure-insights reconcile --dry-run --format json
+    """
+    async def main():
+        from prefect.client.orchestration import get_client
+
+        from prefect_failure_insights.blocks.loading import load_settings
+        from prefect_failure_insights.reconcile import reconcile as reconcile_pass
+
+        settings = await load_settings(settings_block)
+        async with await open_database(settings_block) as database, get_client() as client:
+            return await reconcile_pass(client, database, settings, hours, limit, start=not dry_run)
+
+    from prefect_failure_insights.reconcile import describe
+
+    report = run(main)
+    if fmt is TextOrJson.json:
+        typer.echo(json.dumps({**report.model_dump(mode="json"), "missing": report.missing}, indent=2))
+    else:
+        typer.echo(describe(report, dry_run))

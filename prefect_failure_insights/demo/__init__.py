@@ -129,6 +129,10 @@ def run_demo(keep_server: bool = False) -> int:
             _say("ERROR", f"batch insights failed; see {home / 'insights.log'}")
             return 1
         print(batch.stdout.rstrip())
+        if re.search(r"^0 failed runs", batch.stdout, re.MULTILINE):
+            _say("ERROR", "the batch did not count the failure the demo just made; see "
+                 f"{home / 'insights.log'}")
+            return 1
         if keep_server:
             print(f"\nThe server stays up at {server.ui_url}: press Ctrl-C to stop it.", flush=True)
             try:

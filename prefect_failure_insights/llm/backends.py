@@ -125,6 +125,8 @@ class OpenAIChat:
             raise _rejected(status, self.base_url, self.model) from exc
         except openai.OpenAIError as exc:
             raise LLMTransient(f"the LLM endpoint {self.base_url} sent an unreadable response") from exc
+        except UnicodeEncodeError as exc:
+            raise _unencodable(exc) from exc
         except ValueError as exc:  # a body that is not JSON
             raise LLMTransient(f"the LLM endpoint {self.base_url} sent an unreadable response") from exc
         usage = response.usage
@@ -171,6 +173,8 @@ class AnthropicChat:
                 "messages": turns}
         try:
             response = await self._client.post(self._url, json=body, timeout=timeout)
+        except UnicodeEncodeError as exc:
+            raise _unencodable(exc) from exc
         except httpx.TimeoutException as exc:
             raise LLMTransient(f"the LLM endpoint {self.base_url} did not answer within {timeout:.0f}s") from exc
         except httpx.TransportError as exc:
@@ -198,6 +202,13 @@ class AnthropicChat:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _unencodable(exc: UnicodeEncodeError) -> LLMRejected:
+    """A request this process could not encode: a client-side error, not the endpoint's, and
+    one that a retry would only repeat."""
+    return LLMRejected(f"the request could not be encoded as UTF-8 ({exc.reason} at character {exc.start} of "
+                       "the request), so it was not sent; this is a bug in the plugin: please report it")
 
 
 def backend_for(credentials: LLMCredentials) -> ChatBackend:

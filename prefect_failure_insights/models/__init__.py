@@ -31,6 +31,7 @@ from prefect_failure_insights.models.batch import (
     Filters,
     PartitionRun,
     WindowFailures,
+    failed_runs,
     resolve_window,
 )
 from prefect_failure_insights.models.common import Progress, Redacted, redacted_with, utc
@@ -50,6 +51,7 @@ from prefect_failure_insights.models.summary import (
     Claim,
     Delivery,
     OutcomeAction,
+    Reconciled,
     Stored,
     Summary,
     SummaryOutcome,
@@ -59,6 +61,6 @@ __all__ = [
     "CATEGORY_GUIDE", "AnalysisResult", "Baseline", "BatchMetrics", "BatchRecord", "BatchResult", "BatchWindow", "Category", "Claim",
     "Classification", "ClassificationUsage", "ClassifiedError", "Correction", "Delivery", "ErrorItem", "Evidence",
     "EvidenceRef", "FailedRun", "FailureAnalysis", "FailureError", "Filters", "FlowRunInfo", "LLMUsage", "LogLine",
-    "LogSection", "LogWait", "OutcomeAction", "PartitionRun", "Recurrence", "Summary", "Stored", "SummaryOutcome", "SummaryStatus", "Target",
-    "TaskRunInfo", "WindowFailures", "level_name", "parse_category", "resolve_window", "utc", "Progress", "Redacted", "redacted_with",
+    "LogSection", "LogWait", "OutcomeAction", "Reconciled", "PartitionRun", "Recurrence", "Summary", "Stored", "SummaryOutcome", "SummaryStatus", "Target",
+    "TaskRunInfo", "WindowFailures", "level_name", "parse_category", "failed_runs", "resolve_window", "utc", "Progress", "Redacted", "redacted_with",
 ]

@@ -59,17 +59,27 @@ class BatchWindow(BaseModel):
 
 def resolve_window(hours: float, since: datetime | None = None, until: datetime | None = None,
                    filters: Filters | None = None, scheduled: datetime | None = None) -> BatchWindow:
-    """A batch's window: explicit bounds, else the ``hours`` before ``until`` (or the run's
-    scheduled time, or now), to the minute, so that a scheduled run's window is exact.
+    """A batch's window: explicit bounds, else the ``hours`` before ``until``, or before a
+    scheduled run's scheduled time (to the minute, so that consecutive scheduled windows
+    tile exactly), or before now (an ad-hoc run: a failure of a second ago is in it).
 
     Raises:
         InputError: the window is empty.
     """
-    end = utc(until) if until else utc(scheduled or datetime.now(timezone.utc)).replace(second=0, microsecond=0)
+    end = utc(until) if until else (utc(scheduled).replace(second=0, microsecond=0) if scheduled
+                                    else datetime.now(timezone.utc))
     start = utc(since) if since else end - timedelta(hours=hours)
     if start >= end:
         raise InputError(f"The window is empty: since {start.isoformat()} is not before until {end.isoformat()}.")
     return BatchWindow(start=start, end=end, filters=filters or Filters())
+
+
+def failed_runs(rows: list[ClassifiedError]) -> int:
+    """How many failed runs ``rows`` are the errors of: the one definition the CLI, the report
+    and the JSON export use. A failed run is a root run: a failed subflow whose parent is in
+    the window is part of its parent's failure (its errors are the parent's), not a run of its
+    own; the plugin's own runs are not counted."""
+    return len({r.error.run.id for r in rows})
 
 
 class FailureError(BaseModel):

@@ -55,14 +55,18 @@ class Claim(BaseModel):
     """One summarizer's claim on a failed run's row: it alone may write the summary.
 
     ``result``: ``claimed`` (go on), ``exists`` (a finished summary is there),
-    ``in_progress`` (another summarizer holds a fresh claim) or ``unavailable`` (the
-    database failed: go on without a row; ``error`` says why).
+    ``in_progress`` (another live summarizer, ``holder``, holds the lease for
+    ``lease_left_s`` more seconds unless it renews it) or ``unavailable`` (the database
+    failed: go on without a row; ``error`` says why).
     """
 
     result: Literal["claimed", "exists", "in_progress", "unavailable"]
+    run_id: str = Field(description="The failed run whose summary is claimed.")
     claimed_by: str
     existing_status: str | None = None
     error: str | None = None
+    holder: str | None = Field(default=None, description="Who holds the claim, when another summarizer does.")
+    lease_left_s: float | None = None
 
     @property
     def holds(self) -> bool:
@@ -75,7 +79,9 @@ class Claim(BaseModel):
         if self.result == "exists":
             return "exists", "a summary already exists (run with regenerate=True to replace it)"
         if self.result == "in_progress":
-            return "skipped", "another summarizer run is summarizing this run right now"
+            left = f"; its lease runs out in {self.lease_left_s:.0f}s if it has died" if self.lease_left_s else ""
+            return "skipped", (f"summarizer run {self.holder or '(unknown)'} is summarizing this run and renewing "
+                               f"its claim{left}: wait for it, or replace it now with --regenerate")
         return None
 
 
@@ -102,3 +108,23 @@ class SummaryOutcome(BaseModel):
     reason: str | None = None
     summary: Summary | None = None
     stored: bool = Field(default=False, description="Whether the row was written.")
+
+
+class Reconciled(BaseModel):
+    """What one reconcile pass found and did (`prefect_failure_insights.reconcile`)."""
+
+    hours: float = Field(description="The look-back window.")
+    failures: int = Field(default=0, description="Failed or crashed runs in the window and in scope.")
+    summarized: int = Field(default=0, description="Of them, those with a finished summary.")
+    in_progress: int = Field(default=0, description="Of them, those a live summarizer is working on.")
+    crashed: list[str] = Field(default_factory=list, description="Dead summarizer runs set Crashed.")
+    released: int = Field(default=0, description="Claims whose lease ran out, deleted.")
+    started: list[str] = Field(default_factory=list, description="Failed runs a summarizer run was started for.")
+    deferred: int = Field(default=0, description="Missing summaries left for the next pass (limit, or too recent).")
+    gave_up: list[str] = Field(default_factory=list,
+                               description="Failed runs whose summarizer ended without a summary too often.")
+
+    @property
+    def missing(self) -> int:
+        """Failures in scope that have no summary and nobody working on one."""
+        return self.failures - self.summarized - self.in_progress

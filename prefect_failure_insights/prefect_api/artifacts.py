@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.actions import ArtifactCreate
+from prefect.client.schemas.actions import ArtifactCreate, ArtifactUpdate
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 
 from prefect_failure_insights.defaults import BATCH_ARTIFACT_KEY
 from prefect_failure_insights.models import Summary
 from prefect_failure_insights.redaction import redact_text
+from prefect_failure_insights.reporting import markdown as md
 from prefect_failure_insights.reporting.summary import (
     artifact_description,
     artifact_key,
@@ -22,16 +26,24 @@ from prefect_failure_insights.reporting.summary import (
 async def publish_artifact(client: PrefectClient, summary: Summary) -> str:
     """Attach the summary to the failed run as a markdown artifact; return its id.
 
-    ``create_markdown_artifact()`` would attach it to the *summarizer's* run, so the
-    artifact is created through the client with the failed run's id.
+    One summary artifact per failed run: when the run already has one (a regenerated
+    summary, or a summarizer that published and then lost its database), it is updated
+    in place rather than joined by a second. ``create_markdown_artifact()`` would attach
+    it to the *summarizer's* run, so the artifact is written through the client with the
+    failed run's id.
     """
+    key = artifact_key(summary.run.flow_name)
+    data = redact_text(render_markdown(summary, run_url(summary.run.id)))  # a second pass over everything
+    description = redact_text(artifact_description(summary))
+    existing = await client.read_artifacts(
+        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]),
+                                       flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(summary.run.id)])),
+        sort=ArtifactSort.CREATED_DESC, limit=1)
+    if existing:
+        await client.update_artifact(existing[0].id, ArtifactUpdate(data=data, description=description))
+        return str(existing[0].id)
     artifact = await client.create_artifact(ArtifactCreate(
-        flow_run_id=summary.run.id,
-        type="markdown",
-        key=artifact_key(summary.run.flow_name),
-        data=redact_text(render_markdown(summary, run_url(summary.run.id))),  # a second pass over everything
-        description=redact_text(artifact_description(summary)),
-    ))
+        flow_run_id=summary.run.id, type="markdown", key=key, data=data, description=description))
     return str(artifact.id)
 
 
@@ -40,8 +52,8 @@ async def publish_report(client: PrefectClient, flow_run_id: str | None, report:
     """The batch report (markdown) and its errors (a table) on the batch run's page; the report's id."""
     markdown = await client.create_artifact(ArtifactCreate(
         flow_run_id=flow_run_id, type="markdown", key=BATCH_ARTIFACT_KEY, data=redact_text(report),
-        description=redact_text(title)[:500]))
+        description=redact_text(md.text(title))[:500]))
     await client.create_artifact(ArtifactCreate(
         flow_run_id=flow_run_id, type="table", key=f"{BATCH_ARTIFACT_KEY}-errors",
-        data=redact_text(json.dumps(table)), description=redact_text(f"Errors of {title}")[:500]))
+        data=redact_text(json.dumps(table)), description=redact_text(md.text(f"Errors of {title}"))[:500]))
     return str(markdown.id)

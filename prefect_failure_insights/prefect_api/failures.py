@@ -21,6 +21,7 @@ from prefect.client.schemas.filters import (
     FlowFilterName,
     FlowRunFilter,
     FlowRunFilterEndTime,
+    FlowRunFilterId,
     FlowRunFilterState,
     FlowRunFilterStateType,
     FlowRunFilterTags,
@@ -75,6 +76,18 @@ async def list_failed_runs(client: PrefectClient, start: datetime, end: datetime
         if max_runs is not None and len(runs) >= max_runs:
             return runs[:max_runs], True
     return runs, False
+
+
+async def read_failed_runs(client: PrefectClient, run_ids: list[str]) -> list:
+    """Those of these flow runs that are Failed or Crashed."""
+    out: list = []
+    for at in range(0, len(run_ids), API_PAGE):
+        chunk = [UUID(i) for i in run_ids[at:at + API_PAGE]]
+        out += await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=chunk),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.FAILED, StateType.CRASHED]))),
+            limit=API_PAGE)
+    return out
 
 
 async def _error_logs(client: PrefectClient, run_ids: list[str]) -> dict[str, list[LogLine]]:

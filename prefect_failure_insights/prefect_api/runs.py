@@ -44,17 +44,19 @@ def _redactor(redactor: Redactor | None):
 
 async def flow_run_info(client: PrefectClient, run: FlowRun, names: dict[UUID, str],
                         redactor: Redactor | None = None) -> FlowRunInfo:
-    """The facts of ``run``, redacted; ``names`` caches flow names by flow id across calls."""
+    """The facts of ``run``, redacted; ``names`` caches flow and deployment names by id across calls."""
     r = _redactor(redactor)
     if run.flow_id not in names:
         names[run.flow_id] = (await client.read_flow(run.flow_id)).name
     deployment = None
     if run.deployment_id:
-        try:
-            deployment = (await client.read_deployment(run.deployment_id)).name
-            deployment = f"{names[run.flow_id]}/{deployment}"
-        except ObjectNotFound:  # deleted since the run
-            deployment = None
+        if run.deployment_id not in names:
+            try:
+                names[run.deployment_id] = (await client.read_deployment(run.deployment_id)).name
+            except ObjectNotFound:  # deleted since the run
+                names[run.deployment_id] = ""
+        if names[run.deployment_id]:
+            deployment = f"{names[run.flow_id]}/{names[run.deployment_id]}"
     state = run.state
     return FlowRunInfo(
         id=str(run.id),
@@ -84,7 +86,17 @@ async def _read_flow_run(client: PrefectClient, flow_run_id: UUID | str) -> Flow
         ) from exc
 
 
-def _in_process_subflow(run: FlowRun) -> bool:
+async def has_ended(client: PrefectClient, flow_run_id: str | None) -> bool:
+    """Whether ``flow_run_id`` is a flow run in a final state (a claim holder that can no
+    longer renew its claim). Unknown ids are not known to have ended: their lease decides."""
+    try:
+        run = await client.read_flow_run(UUID(str(flow_run_id)))
+    except (ObjectNotFound, ValueError, TypeError):
+        return False
+    return run.state is not None and run.state.is_final()
+
+
+def in_process_subflow(run: FlowRun) -> bool:
     """A subflow called in the parent's process, as opposed to a deployment run started
     with ``run_deployment`` (which has its own deployment, infrastructure and summary)."""
     return run.parent_task_run_id is not None and run.deployment_id is None
@@ -94,7 +106,7 @@ async def find_root(client: PrefectClient, run: FlowRun) -> FlowRun:
     """Follow in-process subflows up to the flow run they belong to."""
     current = run
     for _ in range(MAX_SUBFLOW_DEPTH):
-        if not _in_process_subflow(current):
+        if not in_process_subflow(current):
             return current
         try:
             parent_task = await client.read_task_run(current.parent_task_run_id)
@@ -123,7 +135,7 @@ async def resolve_failed_run(client: PrefectClient, flow_run_id: UUID | str) -> 
         )
     if requested.flow_name in OWN_FLOWS:
         return Target(requested=requested, root=requested, skip_reason=_OWN)
-    if not _in_process_subflow(run):
+    if not in_process_subflow(run):
         return Target(requested=requested, root=requested)
 
     root_run = await find_root(client, run)
@@ -152,7 +164,7 @@ async def failed_subflows(client: PrefectClient, root_id: str) -> list[FlowRunIn
         parents = FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=frontier))
         children: list[FlowRun] = await read_all(lambda offset, size, parents=parents: client.read_flow_runs(
             flow_run_filter=parents, limit=size, offset=offset))
-        failed = [c for c in children if c.state and c.state.type in FAILED_TYPES and _in_process_subflow(c)]
+        failed = [c for c in children if c.state and c.state.type in FAILED_TYPES and in_process_subflow(c)]
         for child in failed:
             found.append(await flow_run_info(client, child, names))
         frontier = [c.id for c in failed]

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from prefect_failure_insights.models import BatchMetrics, BatchResult, ClassifiedError
+from prefect_failure_insights.models import BatchMetrics, BatchResult, ClassifiedError, failed_runs
+from prefect_failure_insights.reporting import markdown as md
 
 #: The export's columns: label, and the field of a `ClassifiedError` it shows.
 CSV_COLUMNS = [
@@ -37,14 +38,26 @@ def value_of(row: ClassifiedError, path: str) -> Any:
     return value
 
 
+#: Said once, where the count is shown: what "failed run" means (`models.failed_runs`).
+FAILED_RUNS_NOTE = "A failed subflow counts with the run it belongs to."
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _pct(n: int, total: int) -> str:
     return f"{100 * n / total:.1f}%" if total else "0.0%"
 
 
-def _cell(value: Any, limit: int = 120) -> str:
-    text = "" if value is None else str(value)
-    text = " ".join(text.split()).replace("|", "\\|")
+def _short(value: Any, limit: int) -> str:
+    text = " ".join(("" if value is None else str(value)).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cell(value: Any, limit: int = 120) -> str:
+    """A markdown table cell: cut to ``limit`` characters, escaped (text from runs and LLMs)."""
+    return md.text(_short(value, limit))
 
 
 def _when(value: Any) -> str:
@@ -87,7 +100,7 @@ def summary(rows: list[ClassifiedError]) -> dict[str, Any]:
     categories = Counter(r.category for r in rows)
     return {
         "errors": len(rows),
-        "runs": len({r.error.run.id for r in rows}),
+        "runs": failed_runs(rows),
         "categories": dict(sorted(categories.items())),
         "by_flow": {v: n for v, n, _ in breakdown(rows, "flow_name")},
         "by_deployment": {v: n for v, n, _ in breakdown(rows, "deployment")},
@@ -105,29 +118,35 @@ def _trend(now_n: int, before: int | None) -> str:
 
 def render_report(rows: list[ClassifiedError], metrics: BatchMetrics, title: str,
                   previous: list[ClassifiedError] | None = None) -> str:
-    """The report artifact. Only figures of the rows: what one execution spent (time, LLM
+    """The report artifact (text from runs and LLMs escaped; categories are the taxonomy's own
+    names, ``[A-Z0-9_]``). Only figures of the rows: what one execution spent (time, LLM
     tokens) is in the batch's metrics row, so re-running a window reproduces the report."""
     total = len(rows)
     prev = summary(previous) if previous is not None else None
     categories = Counter(r.category for r in rows)
-    out = [f"# {title}", ""]
-    out.append(f"**{total} errors** in **{len({r.error.run.id for r in rows})} failed runs**"
-               f"{_trend(total, prev['errors'] if prev else None)}.")
+    out = [f"# {md.text(title)}", ""]
+    out.append(f"**{_count(total, 'error')}** in **{_count(failed_runs(rows), 'failed run')}**"
+               f"{_trend(total, prev['errors'] if prev else None)}. {FAILED_RUNS_NOTE}")
     by = metrics.classified_by
     out.append("Classified by correction: {c}, rules: {r}, LLM: {l}, cache: {k}; unknown: {u}.".format(
         c=by.get("correction", 0), r=by.get("rule", 0), l=by.get("llm", 0), k=by.get("cache", 0),
         u=categories.get("UNKNOWN", 0)))
     if metrics.llm_note:
-        out.append(f"LLM note: {metrics.llm_note}")
+        out.append(f"LLM note: {md.text(metrics.llm_note)}")
     if metrics.capped:
         out.append(f"**Capped:** only the newest {metrics.runs_queried} failed runs of the window were read "
                    "(`max_runs`).")
     for note in metrics.failed_partitions:
-        out.append(f"**Partition failed:** {note}")
-    out += ["", "## Categories", "", "| Category | Errors | Share | Trend |", "| --- | ---: | ---: | --- |"]
+        out.append(f"**Partition failed:** {md.text(note)}")
+    # The trend column only when the previous window was reported: an empty column says nothing.
+    trend = prev is not None
+    out += ["", "## Categories", "", "| Category | Errors | Share |" + (" Trend |" if trend else ""),
+            "| --- | ---: | ---: |" + (" --- |" if trend else "")]
     for name, n in categories.most_common():
-        before = prev["categories"].get(name, 0) if prev else None
-        out.append(f"| {name} | {n} | {_pct(n, total)} | {_trend(n, before).strip(' ()') if prev else ''} |")
+        cells = f"| {name} | {n} | {_pct(n, total)} |"
+        if prev is not None:
+            cells += f" {_trend(n, prev['categories'].get(name, 0)).strip(' ()')} |"
+        out.append(cells)
     for label, key in (("Flow", "flow_name"), ("Deployment", "deployment"), ("Work pool", "work_pool"),
                        ("Tag", "tags")):
         out += ["", f"## By {label.lower()}", "", f"| {label} | Errors | Share | Categories |",
@@ -147,7 +166,9 @@ def render_report(rows: list[ClassifiedError], metrics: BatchMetrics, title: str
     out += ["", "## Top recurring errors", "", "| Error pattern | Count | Category | First seen | Last seen |",
             "| --- | ---: | --- | --- | --- |"]
     for p in patterns(rows)[:TOP]:
-        out.append(f"| `{_cell(p['signature'], 100)}` | {p['count']} | {p['category']} | "
+        # In a table a pipe ends the cell even inside code; escaped, it renders as a pipe.
+        signature = md.code(_short(p["signature"], 100)).replace("|", "\\|")
+        out.append(f"| {signature} | {p['count']} | {p['category']} | "
                    f"{_when(p['first_seen'])} | {_when(p['last_seen'])} |")
     out += ["", "## Errors", "", "| Failed at | Flow | Task | Error | Category | By | Confidence |",
             "| --- | --- | --- | --- | --- | --- | ---: |"]
@@ -155,13 +176,13 @@ def render_report(rows: list[ClassifiedError], metrics: BatchMetrics, title: str
         e, c = row.error, row.classification
         out.append(f"| {_when(e.run.end_time)} | {_cell(e.run.flow_name, 40)} | "
                    f"{_cell(e.failed_task, 40)} | {_cell(e.error_text, 100)} | {c.category} | "
-                   f"{c.classified_by} | {c.confidence:.2f} |")
+                   f"{_cell(c.classified_by)} | {c.confidence:.2f} |")
     if total > 200:
         out.append(f"\n…and {total - 200} more: export with `failure-insights insights --format csv`.")
     out += ["", "<details><summary>Reasoning per error</summary>", ""]
     for row in rows[:200]:
         c = row.classification
-        out.append(f"- `{row.error.error_id}` {c.category} ({c.classified_by}, "
+        out.append(f"- {md.code(row.error.error_id)} {c.category} ({_cell(c.classified_by)}, "
                    f"{c.confidence:.2f}): {_cell(c.reasoning, 300)}")
     out += ["", "</details>"]
     return "\n".join(out) + "\n"
@@ -170,7 +191,7 @@ def render_report(rows: list[ClassifiedError], metrics: BatchMetrics, title: str
 def table(rows: list[ClassifiedError]) -> list[dict[str, Any]]:
     """The table artifact: one row per error."""
     shown = [(label, path) for label, path in CSV_COLUMNS if label not in ("Reasoning", "Signature")]
-    return [{label: _cell(value_of(r, path), 300) if label != "Confidence" else value_of(r, path)
+    return [{label: _short(value_of(r, path), 300) if label != "Confidence" else value_of(r, path)
              for label, path in shown} for r in rows]
 
 
@@ -199,17 +220,14 @@ def to_json(rows: list[ClassifiedError], metrics: dict[str, Any], previous: list
     return json.dumps(data, indent=2, default=str)
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 def render_text(result: BatchResult, verbose: bool = False) -> str:
     """The batch for the terminal (`failure-insights insights`)."""
     rows, m, w = result.rows, result.metrics, result.window
     by = m.classified_by
     lines = [
         f"Window {w.start:%Y-%m-%d %H:%M} - {w.end:%Y-%m-%d %H:%M} UTC, batch {result.batch_id}",
-        f"{_count(m.runs_queried, 'failed run')}, {_count(len(rows), 'error')}; "
+        f"{_count(failed_runs(rows), 'failed run')}, {_count(len(rows), 'error')} "
+        f"({_count(m.runs_queried, 'run')} read, subflows counted with their parent); "
         f"classified by correction {by.get('correction', 0)}, "
         f"rules {by.get('rule', 0)}, cache {by.get('cache', 0)}, LLM {by.get('llm', 0)}; unknown {m.unknown}; "
         f"{m.duration_s:.1f} s",

@@ -9,6 +9,7 @@ from prefect_failure_insights.defaults import (
     SUMMARY_ARTIFACT_PREFIX,
 )
 from prefect_failure_insights.models import Summary
+from prefect_failure_insights.reporting import markdown as md
 
 
 def run_url(flow_run_id: str) -> str | None:
@@ -32,71 +33,70 @@ def artifact_key(flow_name: str) -> str:
     return f"{SUMMARY_ARTIFACT_PREFIX}-{slug or 'flow'}"
 
 
-def _fence(text: str) -> str:
-    fence = "```"
-    while fence in text:
-        fence += "`"
-    return f"{fence}text\n{text}\n{fence}"
-
-
 def status_line(summary: Summary) -> str:
-    """How the analysis was made, in one line."""
+    """How the analysis was made, in one line of markdown (every value from a run or an LLM escaped)."""
     seen, usage = summary.recurrence, summary.usage
     if seen.cache_hit:
         first = f"first seen {seen.first_seen:%Y-%m-%d %H:%M} UTC, " if seen.first_seen else ""
         count = f"{seen.occurrences} occurrences" if seen.occurrences else "seen before"
-        return (f"Same failure as run `{seen.same_as_run_id}` ({first}{count}): the analysis by "
-                f"`{usage.model}` is reused, no LLM call.")
+        return (f"Same failure as run {md.code(seen.same_as_run_id)} ({first}{count}): the analysis by "
+                f"{md.code(usage.model)} is reused, no LLM call.")
     if summary.status == "llm":
         cost = f", est. ${usage.cost_usd:.4f}" if usage.cost_usd is not None else ""
-        return f"Analysis by LLM `{usage.model}` (prompt {usage.prompt_version}; {usage.tokens:,} tokens{cost})."
-    return f"**Deterministic analysis** (no LLM answer): {summary.reason or 'no LLM configured'}"
+        note = f" Note: {md.text(summary.reason)}." if summary.reason else ""
+        return (f"Analysis by LLM {md.code(usage.model)} (prompt {md.text(usage.prompt_version)}; "
+                f"{usage.tokens:,} tokens{cost}).{note}")
+    return f"**Deterministic analysis** (no LLM answer): {md.text(summary.reason or 'no LLM configured')}"
 
 
 def render_markdown(summary: Summary, url: str | None = None) -> str:
-    """The markdown artifact shown on the failed run's page."""
+    """The markdown artifact shown on the failed run's page.
+
+    Every text from the run or the LLM is escaped (`reporting.markdown`): it renders as text,
+    never as HTML, an image, a link or a new section. The only link is to the run's page.
+    """
     a = summary.analysis
-    facts = [f"**Category:** {a.category.value}", f"**Confidence:** {a.confidence:.0%}"]
+    facts = [f"**Category:** {md.text(a.category.value)}", f"**Confidence:** {a.confidence:.0%}"]
     if a.failed_task:
-        facts.append(f"**Failed task:** `{a.failed_task}`")
+        facts.append(f"**Failed task:** {md.code(a.failed_task)}")
     out = [
-        f"# Failure summary: {a.title}",
+        f"# Failure summary: {md.text(a.title)}",
         "",
         " · ".join(facts),
         "",
         f"> {status_line(summary)}",
         "",
         "## What happened",
-        a.what_happened,
+        md.block(a.what_happened),
         "",
         "## How to fix it",
-        *[f"{i}. {step}" for i, step in enumerate(a.how_to_fix, start=1)],
+        *[f"{i}. {md.text(step)}" for i, step in enumerate(a.how_to_fix, start=1)],
         "",
         "## Why it happened",
-        a.root_cause,
+        md.block(a.root_cause),
     ]
     if a.additional_answers:
-        out += ["", "## Answers to your questions", *[f"- {ans}" for ans in a.additional_answers]]
+        out += ["", "## Answers to your questions", *[f"- {md.text(ans)}" for ans in a.additional_answers]]
     run, ev = summary.run, summary.evidence
     evidence_lines = ev.text.split("\n")
     shown = "\n".join(evidence_lines[:EVIDENCE_LINES_IN_ARTIFACT])
     if len(evidence_lines) > EVIDENCE_LINES_IN_ARTIFACT:
         shown += f"\n... {len(evidence_lines) - EVIDENCE_LINES_IN_ARTIFACT} more lines of evidence in the database row"
-    run_ref = f"[{run.name}]({url})" if url else f"`{run.name}`"
-    meta = [f"Run {run_ref} of flow `{run.flow_name}`", f"state {run.state}"]
+    run_ref = md.link(run.name, url) if url else md.code(run.name)
+    meta = [f"Run {run_ref} of flow {md.code(run.flow_name)}", f"state {md.text(run.state)}"]
     if run.deployment:
-        meta.append(f"deployment `{run.deployment}`")
+        meta.append(f"deployment {md.code(run.deployment)}")
     if run.work_pool:
-        meta.append(f"work pool `{run.work_pool}`")
+        meta.append(f"work pool {md.code(run.work_pool)}")
     if a.tags:
-        meta.append("tags: " + ", ".join(f"`{t}`" for t in a.tags))
+        meta.append("tags: " + ", ".join(md.code(t) for t in a.tags))
     out += [
         "",
         "## Evidence",
         f"Root error at L{ev.root_error_line}." if ev.root_error_line else "No root error line found.",
         f"{ev.redaction_count} secret(s) redacted before analysis; about {ev.tokens} tokens of evidence.",
         "",
-        _fence(shown),
+        md.fence(shown),
         "",
         "---",
         " · ".join(meta),
@@ -116,7 +116,7 @@ def render_text(summary: Summary) -> str:
         f"run: {summary.run.name} ({summary.run.id}), flow {summary.run.flow_name}, {summary.run.state}",
         f"category: {a.category.value} (confidence {a.confidence:.0%})"
         + (f", failed task: {a.failed_task}" if a.failed_task else ""),
-        status_line(summary).replace("**", "").replace("`", ""),
+        _plain_status(summary),
         "",
         "What happened:",
         f"  {a.what_happened}",
@@ -131,7 +131,18 @@ def render_text(summary: Summary) -> str:
 
 
 def artifact_description(summary: Summary) -> str:
-    """The artifact's one-line description (at most 500 characters)."""
+    """The artifact's one-line description (at most 500 characters), escaped like the artifact."""
     a = summary.analysis
-    text = f"{a.category.value}: {a.title}" + ("" if summary.status == "llm" else " (deterministic analysis)")
-    return text[:500]
+    suffix = "" if summary.status == "llm" else " (deterministic analysis)"
+    return (md.text(f"{a.category.value}: {a.title}")[: 500 - len(suffix)] + suffix).rstrip("\\")
+
+
+def _plain_status(summary: Summary) -> str:
+    """`status_line` for a terminal: the same facts, no markdown."""
+    seen, usage = summary.recurrence, summary.usage
+    if seen.cache_hit:
+        return f"Same failure as run {seen.same_as_run_id}: the analysis by {usage.model} is reused, no LLM call."
+    if summary.status == "llm":
+        note = f" Note: {summary.reason}." if summary.reason else ""
+        return f"Analysis by LLM {usage.model} (prompt {usage.prompt_version}; {usage.tokens:,} tokens).{note}"
+    return f"Deterministic analysis (no LLM answer): {summary.reason or 'no LLM configured'}"

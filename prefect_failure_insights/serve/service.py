@@ -5,12 +5,16 @@ long-lived process that registers the ``summarize-failure/failure-insights``
 deployment, installs (or updates) the automation, and executes summarizer runs as
 the automation creates them, inside the process (see `serve.executor`). Unless told
 otherwise it also registers ``batch-insights/batch-insights`` with its daily
-schedule and executes those runs the same way. With work pools and workers, deploy
-from prefect.yaml instead.
+schedule and executes those runs the same way. It reconciles (`prefect_failure_insights.reconcile`)
+at start and every `RECONCILE_SECONDS`: a summarizer that died, here or elsewhere, is
+replaced, and a failure the automation missed is summarized. Its summaries share the
+process's LLM slots (`LOCAL_SLOTS`) before they ask the server's global limit. With work
+pools and workers, deploy from prefect.yaml instead.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 
 import anyio
@@ -18,7 +22,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.schedules import CronSchedule
 
 from prefect_failure_insights.automations.failure_trigger import install
-from prefect_failure_insights.blocks.loading import load_settings
+from prefect_failure_insights.blocks import FailureInsightsSettings
+from prefect_failure_insights.blocks.loading import load_database, load_settings
 from prefect_failure_insights.defaults import (
     BATCH_CRON,
     BATCH_DEPLOYMENT,
@@ -28,6 +33,10 @@ from prefect_failure_insights.defaults import (
     BATCH_POLL_SECONDS,
     BATCH_TIMEZONE,
     PLUGIN_TAG,
+    RECONCILE_FULL_SECONDS,
+    RECONCILE_HOURS,
+    RECONCILE_RECENT_MINUTES,
+    RECONCILE_SECONDS,
     SERVE_LIMIT,
     SERVE_POLL_SECONDS,
     SUMMARIZER_DEPLOYMENT,
@@ -36,8 +45,11 @@ from prefect_failure_insights.defaults import (
 from prefect_failure_insights.exceptions import InputError
 from prefect_failure_insights.flows.batch_insights import batch_insights
 from prefect_failure_insights.flows.on_failure_summary import summarize_failure
-from prefect_failure_insights.prefect_api.concurrency import ensure_llm_limit
+from prefect_failure_insights.prefect_api.concurrency import LOCAL_SLOTS, ensure_llm_limit
+from prefect_failure_insights.reconcile import describe, reconcile
 from prefect_failure_insights.serve.executor import InProcessExecutor
+
+logger = logging.getLogger("prefect_failure_insights.serve")
 
 
 def batch_schedule(expression: str) -> CronSchedule:
@@ -58,6 +70,28 @@ async def _stop_on_signal(stop: anyio.Event) -> None:
             return
 
 
+async def reconcile_forever(stop: anyio.Event, settings: FailureInsightsSettings, hours: float) -> None:
+    """Reconcile at once over ``hours``, then every `RECONCILE_SECONDS` over the last
+    `RECONCILE_RECENT_MINUTES` (and ``hours`` again every `RECONCILE_FULL_SECONDS`), until ``stop``."""
+    last_full = None
+    async with await load_database(settings) as database, get_client() as client:
+        while not stop.is_set():
+            full = last_full is None or anyio.current_time() - last_full >= RECONCILE_FULL_SECONDS
+            window = hours if full else min(hours, RECONCILE_RECENT_MINUTES / 60)
+            try:
+                report = await reconcile(client, database, settings, window)
+            except Exception as exc:  # noqa: BLE001 - the next pass tries again
+                logger.warning("Reconciling failed (%s: %s); trying again in %gs", type(exc).__name__, exc,
+                               RECONCILE_SECONDS)
+            else:
+                if full:
+                    last_full = anyio.current_time()
+                if full or report.started or report.crashed or report.released or report.gave_up:
+                    print(f"Reconciled: {describe(report)}", flush=True)
+            with anyio.move_on_after(RECONCILE_SECONDS):
+                await stop.wait()
+
+
 async def serve_plugin(
     poll_seconds: float = SERVE_POLL_SECONDS,
     limit: int = SERVE_LIMIT,
@@ -65,6 +99,7 @@ async def serve_plugin(
     settings_block: str | None = None,
     batch_cron: str | None = BATCH_CRON,
     batch_hours: float = BATCH_HOURS,
+    reconcile_hours: float = RECONCILE_HOURS,
 ) -> None:
     """Register the deployments, install the automation and run their flow runs until stopped.
 
@@ -75,6 +110,8 @@ async def serve_plugin(
         settings_block: Settings block name passed to every run.
         batch_cron: Schedule (UTC) of the batch-insights deployment; None serves no batch.
         batch_hours: The window of each scheduled batch, in hours before its scheduled time.
+        reconcile_hours: The reconciler's look-back for failures without a summary (0: only
+            replace dead summarizers and summarize the failures they left).
     """
     schedule = batch_schedule(batch_cron) if batch_cron is not None else None  # a bad one: before any change
     common = {"settings_block": settings_block} if settings_block else {}
@@ -106,8 +143,10 @@ async def serve_plugin(
             print(f"Automation {result.action}: {result.automation_id}", flush=True)
 
     stop = anyio.Event()
+    LOCAL_SLOTS.set(anyio.Semaphore(settings.max_concurrent_llm_calls))  # seen by every run started below
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(_stop_on_signal, stop)
+        task_group.start_soon(reconcile_forever, stop, settings, reconcile_hours)
         what = "summaries and batch insights" if schedule is not None else "summaries"
         print(f"Serving {what} (polling every {poll_seconds:g}s, up to {limit} summaries at once). "
               "Ctrl-C stops.", flush=True)

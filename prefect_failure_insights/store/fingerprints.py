@@ -3,20 +3,21 @@
 A row per cache key (fingerprint + model + prompt version) in ``failure_fingerprints``.
 The first summarizer to see a fingerprint *claims* the row (an insert the primary key
 lets only one win) and calls the LLM; the others wait for its answer and reuse it, so
-a storm of identical failures costs one call even when they arrive together. If the
-owner fails, it releases the row and the next waiter takes over; a claim older than
-``stale_after`` is taken over too. Only LLM answers are cached, never fallbacks.
+a storm of identical failures costs one call even when they arrive together. The claim
+is a lease the owner renews (`renew()`) while it asks: if the owner fails, it releases
+the row and the next waiter takes over; if it dies, its lease runs out and the next
+waiter takes over then (or at once, told that the owner has ended). Only LLM answers
+are cached, never fallbacks.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, select, update
 
-from prefect_failure_insights.defaults import STALE_CLAIM
+from prefect_failure_insights.defaults import CLAIM_LEASE
 from prefect_failure_insights.models import FailureAnalysis
 from prefect_failure_insights.store.sql import fit, guard, insert_ignore, now, utc
 from prefect_failure_insights.store.tables import fingerprints
@@ -43,10 +44,12 @@ class Hit:
 
 @dataclass(frozen=True)
 class Lookup:
-    """``hit`` when the answer is known; else ``owner`` says whether this run holds the claim."""
+    """``hit`` when the answer is known; else ``owner`` says whether this run holds the claim,
+    and ``holder`` who does when another summarizer holds a live one."""
 
     hit: Hit | None = None
     owner: bool = False
+    holder: str | None = None
 
 
 def _claim(engine: Engine, key: CacheKey, run_id: str, me: str) -> bool:
@@ -60,35 +63,53 @@ def _claim(engine: Engine, key: CacheKey, run_id: str, me: str) -> bool:
         }))
 
 
-def lookup(engine: Engine, key: CacheKey, run_id: str, me: str, wait_s: float = 60.0,
-           stale_after: timedelta = STALE_CLAIM, poll_s: float = 0.25) -> Lookup:
-    """Reuse a known answer, or claim the right to ask for one (waiting for another owner)."""
-    deadline = time.monotonic() + wait_s
+def lookup(engine: Engine, key: CacheKey, run_id: str, me: str, take_over: bool = False,
+           take_over_from: str | None = None, lease: timedelta = CLAIM_LEASE) -> Lookup:
+    """One look: the known answer, or the claim, or who holds a live claim (the caller waits
+    and looks again). A claim whose lease ran out, whose holder is ``take_over_from`` (known
+    to have ended) or, with ``take_over``, any pending claim, is taken over atomically."""
     with guard(engine, "read the fingerprint cache"):
-        while True:
+        for _ in range(3):  # a row released between our insert and our read: claim again
             if _claim(engine, key, run_id, me):
                 return Lookup(owner=True)
             with engine.begin() as conn:
                 row = conn.execute(select(fingerprints).where(fingerprints.c.cache_key == key.key)).first()
                 if row is None:
-                    continue  # released between our insert and read: try to claim again
+                    continue
                 if row.status == READY:
                     conn.execute(update(fingerprints).where(fingerprints.c.cache_key == key.key).values(
                         occurrences=fingerprints.c.occurrences + 1, last_seen=now()))
                     return Lookup(hit=Hit(FailureAnalysis.model_validate_json(row.analysis), row.first_run_id,
                                           utc(row.first_seen), (row.occurrences or 0) + 1))
-                stale = row.claimed_at is not None and now() - utc(row.claimed_at) > stale_after
-                if stale or time.monotonic() >= deadline:
-                    taken = conn.execute(
-                        update(fingerprints)
-                        .where(fingerprints.c.cache_key == key.key)
-                        .where(fingerprints.c.claimed_by == row.claimed_by)
-                        .where(fingerprints.c.status == PENDING)
-                        .values(claimed_by=me, claimed_at=now())
-                    ).rowcount
-                    if taken == 1:
-                        return Lookup(owner=True)
-            time.sleep(poll_s)
+                expired = row.claimed_at is None or now() - utc(row.claimed_at) >= lease
+                if not (expired or take_over or row.claimed_by in (me, take_over_from)):
+                    return Lookup(holder=row.claimed_by)
+                taken = conn.execute(
+                    update(fingerprints)
+                    .where(fingerprints.c.cache_key == key.key)
+                    .where(fingerprints.c.claimed_by == row.claimed_by)
+                    .where(fingerprints.c.status == PENDING)
+                    .values(claimed_by=me, claimed_at=now())
+                ).rowcount
+                return Lookup(owner=True) if taken == 1 else Lookup(holder=row.claimed_by)
+        return Lookup()  # still changing: the caller looks again
+
+
+def renew(engine: Engine, key: CacheKey, me: str) -> bool:
+    """Renew this owner's lease on the key; False when it no longer holds the claim."""
+    with guard(engine, "renew the fingerprint claim"), engine.begin() as conn:
+        return conn.execute(
+            update(fingerprints).where(fingerprints.c.cache_key == key.key)
+            .where(fingerprints.c.claimed_by == me).where(fingerprints.c.status == PENDING)
+            .values(claimed_at=now())
+        ).rowcount == 1
+
+
+def release_expired(engine: Engine, lease: timedelta = CLAIM_LEASE) -> int:
+    """Delete pending claims whose lease ran out (their owner died); how many."""
+    with guard(engine, "release expired fingerprint claims"), engine.begin() as conn:
+        return conn.execute(delete(fingerprints).where(fingerprints.c.status == PENDING).where(
+            fingerprints.c.claimed_at.is_(None) | (fingerprints.c.claimed_at < now() - lease))).rowcount
 
 
 def store(engine: Engine, key: CacheKey, analysis: FailureAnalysis, run_id: str, me: str,

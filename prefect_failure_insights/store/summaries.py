@@ -2,8 +2,10 @@
 
 * `claim_summary()` inserts a *pending* row (``INSERT .. ON CONFLICT DO NOTHING``) before
   any LLM call. Of two summarizers triggered at once for the same run, exactly one gets
-  the claim; the other stops without calling the LLM. A claim older than
-  ``stale_after`` (a summarizer that died) can be taken over, atomically.
+  the claim; the other stops without calling the LLM. The claim is a lease: its holder
+  renews it (`renew_summary()`, ``claimed_at`` is the last renewal) while it works; a
+  claim not renewed for a lease (a summarizer that died), or one whose holder is known to
+  have ended (``take_over_from``), is taken over, atomically.
 * `store_summary()` writes the summary into the row *only if this summarizer still holds
   the claim*, so a late loser can never overwrite the winner.
 * ``regenerate`` claims an existing row without touching its content; the old summary
@@ -16,7 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, select, update
 
-from prefect_failure_insights.defaults import STALE_CLAIM
+from prefect_failure_insights.defaults import CLAIM_LEASE
 from prefect_failure_insights.models import Claim, FlowRunInfo, Stored, Summary
 from prefect_failure_insights.store.mapping import from_row, to_row
 from prefect_failure_insights.store.sql import fit, guard, insert_ignore, now, utc
@@ -26,8 +28,12 @@ PENDING = "pending"
 
 
 def claim_summary(engine: Engine, run: FlowRunInfo, claimed_by: str, regenerate: bool = False,
-                  stale_after: timedelta = STALE_CLAIM) -> Claim:
-    """Claim the right to write ``run``'s summary (see the module docstring)."""
+                  lease: timedelta = CLAIM_LEASE, take_over_from: str | None = None) -> Claim:
+    """Claim the right to write ``run``'s summary (see the module docstring).
+
+    ``take_over_from``: the holder of a pending claim that is known to have ended (its
+    flow run is final); its claim is taken over even if the lease has not run out.
+    """
     current = now()
     with guard(engine, "claim the summary row"):
         with engine.begin() as conn:
@@ -37,18 +43,20 @@ def claim_summary(engine: Engine, run: FlowRunInfo, claimed_by: str, regenerate:
                 "regenerated_count": 0, "created_at": current, "updated_at": current,
             }))
         if inserted:
-            return Claim(result="claimed", claimed_by=claimed_by)
+            return Claim(result="claimed", run_id=run.id, claimed_by=claimed_by)
         with engine.begin() as conn:
             row = conn.execute(
                 select(summaries.c.status, summaries.c.claimed_by, summaries.c.claimed_at)
                 .where(summaries.c.flow_run_id == run.id)
             ).one()
-            status, holder, held_since = row.status, row.claimed_by, utc(row.claimed_at)
-            fresh_claim = status == PENDING and held_since is not None and current - held_since < stale_after
+            status, holder, renewed = row.status, row.claimed_by, utc(row.claimed_at)
+            age = (current - renewed).total_seconds() if renewed is not None else None
+            live = status == PENDING and age is not None and age < lease.total_seconds()
             if status != PENDING and not regenerate:
-                return Claim(result="exists", claimed_by=claimed_by, existing_status=status)
-            if fresh_claim and holder != claimed_by and not regenerate:
-                return Claim(result="in_progress", claimed_by=claimed_by, existing_status=status)
+                return Claim(result="exists", run_id=run.id, claimed_by=claimed_by, existing_status=status)
+            if live and holder not in (claimed_by, take_over_from) and not regenerate:
+                return Claim(result="in_progress", run_id=run.id, claimed_by=claimed_by, existing_status=status,
+                             holder=holder, lease_left_s=lease.total_seconds() - age)
             # Take over atomically: only if nobody else changed the claim meanwhile.
             taken = conn.execute(
                 update(summaries)
@@ -57,8 +65,53 @@ def claim_summary(engine: Engine, run: FlowRunInfo, claimed_by: str, regenerate:
                 .values(claimed_by=claimed_by, claimed_at=current)
             ).rowcount
         if taken != 1:
-            return Claim(result="in_progress", claimed_by=claimed_by, existing_status=status)
-        return Claim(result="claimed", claimed_by=claimed_by, existing_status=status)
+            return Claim(result="in_progress", run_id=run.id, claimed_by=claimed_by, existing_status=status)
+        return Claim(result="claimed", run_id=run.id, claimed_by=claimed_by, existing_status=status)
+
+
+def renew_summary(engine: Engine, flow_run_id: str, claimed_by: str) -> bool:
+    """Renew this summarizer's lease on the row; False when it no longer holds the claim."""
+    with guard(engine, "renew the claim"), engine.begin() as conn:
+        return conn.execute(
+            update(summaries)
+            .where(summaries.c.flow_run_id == flow_run_id)
+            .where(summaries.c.claimed_by == claimed_by)
+            .values(claimed_at=now())
+        ).rowcount == 1
+
+
+def live_claims(engine: Engine, lease: timedelta = CLAIM_LEASE) -> dict[str, str]:
+    """The claims renewed within a lease (pending rows, and finished ones being regenerated):
+    failed run id -> holder, for the reconciler."""
+    with guard(engine, "read the claims"), engine.connect() as conn:
+        rows = conn.execute(
+            select(summaries.c.flow_run_id, summaries.c.claimed_by)
+            .where(summaries.c.claimed_at >= now() - lease)
+        ).all()
+    return {r.flow_run_id: r.claimed_by for r in rows}
+
+
+def summarized(engine: Engine, run_ids: list[str]) -> set[str]:
+    """Which of these runs have a finished summary."""
+    out: set[str] = set()
+    ids = sorted(set(run_ids))
+    with guard(engine, "read the summaries"), engine.connect() as conn:
+        for at in range(0, len(ids), 500):
+            out.update(conn.execute(select(summaries.c.flow_run_id)
+                                    .where(summaries.c.flow_run_id.in_(ids[at:at + 500]))
+                                    .where(summaries.c.status != PENDING)).scalars())
+    return out
+
+
+def release_expired(engine: Engine, lease: timedelta = CLAIM_LEASE) -> list[str]:
+    """Delete pending rows whose lease ran out (their summarizer died); their run ids."""
+    with guard(engine, "release expired claims"), engine.begin() as conn:
+        expired = (summaries.c.status == PENDING) & (
+            summaries.c.claimed_at.is_(None) | (summaries.c.claimed_at < now() - lease))
+        ids = list(conn.execute(select(summaries.c.flow_run_id).where(expired)).scalars())
+        if ids:
+            conn.execute(summaries.delete().where(expired).where(summaries.c.flow_run_id.in_(ids)))
+    return ids
 
 
 def store_summary(engine: Engine, summary: Summary, claimed_by: str) -> Stored:

@@ -124,7 +124,7 @@ class FakeLLM(LocalHTTPServer):
     def _answer_for(self, body: dict) -> dict[str, Any]:
         answer = dict(self.answer)
         text = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
-        m = re.search(r"Failed task \(by the log analysis\): (.+?)\.\n", text)
+        m = re.search(r"Failed task \(by the log analysis\): (.+?)\n", text)
         if m and answer.get("failed_task") is None and m.group(1) != "none found":
             answer["failed_task"] = m.group(1)
         return answer

@@ -8,7 +8,7 @@ handful of API calls each, exactly as the batch reads them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from uuid import UUID
 
@@ -67,9 +67,12 @@ def _placeholder() -> None:  # pragma: no cover - never run; names the seeded ta
 
 
 async def seed_failure(client: PrefectClient, name: str, i: int = 0, cache: dict | None = None,
-                       extra_tags: tuple[str, ...] = ()) -> str:
-    """One failed (or crashed) run of scenario ``name``; returns its id."""
+                       extra_tags: tuple[str, ...] = (), flow: str | None = None) -> str:
+    """One failed (or crashed) run of scenario ``name`` (of flow ``flow`` instead of the
+    scenario's: another flow, another failure to the fingerprint cache); returns its id."""
     scenario = SCENARIOS[name]
+    if flow is not None:
+        scenario = replace(scenario, flow=flow)
     cache = cache if cache is not None else {}
     deployment_id = await _deployment(client, scenario, cache)
     run = await client.create_flow_run_from_deployment(deployment_id, tags=[*scenario.tags, *extra_tags],
@@ -99,3 +102,39 @@ async def seed_failure(client: PrefectClient, name: str, i: int = 0, cache: dict
     await client.create_logs(logs)
     await client.set_flow_run_state(run.id, state, force=True)
     return str(run.id)
+
+
+async def seed_failures(client: PrefectClient, specs: list[tuple[str, int, str | None]], concurrency: int = 2,
+                        cache: dict | None = None) -> list[str]:
+    """Seed many failures, ``(scenario, i, flow)`` each, at most ``concurrency`` at once; their ids
+    in order. A server that keeps its state in SQLite answers some writes with 503 ("database is
+    locked") under load: such a seed is tried again (a half-made run stays Running, not Failed)."""
+    import anyio
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    cache = cache if cache is not None else {}
+    gate = anyio.Semaphore(concurrency)
+    ids: list[str | None] = [None] * len(specs)
+
+    async def one(at: int) -> None:
+        name, i, flow = specs[at]
+        async with gate:
+            for attempt in range(5):
+                try:
+                    ids[at] = await seed_failure(client, name, i, cache, flow=flow)
+                    return
+                except PrefectHTTPStatusError as exc:
+                    if exc.response.status_code != 503 or attempt == 4:
+                        raise
+                    await anyio.sleep(1 + attempt)
+
+    firsts = {}
+    for at, (name, _, flow) in enumerate(specs):  # one per deployment first: each is created once
+        firsts.setdefault((name, flow), at)
+    for at in firsts.values():
+        await one(at)
+    async with anyio.create_task_group() as group:
+        for at in range(len(specs)):
+            if ids[at] is None:
+                group.start_soon(one, at)
+    return [i for i in ids if i is not None]

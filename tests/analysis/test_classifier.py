@@ -62,7 +62,7 @@ def test_a_correction_overrides_rules_and_is_a_few_shot_example(database, fake_l
     assert results[0].classified_by == "correction" and results[0].category == "WORKFLOW_ENGINE"
     assert "dana" in results[0].reasoning
     messages = fake_llm.completions()[0]["messages"]
-    assert messages[1]["content"].startswith("<error>") and "reconciliation drift of 12" in messages[1]["content"]
+    assert messages[1]["content"].startswith("<error-") and "reconciliation drift of 12" in messages[1]["content"]
     assert json.loads(messages[2]["content"])["category"] == "INPUT_DATA_QUALITY"
     assert similar([fix, odd], "drift in the ledger shards")[0] is odd
 

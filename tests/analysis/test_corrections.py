@@ -41,3 +41,28 @@ def test_corrections_import_from_the_export_all_or_nothing(engine, tmp_path, mak
     with pytest.raises(InputError, match="run .* is in no batch report"):
         (tmp_path / "r.csv").write_text("run_id,corrected_category\nabc,WORKFLOW_ENGINE\n")
         import_csv(engine, tmp_path / "r.csv", Taxonomy())
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    # An unbalanced quote swallows the rest of the file into one field.
+    ('error_text,corrected_category\n"Unbalanced quote,INPUT_DATA_QUALITY\nsecond,THIRD_PARTY_SYSTEM\n', 2),
+    # ...or closes on the next quote, leaving text after it.
+    ('error_text,corrected_category\nok,INPUT_DATA_QUALITY\n"Unbalanced,INPUT_DATA_QUALITY\nx,"y",WORKFLOW_ENGINE\n', 3),
+    # A stray comma: more fields than the header.
+    ('error_text,corrected_category\n"multi\nline, fine",THIRD_PARTY_SYSTEM\nvalue, with comma,WORKFLOW_ENGINE\n', 4),
+])
+def test_malformed_csv_names_the_line_and_imports_nothing(engine, tmp_path, text: str, line: int) -> None:
+    from prefect_failure_insights.store.corrections import load_corrections
+
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=f"line {line}: .*Nothing was imported"):
+        import_csv(engine, path, Taxonomy())
+    assert load_corrections(engine) == []
+
+
+def test_a_multi_line_quoted_error_text_is_one_correction(engine, tmp_path) -> None:
+    path = tmp_path / "ok.csv"
+    path.write_text('error_text,corrected_category\n"Traceback:\n  File ""x.py"", line 3\nKeyError: \'id\'",'
+                    'INPUT_DATA_QUALITY\n')
+    assert import_csv(engine, path, Taxonomy()).imported == 1

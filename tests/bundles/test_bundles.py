@@ -101,6 +101,9 @@ def test_write_then_load_round_trips(tmp_path: Path) -> None:
     (json.dumps({"state": "Failed"}).encode(), "flow_run_id"),
     (json.dumps({**_flat(), "logs": [{"level": "LOUD", "message": "x"}]}).encode(), "unknown level"),
     (b"\x1f\x8b\x08 truncated gzip", "not valid JSON"),
+    (json.dumps(_nested()).replace('"level": "ERROR"', '"level": "LOUD"').encode(), r"subflows\.0\.logs\.0\.level"),
+    (json.dumps(_flat())[:-40].encode(), "not valid JSON"),
+    (b"", "not valid JSON"),
 ])
 def test_malformed_files_give_one_clear_error(tmp_path: Path, content: bytes, fragment: str) -> None:
     path = tmp_path / "bad.json"
@@ -112,3 +115,13 @@ def test_malformed_files_give_one_clear_error(tmp_path: Path, content: bytes, fr
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="Cannot read bundle"):
         load_bundle(tmp_path / "nope.json")
+
+
+def test_log_lines_are_spooled_not_held_and_read_again_on_demand(tmp_path: Path) -> None:
+    data = _flat()
+    data["logs"] = data["logs"] * 1000
+    bundle = load_bundle(_write(tmp_path, data, "big.json.gz"))
+    assert bundle.logs == [] and bundle.log_count == 3000  # in the spool, not in the model
+    lines = bundle.log_lines()
+    assert len(lines) == 3000 and sum(1 for _ in lines) == 3000 and sum(1 for _ in lines) == 3000
+    assert all("BundleS3cret" not in ln.message for ln in lines)  # redacted as they were read

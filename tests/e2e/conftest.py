@@ -189,7 +189,10 @@ def system(prefect_server: PrefectServer, fake_llm_server: FakeLLM):
                    "default")
     log = open(e2e.serve_log, "wb")  # noqa: SIM115
     serve = subprocess.Popen(
-        [sys.executable, "-m", "prefect_failure_insights.cli", "serve", "--poll-seconds", "1"],
+        # No look-back: the tests' failures that are meant to stay unsummarized stay so (the
+        # reconciler's own tests run on a server of their own, test_faults.py).
+        [sys.executable, "-m", "prefect_failure_insights.cli", "serve", "--poll-seconds", "1",
+         "--reconcile-hours", "0"],
         env={**e2e.env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )

@@ -22,8 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(("args", "expected"), [
     (["evidence.py", "--sizes", "1000"], ["ours", "last 100 lines", "1,000"]),
     (["log_reading.py", "500"], ["download", "200 per page"]),
+    (["bundles.py", "2000"], ["ours (streamed, spooled)", "baseline (json.loads"]),
     (["redaction.py", "5000"], ["entries redacted", "lines/s", "+"]),
     (["classification.py", "10"], ["rules (ours)", "errors/s", "same report: True"]),
+    (["faults.py", "storm", "--n", "2"], ["storm (2 different + 2 identical)", "4/4   delivered  0 duplicates",
+                                          "baseline: global limit only"]),
     (["failure_to_artifact.py", "1", "50"], ["[in-process] 1/1 failures got an artifact",
                                               "[runner] 1/1 failures got an artifact"]),
 ], ids=lambda value: value[0] if isinstance(value, list) and value and value[0].endswith(".py") else "")

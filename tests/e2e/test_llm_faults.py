@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 
 import pytest
+
+from prefect_failure_insights.reporting import markdown as md
 from prefect_failure_insights.blocks import LLMCredentials
 
 from prefect_failure_insights.models import Category
@@ -57,7 +59,7 @@ def _assert_delivered(e2e, run_id: str, status: str):
     artifacts = e2e.summary_artifacts(run_id)
     assert len(artifacts) == 1
     if status == "fallback":
-        assert "Deterministic analysis" in artifacts[0].data and summary.reason in artifacts[0].data
+        assert "Deterministic analysis" in artifacts[0].data and md.text(summary.reason) in artifacts[0].data
     runs = e2e.wait_for_summarizers_done(run_id)
     assert [r.state.type.value for r in runs] == ["COMPLETED"]
     return summary

@@ -191,3 +191,32 @@ def test_extract_json_tolerates_fences_and_prose() -> None:
 
 def test_raw_newlines_inside_json_strings_are_accepted() -> None:
     assert extract_json('{"title": "two\nlines"}') == {"title": "two\nlines"}
+
+
+@pytest.mark.parametrize("provider", ["openai-compatible", "anthropic"])
+def test_a_request_that_cannot_be_encoded_is_named_as_such_and_not_retried(fake_llm: FakeLLM, provider: str) -> None:
+    from prefect_failure_insights.exceptions import LLMRejected
+
+    async def go():
+        backend = backend_for(_creds(fake_llm, provider=provider))
+        try:
+            return await request_analysis(backend, [{"role": "user", "content": "half a pair: \ud83d"}],
+                                          RetryPolicy(max_retries=2, **FAST))
+        finally:
+            await backend.close()
+
+    with pytest.raises(LLMRejected, match="could not be encoded as UTF-8.*not sent"):
+        asyncio.run(go())
+    assert fake_llm.completions() == []
+
+
+def test_an_unpaired_surrogate_in_a_log_reaches_the_llm_as_a_replacement_character(fake_llm: FakeLLM) -> None:
+    from prefect_failure_insights.blocks import FailureInsightsSettings
+    from prefect_failure_insights.analysis.summary import analyze
+
+    failed, lines = failed_run()
+    lines[-3].message = "Encountered exception during execution: KeyError('caf\udce9')"
+    result = asyncio.run(analyze(failed, build_evidence(failed, lines), FailureInsightsSettings(), _creds(fake_llm)))
+    assert result.status == "llm"
+    sent = fake_llm.completions()[0]["messages"][1]["content"]
+    assert "KeyError('caf\ufffd')" in sent

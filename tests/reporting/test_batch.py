@@ -19,3 +19,16 @@ def test_report_is_a_pure_function_of_the_rows(make_row) -> None:
     assert "(no tag)" in text and "| a | 3 | 75.0% |" in text
     top = patterns(rows)[0]
     assert top["count"] == 3 and top["runs"] == 3
+
+
+def test_planted_markup_in_rows_renders_as_text(make_row) -> None:
+    from prefect_failure_insights.testing.markup import HOSTILE, live_elements, structure
+
+    def report(text: str) -> str:
+        rows = [make_row(i, f"{text} {i}", flow_name=text, tags=[text], failed_task=text, reasoning=text,
+                         classified_by="llm") for i in range(2)]
+        return render_report(rows, BatchMetrics(llm_note=text, failed_partitions=[text]), text)
+
+    hostile = report(HOSTILE + " a|b")
+    assert live_elements(hostile, own_html=["<details><summary>Reasoning per error</summary>", "</details>"]) == []
+    assert structure(hostile) == structure(report("plain words"))

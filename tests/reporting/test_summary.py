@@ -40,7 +40,7 @@ def test_markdown_answers_the_three_questions_and_marks_the_fallback() -> None:
         assert heading in md
     assert "**Deterministic analysis**" in md and "No LLM configured" in md
     assert "Sup3rS3cret!" not in md and "[REDACTED:url_password]" in md
-    assert "(http://127.0.0.1:4200/runs/flow-run/x)" in md
+    assert "(<http://127.0.0.1:4200/runs/flow-run/x>)" in md
 
 
 def test_text_rendering_is_plain() -> None:
