@@ -52,6 +52,7 @@ bench: install-dev
 	$(BIN)/python bench/log_reading.py
 	$(BIN)/python bench/redaction.py
 	$(BIN)/python bench/classification.py
+	$(BIN)/python bench/no_llm.py
 	$(BIN)/python bench/bundles.py
 	$(BIN)/python bench/faults.py
 

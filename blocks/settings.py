@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, field_validator
@@ -33,14 +33,20 @@ def _run_values(run: FlowRunInfo) -> dict[str, list[str]]:
 
 
 class ClassificationRule(BaseModel):
-    """A team's own classification rule: a regex over the error text and/or exception types."""
+    """A team's own cause of failure (tried before the built-in knowledge base): how to recognise
+    it (a regex over the error text and/or exception types), what it is and how to fix it."""
 
     name: str = Field(description="Reported as rule:<name>.")
     category: str = Field(description="A built-in category or one of extra_categories.")
     pattern: str = Field(default="", description="Regular expression (case-insensitive) over the error text.")
     exception_types: list[str] = Field(default_factory=list, description="Exception type names, e.g. KeyError.")
     confidence: float = Field(default=0.9, ge=0, le=1)
+    cause: str | None = Field(default=None, description="The cause's name, e.g. 'Vendor X nightly maintenance'.")
     why: str | None = Field(default=None, description="One line: why such failures happen.")
+    fix: list[str] = Field(default_factory=list, description="Fix steps for this cause, most likely first.")
+    docs: str | None = Field(default=None, description="A link to the team's runbook or the vendor's docs.")
+    transience: Literal["TRANSIENT", "INTERMITTENT", "PERMANENT", "UNKNOWN"] = Field(
+        default="UNKNOWN", description="Would re-running unchanged help? TRANSIENT failures may be retried.")
 
     @field_validator("pattern")
     @classmethod

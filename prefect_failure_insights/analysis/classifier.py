@@ -28,7 +28,6 @@ from prefect_failure_insights.analysis.fingerprint import (
     error_signature,
     fingerprint,
 )
-from prefect_failure_insights.analysis.rules import RULES
 from prefect_failure_insights.analysis.rules import classify as rule_classify
 from prefect_failure_insights.analysis.summary import over_budget
 from prefect_failure_insights.analysis.taxonomy import (
@@ -108,7 +107,7 @@ class Classifier:
         self.taxonomy = Taxonomy(settings.extra_categories)
         self.answer_model = answer_model(self.taxonomy)
         self.formats = response_formats("failure_classification", classify_schema(self.taxonomy.names))
-        self.rules = user_rules(settings, self.taxonomy) + RULES
+        self.extra = user_rules(settings, self.taxonomy)
         self.corrections = {c.fingerprint: c for c in corrections}
         self.llm = llm
         self.database = database
@@ -151,9 +150,10 @@ class Classifier:
 
     # -- the steps -------------------------------------------------------------------------
     def _result(self, sig: str, item: ErrorItem, category: str, confidence: float, by: str,
-                reasoning: str) -> Classification:
+                reasoning: str, transience: str = "UNKNOWN") -> Classification:
         return Classification(id=item.id, category=category, confidence=round(confidence, 3), classified_by=by,
-                              reasoning=self.redactor.redact(reasoning), signature=sig, fingerprint=fingerprint(sig))
+                              reasoning=self.redactor.redact(reasoning), signature=sig, fingerprint=fingerprint(sig),
+                              transience=transience)
 
     def _fixed(self, sig: str, item: ErrorItem) -> Classification | None:
         """A correction of this exact error, else a rule: deterministic, free, always re-applied."""
@@ -162,10 +162,11 @@ class Classifier:
             c = self.corrections[fp]
             who = f" by {c.corrected_by}" if c.corrected_by else ""
             return self._result(sig, item, c.category, 1.0, "correction", f"Corrected{who} for this exact error.")
-        match = rule_classify(item.error_text, item.exception_type, self.rules)
+        match = rule_classify(item.error_text, item.exception_type, self.extra)
         if match.rule is not None:
             return self._result(sig, item, str(getattr(match.category, "value", match.category)),
-                                match.confidence, match.classified_by, match.rule.why)
+                                match.confidence, match.classified_by, f"{match.rule.cause}: {match.rule.why}",
+                                match.transience.value)
         return None
 
     async def _known_or_cached(self, sig: str, item: ErrorItem, known: str | None) -> Classification | None:
@@ -175,7 +176,7 @@ class Classifier:
         cached = await self._cached(fingerprint(sig))
         if cached is not None:
             return self._result(sig, item, cached[0], cached[1], "cache",
-                                f"Classified by the LLM before: {cached[2]}")
+                                f"Classified by the LLM before: {cached[2]}", cached[3])
         return None
 
     def _unknown(self, sig: str, item: ErrorItem, why: str) -> Classification:
@@ -228,7 +229,7 @@ class Classifier:
             await backend.close()
         self.usage.llm_calls += 1
         result = self._result(sig, item, answer.analysis.category, answer.analysis.confidence, "llm",
-                              answer.analysis.reasoning)
+                              answer.analysis.reasoning, answer.analysis.transience)
         await self._spend(result, item, answer.prompt_tokens, answer.completion_tokens, answer.model)
         return result
 
@@ -255,7 +256,7 @@ class Classifier:
         assert self.llm is not None
         return cache_key(fp, self.llm.model, CLASSIFY_PROMPT_VERSION)
 
-    async def _cached(self, fp: str) -> tuple[str, float, str] | None:
+    async def _cached(self, fp: str) -> tuple[str, float, str, str] | None:
         if self.database is None or self.llm is None:
             return None
         try:

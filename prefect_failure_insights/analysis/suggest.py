@@ -14,7 +14,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from prefect_failure_insights.analysis.rules import RULES, Rule, classify
+from prefect_failure_insights.analysis.rules import Rule, classify
 from prefect_failure_insights.evidence.signals import short_type
 from prefect_failure_insights.models import ClassifiedError, Correction
 
@@ -61,7 +61,7 @@ class _Example:
 
 
 def suggest(corrected: list[Correction], by_llm: list[ClassifiedError], min_count: int = 1,
-            rules: tuple[Rule, ...] = RULES) -> list[Suggestion]:
+            extra: tuple[Rule, ...] = ()) -> list[Suggestion]:
     """Rule suggestions from the team's corrections and the LLM's batch answers, most frequent first."""
     examples = {
         "correction": [_Example(c.signature, c.error_text, c.exception_type, c.category) for c in corrected],
@@ -77,7 +77,7 @@ def suggest(corrected: list[Correction], by_llm: list[ClassifiedError], min_coun
             if source == "llm" and (row.signature in corrected_signatures
                                     or short_type(row.exception_type) in corrected_types):
                 continue
-            current = classify(row.error_text, row.exception_type, rules)
+            current = classify(row.error_text, row.exception_type, extra)
             if current.rule is not None and str(getattr(current.category, "value", current.category)) == row.category:
                 continue  # the rules already get this one right
             kind = short_type(row.exception_type)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, field_validator
 
 from prefect_failure_insights.analysis.rules import Rule
 from prefect_failure_insights.blocks import FailureInsightsSettings
-from prefect_failure_insights.models import CATEGORY_GUIDE, Category, parse_category
+from prefect_failure_insights.models import CATEGORY_GUIDE, Category, Transience, parse_category, parse_transience
 
 
 class Taxonomy:
@@ -39,6 +39,12 @@ class _Answer(BaseModel):
     category: str
     confidence: float = 0.5
     reasoning: str = ""
+    transience: str = "UNKNOWN"
+
+    @field_validator("transience", mode="before")
+    @classmethod
+    def _transience(cls, value: object) -> str:
+        return parse_transience(value).value
 
     @field_validator("confidence", mode="before")
     @classmethod
@@ -65,6 +71,7 @@ def user_rules(settings: FailureInsightsSettings, taxonomy: Taxonomy) -> tuple[R
     """The ``extra_rules`` of the settings, tried before the built-in ones."""
     return tuple(
         Rule(r.name, taxonomy.parse(r.category), r.confidence, r.pattern, tuple(r.exception_types),
-             r.why or f"Matched the team's rule {r.name!r}.")
+             r.why or f"Matched the team's rule {r.name!r}.", tuple(r.fix), cause=r.cause or "",
+             transience=Transience(r.transience), docs=r.docs or "")
         for r in settings.extra_rules
     )

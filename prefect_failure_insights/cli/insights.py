@@ -281,7 +281,6 @@ def rules_suggest(
     Example:
         failure-insights rules suggest --min-count 2
     """
-    from prefect_failure_insights.analysis.rules import RULES
     from prefect_failure_insights.analysis.suggest import suggest
     from prefect_failure_insights.analysis.taxonomy import Taxonomy, user_rules
     from prefect_failure_insights.blocks.loading import load_settings
@@ -293,7 +292,7 @@ def rules_suggest(
         async with await open_database(settings_block) as database:
             corrected = await database.run(load_corrections)
             by_llm = await database.run(llm_classified_errors)
-        return suggest(corrected, by_llm, min_count, user_rules(settings, Taxonomy(settings.extra_categories)) + RULES)
+        return suggest(corrected, by_llm, min_count, user_rules(settings, Taxonomy(settings.extra_categories)))
 
     found = run(go)
     if fmt is TextOrJson.json:

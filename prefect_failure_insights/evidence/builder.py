@@ -9,11 +9,17 @@ attempt), so memory does not grow with the log. `finish()` then chooses the root
 error, and fills the token budget in priority order:
 
 1. the root error with its traceback (framework frames removed) and the lines
-   before and after it in the same task;
+   before and after it in the same task (distinct lines: the context reaches further
+   back when the lines just before are repeats of one template);
 2. the other failed tasks' last attempts;
 3. error templates that never occur in the deployment's last successful run;
 4. the other distinct errors, earliest first, repeats collapsed with a count;
 5. the head and the tail of the log.
+
+Repeated templates are collapsed everywhere, head and tail included: one example line, a
+count, the first and last line numbers. Lines are first chosen at modest sizes; what budget
+is left is then spent, in the same priority order, giving back what was cut: an error line
+or a multi-line error message is never cut in its middle while budget remains.
 
 Every kept line is redacted before it is rendered and carries its original line
 number (``L1234``), so a summary can cite it. The budget is a hard limit on the
@@ -56,8 +62,12 @@ from prefect_failure_insights.models import (
 HEAD = 5
 TAIL_MIN = 15
 TAIL_MAX = 200
-CONTEXT_BEFORE = 8
+CONTEXT_BEFORE = 8  # distinct lines before the root error
+CONTEXT_WINDOW = 64  # how far back they are looked for
 CONTEXT_AFTER = 3
+#: The largest a kept line is rendered when budget remains (its lines, its characters).
+FULL_LINES = 200
+FULL_CHARS = 12_000
 MAX_TEMPLATES = 1000
 MAX_STORED_MESSAGE = 20_000
 MAX_CONTEXT_MESSAGE = 1_000
@@ -129,7 +139,7 @@ class EvidenceBuilder:
         self.total = 0
         self.head: list[LogLine] = []
         self.tail: deque[LogLine] = deque(maxlen=TAIL_MAX)
-        self.recent: deque[LogLine] = deque(maxlen=4 * CONTEXT_BEFORE)
+        self.recent: deque[LogLine] = deque(maxlen=CONTEXT_WINDOW)
         self.templates: dict[str, _Candidate] = {}
         self.overflow_errors = 0
         self.task_failures: dict[str, tuple[int, _Candidate]] = {}  # key -> (first lineno, last attempt)
@@ -172,7 +182,7 @@ class EvidenceBuilder:
 
     def _candidate(self, line: LogLine, t: str, novel: bool = False) -> _Candidate:
         key = _task_key(line)
-        before = [ln for ln in self.recent if _task_key(ln) == key][-CONTEXT_BEFORE:]
+        before = _distinct_last([ln for ln in self.recent if _task_key(ln) == key], CONTEXT_BEFORE)
         cand = _Candidate(_bounded(line, MAX_STORED_MESSAGE), t, before=before, novel=novel)
         self._awaiting_context.append(cand)
         return cand
@@ -246,7 +256,8 @@ class EvidenceBuilder:
         groups: list[_Group] = []
         if root is not None:
             groups.append(_Group(0, [(root.line, 60, 12_000)]))
-            groups.append(_Group(1, [(ln, 4, 400) for ln in root.before] + [(ln, 4, 400) for ln in root.after]))
+            context = _collapse([*root.before, *root.after], self.prefix)
+            groups.append(_Group(1, [(ln, 4, 400) for ln, _ in context], {ln.lineno: n for ln, n in context if n}))
         for _, cand in sorted(self.task_failures.values(), key=lambda fc: fc[0]):
             if cand is not root:
                 groups.append(_Group(2, [(cand.line, 12, 1500)]))
@@ -265,10 +276,12 @@ class EvidenceBuilder:
             consequence = is_consequence(msg) or same
             groups.append(_Group(5 if consequence else 4, [(cand.line, 1 if consequence else 8, 600)],
                                  self._count_note(cand)))
-        groups.append(_Group(6, [(ln, 3, 300) for ln in self.head]))
-        tail = list(self.tail)
-        groups.append(_Group(6, [(ln, 6, 600) for ln in tail[-TAIL_MIN:]]))
-        groups.append(_Group(7, [(ln, 3, 300) for ln in reversed(tail[:-TAIL_MIN])]))
+        head = _collapse(self.head, self.prefix)
+        groups.append(_Group(6, [(ln, 3, 300) for ln, _ in head], {ln.lineno: n for ln, n in head if n}))
+        tail = _collapse(list(self.tail), self.prefix)
+        notes = {ln.lineno: n for ln, n in tail if n}
+        groups.append(_Group(6, [(ln, 6, 600) for ln, _ in tail[-TAIL_MIN:]], notes))
+        groups.append(_Group(7, [(ln, 3, 300) for ln, _ in reversed(tail[:-TAIL_MIN])], notes))
         return groups
 
     def _count_note(self, cand: _Candidate, novel: bool = False) -> dict[int, str]:
@@ -302,13 +315,17 @@ class EvidenceBuilder:
         title = f"\n\n## Log excerpt ({self.total} lines"
         cache: dict[int, str] = {}
         chosen: dict[int, tuple[int, str]] = {}  # lineno -> (priority, text)
+        kept: list[tuple[int, LogLine]] = []  # in priority order
+        notes: dict[int, str] = {}  # lineno -> the notes its groups gave it
         used = len(header) + len(title) + 40
-        for group in sorted(self._groups(root), key=lambda g: g.priority):
+        groups = sorted(self._groups(root), key=lambda g: g.priority)
+        for group in groups:
             for line, max_lines, max_chars in group.lines:
                 if line.lineno in chosen:
                     note = group.note.get(line.lineno, "")
                     if note and not chosen[line.lineno][1].endswith(note) and len(note) < budget_chars - used:
                         chosen[line.lineno] = (chosen[line.lineno][0], chosen[line.lineno][1] + note)
+                        notes[line.lineno] += note
                         used += len(note)
                     continue
                 room = budget_chars - used - 40  # 40: a possible "... N lines omitted ..." marker
@@ -320,7 +337,10 @@ class EvidenceBuilder:
                 if len(text) + 1 > room:
                     continue
                 chosen[line.lineno] = (group.priority, text)
+                kept.append((group.priority, line))
+                notes[line.lineno] = group.note.get(line.lineno, "")
                 used += len(text) + 41
+        used = self._expand(kept, notes, chosen, cache, budget_chars, used)
         text = self._assemble(header, title, chosen)
         # The per-line reservations are generous; this only trims in pathological cases.
         while estimate_tokens(text) > self.budget_tokens and chosen:
@@ -348,6 +368,27 @@ class EvidenceBuilder:
             total_lines=self.total,
             elapsed_ms=(time.perf_counter() - self.started) * 1000,
         )
+
+    def _expand(self, kept: list[tuple[int, LogLine]], notes: dict[int, str], chosen: dict[int, tuple[int, str]],
+                cache: dict[int, str], budget_chars: int, used: int) -> int:
+        """Spend the budget left on what the first pass cut, in priority order: each kept line
+        is rendered whole if that fits, else as large as what is left allows."""
+        for priority, line in kept:
+            note = notes[line.lineno]
+            old = chosen[line.lineno][1]
+            room = budget_chars - used - 40
+            if room <= 0:
+                break
+            full = self._render(line, FULL_LINES, FULL_CHARS, cache, note)
+            if full == old:
+                continue
+            if len(full) - len(old) > room:
+                full = self._render(line, FULL_LINES, len(old) + room - 8 * FULL_LINES, cache, note)
+                if len(full) <= len(old) or len(full) - len(old) > room:
+                    continue
+            chosen[line.lineno] = (priority, full)
+            used += len(full) - len(old)
+        return used
 
     def _failed_task(self, root: _Candidate | None) -> str | None:
         if root is not None and root.line.task_run_name:
@@ -412,6 +453,35 @@ class EvidenceBuilder:
         out.extend(f"note: {n}" for n in self.notes)
         header = "\n".join(out)
         return header if len(header) <= max_chars else trim(header, 10_000, max_chars)
+
+
+def _distinct_last(lines: list[LogLine], n: int) -> list[LogLine]:
+    """The last ``n`` lines of distinct templates (each template's last occurrence), in order:
+    repeats of one template take one line of context, so the context reaches further back."""
+    seen: set[str] = set()
+    out: list[LogLine] = []
+    for line in reversed(lines):
+        t = template(line.message)
+        if t not in seen:
+            seen.add(t)
+            out.append(line)
+            if len(out) == n:
+                break
+    return out[::-1]
+
+
+def _collapse(lines: list[LogLine], prefix: str = "L") -> list[tuple[LogLine, str]]:
+    """One line per template, the first, with a note counting the others and giving the line
+    numbers of the first and the last: ``(x140 similar lines, L19801-L19940)``."""
+    groups: dict[str, list[LogLine]] = {}
+    for line in lines:
+        groups.setdefault(template(line.message), []).append(line)
+    out = []
+    for same in groups.values():
+        note = (f"  (x{len(same)} similar lines, {prefix}{same[0].lineno}-{prefix}{same[-1].lineno})"
+                if len(same) > 1 else "")
+        out.append((same[0], note))
+    return sorted(out, key=lambda pair: pair[0].lineno)
 
 
 SECTIONS_SHARE = 0.3  # of the budget, for other systems' logs when there are any

@@ -12,12 +12,14 @@ from typing import Any
 
 from prefect_failure_insights.models import (
     CATEGORY_GUIDE,
+    TRANSIENCE_GUIDE,
     Category,
     Evidence,
     FailedRun,
+    Transience,
 )
 
-PROMPT_VERSION = "summary-v2"  # v2: a per-request boundary around every run-derived field
+PROMPT_VERSION = "summary-v3"  # v2: a per-request boundary around every run-derived field; v3: transience
 
 
 def boundary(tag: str, *data: str) -> str:
@@ -53,6 +55,8 @@ Rules:
 - category is one of:
 {categories}
 - confidence is a number from 0 to 1.
+- transience is one of:
+{transience}
 
 Answer with one JSON object and nothing else, with these keys:
   "title": one line naming the failure (at most 120 characters),
@@ -61,6 +65,7 @@ Answer with one JSON object and nothing else, with these keys:
   "root_cause": why it happened,
   "category": one of the categories above,
   "confidence": a number from 0 to 1,
+  "transience": one of TRANSIENT, INTERMITTENT, PERMANENT, UNKNOWN,
   "failed_task": the failed task's name, or null,
   "tags": up to 5 short keywords,
   "additional_answers": a list with one answer per additional question, in order
@@ -77,13 +82,14 @@ ANSWER_SCHEMA: dict[str, Any] = {
         "root_cause": {"type": "string"},
         "category": {"type": "string", "enum": [c.value for c in Category]},
         "confidence": {"type": "number"},
+        "transience": {"type": "string", "enum": [t.value for t in Transience]},
         "failed_task": {"type": ["string", "null"]},
         "tags": {"type": "array", "items": {"type": "string"}},
         "additional_answers": {"type": "array", "items": {"type": "string"}},
     },
     "required": [
         "title", "what_happened", "how_to_fix", "root_cause", "category",
-        "confidence", "failed_task", "tags", "additional_answers",
+        "confidence", "transience", "failed_task", "tags", "additional_answers",
     ],
     "additionalProperties": False,
 }
@@ -110,7 +116,8 @@ def summary_messages(
         evidence.text,
     ]
     tag = boundary("evidence", *data)
-    system = SYSTEM_PROMPT.format(categories=categories, language=lang, tag=tag)
+    transience = "\n".join(f"  - {t.value}: {meaning}" for t, meaning in TRANSIENCE_GUIDE.items())
+    system = SYSTEM_PROMPT.format(categories=categories, transience=transience, language=lang, tag=tag)
     if custom_instructions:
         system += f"\n\nInstructions from the team that owns this pipeline:\n{custom_instructions.strip()}"
     user = ["A Prefect flow run failed. Its evidence:", f"<{tag}>", *data, f"</{tag}>"]
@@ -135,7 +142,7 @@ def repair_message(problem: str) -> dict[str, str]:
 
 # -- batch classification ---------------------------------------------------------------
 
-CLASSIFY_PROMPT_VERSION = "classify-v3"  # v2: the category is an enum; v3: a per-request boundary
+CLASSIFY_PROMPT_VERSION = "classify-v4"  # v2: the category is an enum; v3: a per-request boundary; v4: transience
 
 
 def classify_schema(categories: list[str]) -> dict[str, Any]:
@@ -147,8 +154,9 @@ def classify_schema(categories: list[str]) -> dict[str, Any]:
             "category": {"type": "string", "enum": list(categories)},
             "confidence": {"type": "number"},
             "reasoning": {"type": "string"},
+            "transience": {"type": "string", "enum": [t.value for t in Transience]},
         },
-        "required": ["category", "confidence", "reasoning"],
+        "required": ["category", "confidence", "reasoning", "transience"],
     }
 
 
@@ -163,7 +171,10 @@ exactly that name, ends it. Secrets were replaced by [REDACTED:...] markers.
 Answer with one JSON object and nothing else:
   "category": one of the category names above,
   "confidence": a number from 0 to 1,
-  "reasoning": one sentence saying which words of the error decided it."""
+  "reasoning": one sentence saying which words of the error decided it,
+  "transience": TRANSIENT (a retry soon would likely succeed), INTERMITTENT (fails now and
+  then without a change), PERMANENT (fails again until code, configuration or data change)
+  or UNKNOWN."""
 
 
 def classification_messages(
@@ -181,6 +192,7 @@ def classification_messages(
     for text, category in shots:
         messages.append({"role": "user", "content": f"<{tag}>\n{text}\n</{tag}>"})
         messages.append({"role": "assistant", "content": json.dumps(
-            {"category": category, "confidence": 1.0, "reasoning": "Corrected by the team."})})
+            {"category": category, "confidence": 1.0, "reasoning": "Corrected by the team.",
+             "transience": "UNKNOWN"})})
     messages.append({"role": "user", "content": f"<{tag}>\n{head}{error_text[:4000]}\n</{tag}>"})
     return messages

@@ -15,7 +15,10 @@ from prefect_failure_insights.models.analysis import (
     LLMUsage,
     Recurrence,
     SummaryStatus,
+    TRANSIENCE_GUIDE,
+    Transience,
     parse_category,
+    parse_transience,
 )
 from prefect_failure_insights.models.batch import (
     BatchMetrics,
@@ -62,5 +65,5 @@ __all__ = [
     "Classification", "ClassificationUsage", "ClassifiedError", "Correction", "Delivery", "ErrorItem", "Evidence",
     "EvidenceRef", "FailedRun", "FailureAnalysis", "FailureError", "Filters", "FlowRunInfo", "LLMUsage", "LogLine",
     "LogSection", "LogWait", "OutcomeAction", "Reconciled", "PartitionRun", "Recurrence", "Summary", "Stored", "SummaryOutcome", "SummaryStatus", "Target",
-    "TaskRunInfo", "WindowFailures", "level_name", "parse_category", "failed_runs", "resolve_window", "utc", "Progress", "Redacted", "redacted_with",
+    "TaskRunInfo", "TRANSIENCE_GUIDE", "Transience", "parse_transience", "WindowFailures", "level_name", "parse_category", "failed_runs", "resolve_window", "utc", "Progress", "Redacted", "redacted_with",
 ]

@@ -21,6 +21,32 @@ class Category(str, Enum):
     UNKNOWN = "UNKNOWN"
 
 
+class Transience(str, Enum):
+    """Whether running the same thing again, unchanged, would likely succeed."""
+
+    TRANSIENT = "TRANSIENT"  # soon, yes: a rate limit, a 503, a timeout, a lost connection
+    INTERMITTENT = "INTERMITTENT"  # sometimes: flaky infrastructure, a race, preemption
+    PERMANENT = "PERMANENT"  # no: until someone changes the code, the configuration or the data
+    UNKNOWN = "UNKNOWN"
+
+
+#: What each transience means: shown to the LLM and used to decide automatic retries.
+TRANSIENCE_GUIDE = {
+    Transience.TRANSIENT: "a retry soon, unchanged, would likely succeed (rate limit, 5xx, timeout, lost connection)",
+    Transience.INTERMITTENT: "fails now and then without any change (flaky infrastructure, races, preemption)",
+    Transience.PERMANENT: "fails again until code, configuration or data change (bugs, bad credentials, bad data)",
+    Transience.UNKNOWN: "the evidence does not say",
+}
+
+
+def parse_transience(value: object) -> Transience:
+    """A model's spelling of a transience (``transient``, ``Permanent``), else UNKNOWN."""
+    if isinstance(value, Transience):
+        return value
+    key = re.sub(r"[^A-Z]+", "_", str(value or "").upper()).strip("_")
+    return Transience[key] if key in Transience.__members__ else Transience.UNKNOWN
+
+
 _CATEGORY_SYNONYMS = {
     "DATA": Category.INPUT_DATA_QUALITY,
     "DATA_QUALITY": Category.INPUT_DATA_QUALITY,
@@ -78,6 +104,8 @@ class FailureAnalysis(BaseModel):
     root_cause: Redacted = Field(description="Why it happened: the underlying cause.")
     category: Category = Field(description="Whose problem it is.")
     confidence: float = Field(ge=0.0, le=1.0, description="0 to 1.")
+    transience: Transience = Field(default=Transience.UNKNOWN,
+                                   description="Would re-running it unchanged likely succeed?")
     failed_task: Redacted | None = Field(default=None, description="Name of the failed task.")
     tags: list[Redacted] = Field(default_factory=list, description="Up to 5 short keywords.")
     additional_answers: list[Redacted] = Field(
@@ -89,6 +117,11 @@ class FailureAnalysis(BaseModel):
     @classmethod
     def _category(cls, value: object) -> Category:
         return parse_category(value)
+
+    @field_validator("transience", mode="before")
+    @classmethod
+    def _transience(cls, value: object) -> Transience:
+        return parse_transience(value)
 
     @field_validator("confidence", mode="before")
     @classmethod

@@ -119,6 +119,7 @@ class Classification(BaseModel):
     confidence: float
     classified_by: str = Field(description="correction | rule:<name> | cache | llm | none")
     reasoning: Redacted
+    transience: str = Field(default="UNKNOWN", description="TRANSIENT | INTERMITTENT | PERMANENT | UNKNOWN")
     signature: str
     fingerprint: str
 

@@ -7,6 +7,20 @@ from pydantic import BaseModel, Field
 from prefect_failure_insights.models.common import Redacted
 
 
+def cited_block(text: str, lineno: int, prefix: str = "L") -> str | None:
+    """Evidence line ``lineno`` as the evidence builder renders it (``L<n> ...`` and its
+    continuation lines, indented by 8) in ``text``; None when the evidence does not hold it."""
+    lines = text.split("\n")
+    start = f"{prefix}{lineno} "
+    for at, line in enumerate(lines):
+        if line.startswith(start):
+            end = at + 1
+            while end < len(lines) and lines[end].startswith(" " * 8):
+                end += 1
+            return "\n".join(lines[at:end])
+    return None
+
+
 class EvidenceRef(BaseModel):
     """The evidence a summary rests on, as stored with it."""
 
@@ -14,6 +28,10 @@ class EvidenceRef(BaseModel):
     tokens: int = 0
     root_error_line: int | None = None
     redaction_count: int = 0
+
+    def cited(self, lineno: int) -> str | None:
+        """Evidence line ``lineno`` with its continuation lines (`cited_block`)."""
+        return cited_block(self.text, lineno)
 
 
 class Evidence(BaseModel):

@@ -56,7 +56,8 @@ def render_markdown(summary: Summary, url: str | None = None) -> str:
     never as HTML, an image, a link or a new section. The only link is to the run's page.
     """
     a = summary.analysis
-    facts = [f"**Category:** {md.text(a.category.value)}", f"**Confidence:** {a.confidence:.0%}"]
+    facts = [f"**Category:** {md.text(a.category.value)}", f"**Confidence:** {a.confidence:.0%}",
+             f"**Transience:** {md.text(a.transience.value)}"]
     if a.failed_task:
         facts.append(f"**Failed task:** {md.code(a.failed_task)}")
     out = [
@@ -78,6 +79,8 @@ def render_markdown(summary: Summary, url: str | None = None) -> str:
     if a.additional_answers:
         out += ["", "## Answers to your questions", *[f"- {md.text(ans)}" for ans in a.additional_answers]]
     run, ev = summary.run, summary.evidence
+    # Priority order: the root error with its traceback first, then the excerpt in log order.
+    root = ev.cited(ev.root_error_line) if ev.root_error_line else None
     evidence_lines = ev.text.split("\n")
     shown = "\n".join(evidence_lines[:EVIDENCE_LINES_IN_ARTIFACT])
     if len(evidence_lines) > EVIDENCE_LINES_IN_ARTIFACT:
@@ -93,8 +96,10 @@ def render_markdown(summary: Summary, url: str | None = None) -> str:
     out += [
         "",
         "## Evidence",
-        f"Root error at L{ev.root_error_line}." if ev.root_error_line else "No root error line found.",
-        f"{ev.redaction_count} secret(s) redacted before analysis; about {ev.tokens} tokens of evidence.",
+        f"Root error at L{ev.root_error_line}:" if ev.root_error_line else "No root error line found.",
+        *([md.fence(root), ""] if root else []),
+        f"The log excerpt, in log order ({ev.redaction_count} secret(s) redacted before analysis; about "
+        f"{ev.tokens} tokens of evidence):",
         "",
         md.fence(shown),
         "",
@@ -114,7 +119,7 @@ def render_text(summary: Summary) -> str:
     lines = [
         a.title,
         f"run: {summary.run.name} ({summary.run.id}), flow {summary.run.flow_name}, {summary.run.state}",
-        f"category: {a.category.value} (confidence {a.confidence:.0%})"
+        f"category: {a.category.value} (confidence {a.confidence:.0%}), {a.transience.value.lower()}"
         + (f", failed task: {a.failed_task}" if a.failed_task else ""),
         _plain_status(summary),
         "",

@@ -28,12 +28,12 @@ class Spent:
     cost_usd: float | None
 
 
-def cached_classification(engine: Engine, cache_key: str) -> tuple[str, float, str] | None:
-    """``(category, confidence, reasoning)`` the LLM gave for this key before, if it was usable."""
+def cached_classification(engine: Engine, cache_key: str) -> tuple[str, float, str, str] | None:
+    """``(category, confidence, reasoning, transience)`` the LLM gave for this key before, if it was usable."""
     with guard(engine, "read the classification cache"), engine.connect() as conn:
         row = conn.execute(select(classifications).where(classifications.c.cache_key == cache_key)
                            .where(classifications.c.category != Category.UNKNOWN.value)).first()
-    return (row.category, row.confidence or 0.5, row.reasoning or "") if row else None
+    return (row.category, row.confidence or 0.5, row.reasoning or "", row.transience or "UNKNOWN") if row else None
 
 
 def record_classification(engine: Engine, cache_key: str, result: Classification, error_text: str,
@@ -45,7 +45,7 @@ def record_classification(engine: Engine, cache_key: str, result: Classification
         insert_ignore(conn, classifications, fit(classifications, {
             "cache_key": cache_key, "fingerprint": result.fingerprint, "signature": result.signature,
             "error_text": error_text[:4000], "category": result.category, "confidence": result.confidence,
-            "reasoning": result.reasoning, "model": spent.model, "prompt_version": spent.prompt_version,
+            "reasoning": result.reasoning, "transience": result.transience, "model": spent.model, "prompt_version": spent.prompt_version,
             "prompt_tokens": spent.prompt_tokens, "completion_tokens": spent.completion_tokens,
             "cost_usd": spent.cost_usd, "created_at": now(),
         }))

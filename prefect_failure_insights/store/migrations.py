@@ -232,6 +232,15 @@ def m004_complete_run_facts(schema: Schema) -> None:
     )
 
 
+@migration
+def m005_transience(schema: Schema) -> None:
+    """Whether re-running a failure unchanged would help: on summaries, batch rows and LLM answers."""
+    schema.add_columns("failure_summaries",
+                       Column("transience", String(16), info=field("analysis.transience", copy=True)))
+    schema.add_columns("batch_errors", Column("transience", String(16), info=field("classification.transience")))
+    schema.add_columns("failure_classifications", Column("transience", String(16)))
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

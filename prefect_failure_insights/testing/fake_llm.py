@@ -39,6 +39,7 @@ DEFAULT_ANSWER: dict[str, Any] = {
     "root_cause": "The vendor service was unavailable.",
     "category": "THIRD_PARTY_SYSTEM",
     "confidence": 0.9,
+    "transience": "TRANSIENT",
     "failed_task": None,
     "tags": ["http-503"],
     "additional_answers": [],

@@ -40,3 +40,68 @@ def test_rules_name_themselves() -> None:
     assert classify("requests.exceptions.HTTPError: 429 Client Error: Too Many Requests").classified_by == "rule:rate-limited"
     assert classify("ModuleNotFoundError: No module named 'acme'").category is Category.WORKFLOW_ENGINE
     assert classify("nothing recognisable").category is Category.UNKNOWN
+
+
+def _failed(state: str = "Failed", message: str | None = None, tasks: list | None = None,
+            run_count: int = 1) -> FailedRun:
+    return FailedRun(run=FlowRunInfo(id="r", name="r", flow_name="f", state=state, state_type=state.upper(),
+                                     state_message=message, run_count=run_count), task_runs=tasks or [])
+
+
+def _log(n: int, message: str, level: int = 40, task: str | None = "pull-1") -> LogLine:
+    return LogLine(lineno=n, timestamp="2026-11-20T02:00:00+00:00", level=level, message=message,
+                   task_run_id=task, task_run_name=task)
+
+
+def test_a_crash_states_its_reason() -> None:
+    failed = _failed("Crashed", "Crash detected! Execution was interrupted by an unexpected exception: "
+                                "TerminationSignal: SIGTERM received")
+    analysis = deterministic_analysis(build_evidence(failed, []), failed)
+    assert "The run crashed: Crash detected! Execution was interrupted" in analysis.what_happened
+    assert analysis.category is Category.WORKFLOW_ENGINE
+
+
+def test_retries_spent_on_a_permanent_error_are_called_out_with_retry_condition_fn() -> None:
+    from prefect_failure_insights.models import TaskRunInfo
+
+    task = TaskRunInfo(id="pull-1", name="pull-1", state="Failed", state_type="FAILED", run_count=3,
+                       message="HTTPError: 401 Client Error: Unauthorized for url: https://api.example/v1")
+    failed = _failed(tasks=[task])
+    lines = [_log(1, "Task run failed with exception: HTTPError('401 Client Error: Unauthorized for url: "
+                     "https://api.example/v1') - Retries are exhausted\nrequests.exceptions.HTTPError: 401 Client "
+                     "Error: Unauthorized for url: https://api.example/v1")]
+    analysis = deterministic_analysis(build_evidence(failed, lines), failed)
+    assert analysis.how_to_fix[0].startswith("Retries did not help: task 'pull-1' was tried 3 times")
+    assert "retry_condition_fn" in analysis.how_to_fix[0]
+
+
+def test_retries_on_a_transient_error_are_not_called_out() -> None:
+    from prefect_failure_insights.models import TaskRunInfo
+
+    task = TaskRunInfo(id="pull-1", name="pull-1", state="Failed", state_type="FAILED", run_count=3,
+                       message="HTTPError: 503 Server Error: Service Unavailable")
+    failed = _failed(tasks=[task])
+    lines = [_log(1, "requests.exceptions.HTTPError: 503 Server Error: Service Unavailable for url: https://x/y")]
+    analysis = deterministic_analysis(build_evidence(failed, lines), failed)
+    assert not any("Retries did not help" in step for step in analysis.how_to_fix)
+
+
+def test_the_most_informative_line_is_quoted() -> None:
+    from prefect_failure_insights.analysis.fallback import informative_line
+
+    assert informative_line('HTTPError: 400 Bad Request. Response: {"error": {"message": "Field \'amount\' must be '
+                            'a positive number"}}') == "Field 'amount' must be a positive number"
+    assert informative_line("UniqueViolation: duplicate key value\nDETAIL:  Key (id)=(7) already exists.") == \
+        "Key (id)=(7) already exists"
+    assert informative_line("KeyError: 'customer_id'. Available columns: order_id, amount, created_at") == \
+        "Available columns: order_id, amount, created_at"
+    assert informative_line("ValueError: bad") is None
+
+
+def test_the_matched_cause_gives_its_name_explanation_fix_and_docs() -> None:
+    failed = _failed("Crashed")
+    lines = [_log(1, "Container 'prefect-job' terminated: OOMKilled (exit code 137)", task=None)]
+    analysis = deterministic_analysis(build_evidence(failed, lines), failed)
+    assert analysis.root_cause.startswith("Out of memory: ")
+    assert any(step.startswith("Documentation: https://kubernetes.io/") for step in analysis.how_to_fix)
+    assert analysis.transience.value == "INTERMITTENT"

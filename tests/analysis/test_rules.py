@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from prefect_failure_insights.analysis.evaluation import evaluate
+from prefect_failure_insights.analysis.calibration import Calibration
 from prefect_failure_insights.analysis.rules import RULES, classify
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "labelled_errors.jsonl"
@@ -18,8 +19,8 @@ def _rows() -> list[dict]:
     return [json.loads(line) for line in FIXTURE.read_text().splitlines() if line.strip()]
 
 
-def _predict(text: str, exception_type: str | None = None) -> tuple[str, str]:
-    m = classify(text, exception_type)
+def _predict(text: str, exception_type: str | None = None, calibration: Calibration | None = None) -> tuple[str, str]:
+    m = classify(text, exception_type, calibration=calibration)
     return (getattr(m.category, "value", m.category) if m.rule else "UNKNOWN"), m.classified_by
 
 
@@ -33,9 +34,12 @@ def test_the_fixture_is_well_formed() -> None:
     assert {r["label"] for r in rows} == CATEGORIES
 
 
-def test_rules_are_precise_when_they_answer_and_rarely_unknown() -> None:
+def test_the_patterns_are_precise_when_they_answer_and_rarely_unknown() -> None:
+    """A regression guard for the patterns (this fixture was written while tuning them): with the
+    authors' priors and no threshold. How far they carry is measured on the real corpus
+    (tests/analysis/test_calibration.py, bench/classification.py)."""
     rows = _rows()
-    predicted = [_predict(r["error_text"], r.get("exception_type")) for r in rows]
+    predicted = [_predict(r["error_text"], r.get("exception_type"), Calibration()) for r in rows]
     result = evaluate([r["label"] for r in rows], [p for p, _ in predicted], [b for _, b in predicted])
     wrong = [(r["id"], r["label"], p, b) for r, (p, b) in zip(rows, predicted) if p not in ("UNKNOWN", r["label"])]
     assert result["answered_precision"] >= 0.90, wrong
@@ -45,11 +49,20 @@ def test_rules_are_precise_when_they_answer_and_rarely_unknown() -> None:
         assert result["per_category"][category]["recall"] >= 0.6, (category, result["per_category"][category])
 
 
-def test_rule_names_are_unique_and_every_rule_explains_itself() -> None:
+def test_the_shipped_calibration_keeps_the_fixture_precise() -> None:
+    rows = _rows()
+    predicted = [_predict(r["error_text"], r.get("exception_type")) for r in rows]
+    result = evaluate([r["label"] for r in rows], [p for p, _ in predicted], [b for _, b in predicted])
+    assert result["answered_precision"] >= 0.90
+
+
+def test_rule_names_are_unique_and_every_cause_explains_itself() -> None:
     assert len({r.name for r in RULES}) == len(RULES)
     for rule in RULES:
-        assert rule.why and rule.fix, rule.name
+        assert rule.why and rule.fix and rule.cause, rule.name
         assert rule.pattern or rule.exception_types, rule.name
+        assert rule.why.endswith(".") and len(rule.why) < 200, rule.name  # one sentence
+        assert not rule.docs or rule.docs.startswith("https://"), rule.name
 
 
 @pytest.mark.parametrize(("text", "exception_type", "rule", "category"), [
@@ -67,7 +80,9 @@ def test_rule_names_are_unique_and_every_rule_explains_itself() -> None:
     ("Worker process terminated by signal 11 while running task 'score_batch'", None,
      "native-crash", "WORKFLOW_ENGINE"),
     ("Flow run marked as crashed: no heartbeat received for 90 seconds", None,
-     "orchestrator-heartbeat", "WORKFLOW_ENGINE"),
+     "orchestrator-internal", "WORKFLOW_ENGINE"),
+    ("sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) database is locked",
+     "sqlalchemy.exc.OperationalError", "concurrency-conflict", "WORKFLOW_ENGINE"),
     ("Task run exceeded timeout of 600.0 second(s)", "prefect.task_engine.TaskRunTimeoutError",
      "prefect-timeout", "WORKFLOW_ENGINE"),
     ("RuntimeError: Cannot create flow run. Failed to reach API at http://prefect-server:4200/api/.", None,
@@ -81,7 +96,7 @@ def test_rule_names_are_unique_and_every_rule_explains_itself() -> None:
     ("Compilation Error in model stg_orders (models/staging/stg_orders.sql)\n  'dbt_utils' is undefined", None,
      "dbt-project", "WORKFLOW_ENGINE"),
     ("google.api_core.exceptions.BadRequest: 400 Unrecognized name: order_ts at [5:9]", None,
-     "own-sql", "WORKFLOW_ENGINE"),
+     "missing-object", "WORKFLOW_ENGINE"),
     ("Failed to pull image \"ghcr.io/acme/etl:v2.3.1\": manifest unknown\nError: ImagePullBackOff", None,
      "image-pull", "WORKFLOW_ENGINE"),
     ('docker.errors.APIError: 500 Server Error for http+docker://localhost/v1.44/containers/create: '
@@ -93,12 +108,12 @@ def test_rule_names_are_unique_and_every_rule_explains_itself() -> None:
     ("ValueError: Schema mismatch in landing/customers.parquet: expected columns ['id', 'email'], got ['id', 'mail']",
      "ValueError", "schema-drift", "INPUT_DATA_QUALITY"),
     ('psycopg2.errors.InvalidTextRepresentation: invalid input syntax for type numeric: "n/a"', None,
-     "data-validation", "INPUT_DATA_QUALITY"),
+     "bad-value", "INPUT_DATA_QUALITY"),
     ("1 validation error for Order\nqty\n  Input should be a valid integer [type=int_parsing, input_value='x', "
-     "input_type=str]", "pydantic_core._pydantic_core.ValidationError", "data-validation", "INPUT_DATA_QUALITY"),
+     "input_type=str]", "pydantic_core._pydantic_core.ValidationError", "bad-value", "INPUT_DATA_QUALITY"),
     ("Failure in test not_null_orders_customer_id (models/schema.yml)\n  Got 42 results, configured to fail if != 0",
-     None, "data-validation", "INPUT_DATA_QUALITY"),
-    ("ValueError: cannot convert float NaN to integer", "ValueError", "data-validation", "INPUT_DATA_QUALITY"),
+     None, "data-test-failed", "INPUT_DATA_QUALITY"),
+    ("ValueError: cannot convert float NaN to integer", "ValueError", "bad-value", "INPUT_DATA_QUALITY"),
     # third parties
     ("botocore.exceptions.ClientError: An error occurred (SlowDown) when calling the PutObject operation: "
      "Please reduce your request rate.", "botocore.exceptions.ClientError", "rate-limited", "THIRD_PARTY_SYSTEM"),
@@ -110,15 +125,16 @@ def test_rule_names_are_unique_and_every_rule_explains_itself() -> None:
      "connection", "THIRD_PARTY_SYSTEM"),
 ])
 def test_rule(text: str, exception_type: str | None, rule: str, category: str) -> None:
-    assert _predict(text, exception_type) == (category, f"rule:{rule}")
+    """Which cause each pattern names (by the authors' priors; the calibration decides whether
+    it is confident enough to answer)."""
+    assert _predict(text, exception_type, Calibration()) == (category, f"rule:{rule}")
 
 
 @pytest.mark.parametrize(("text", "exception_type"), [
-    ("sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) database is locked",
-     "sqlalchemy.exc.OperationalError"),
     ("AssertionError", "AssertionError"),
     ("ledger.ReconcileError: reconciliation drift of 12 entries between ledger shards", "ledger.ReconcileError"),
     ("Internal error: please retry later", None),
 ])
 def test_ambiguous_texts_are_left_unknown(text: str, exception_type: str | None) -> None:
+    assert _predict(text, exception_type, Calibration()) == ("UNKNOWN", "none")
     assert _predict(text, exception_type) == ("UNKNOWN", "none")

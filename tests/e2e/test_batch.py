@@ -41,16 +41,19 @@ def test_a_window_is_classified_reported_and_re_runs_change_nothing(batch) -> No
     assert len(first.rows) == sum(MIX.values())  # one error per failed task (or crashed run)
     assert rows["vendor-503-0"].category == "THIRD_PARTY_SYSTEM"
     assert rows["vendor-503-0"].classification.classified_by.startswith("rule:")
-    assert rows["null-amount-1"].category == "INPUT_DATA_QUALITY"
+    # "N null values" is the data's fault only ~60 % of the time on the labelled corpus: below
+    # the calibrated threshold, the rules leave it to the LLM (the test LLM says THIRD_PARTY_SYSTEM).
+    assert {rows[f"null-amount-{i}"].classification.classified_by for i in range(2)} == {"llm"}
     assert rows["missing-module-0"].category == "WORKFLOW_ENGINE"
     assert rows["crash-0"].category == "WORKFLOW_ENGINE" and rows["crash-0"].error.failed_task is None
     assert rows["odd-0"].error.failed_task.startswith("reconcile")
-    # Three "odd" errors differ only by a number: one signature, one LLM call.
+    # Three "odd" errors differ only by a number: one signature, one LLM call (and one for the nulls).
     assert {rows[f"odd-{i}"].classification.classified_by for i in range(3)} == {"llm"}
-    assert len(batch.fake.completions()) == 1
+    assert len(batch.fake.completions()) == 2
     m = first.metrics
-    assert m.runs_queried == 9 and m.errors_extracted == 9 and m.llm_calls == 1 and m.llm_tokens > 0
-    assert m.classified_by == {"rule": 6, "llm": 3}
+    assert m.runs_queried == 9 and m.errors_extracted == 9 and m.llm_calls == 2 and m.llm_tokens > 0
+    assert m.classified_by == {"rule": 4, "llm": 5}
+    assert rows["vendor-503-0"].classification.transience == "TRANSIENT"
     for part in ("## Categories", "## By work pool", "## By tag", "## Top recurring errors", "pool-b", "team-bi"):
         assert part in first.report
 
@@ -65,11 +68,11 @@ def test_a_window_is_classified_reported_and_re_runs_change_nothing(batch) -> No
     again = batch.run(start, end)
     assert again.batch_id == first.batch_id and again.report == first.report
     assert again.rows == first.rows
-    assert len(batch.fake.completions()) == 1  # the LLM's answer was remembered: no new call
+    assert len(batch.fake.completions()) == 2  # the LLM's answers were remembered: no new call
     # Another window with the same error reuses the LLM's answer as a cache hit.
     wider = batch.run(start - timedelta(minutes=1), end)
     assert {r.classification.classified_by for r in wider.rows if r.error.run.name.startswith("odd")} == {"cache"}
-    assert len(batch.fake.completions()) == 1
+    assert len(batch.fake.completions()) == 2
 
     from prefect_failure_insights.blocks.loading import default_database
 

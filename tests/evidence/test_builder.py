@@ -214,3 +214,52 @@ def test_differences_from_the_last_good_run_name_parameters_but_never_show_their
     assert "job variable image: 'etl:1.4' -> 'etl:1.5'" in lines
     assert "job variable env changed" in lines
     assert not any("pw" in ln or "TOKEN" in ln for ln in lines)
+
+
+def test_repeated_templates_are_collapsed_in_the_tail_and_the_traceback_survives() -> None:
+    """20,000 near-identical INFO lines then a traceback: one example line with a count, and
+    the root error with its whole traceback in the evidence."""
+    lines = [_line(n, f"scanned partition {n} of 20000 ({n * 7 % 900} rows)", task="scan") for n in range(1, 20_001)]
+    tb = "\n".join(["Traceback (most recent call last):", *(f'  File "/app/step{i}.py", line {i}, in f{i}\n    x()'
+                                                            for i in range(12)),
+                    "ValueError: partition 20000 has no header row"])
+    lines.append(_line(20_001, f"Task run failed with exception: ValueError('partition 20000 has no header row') - "
+                               f"Retries are exhausted\n{tb}", level=40, task="scan"))
+    ev = build_evidence(_run(), lines)
+    assert ev.root_error_line == 20_001
+    for part in tb.split("\n"):
+        assert part.strip() in ev.text
+    scanned = [ln for ln in ev.text.split("\n") if "scanned partition" in ln]
+    assert len(scanned) <= 3, scanned
+    assert re.search(r"\(x\d+ similar lines, L\d+-L\d+\)", ev.text)
+
+
+def test_budget_left_gives_back_what_was_cut_before_anything_is_cut() -> None:
+    """A long infrastructure line and a multi-line error message are kept whole while budget remains."""
+    eviction = ("Pod 'etl-7f9c' was evicted: The node was low on resource: memory. Threshold quantity: 100Mi, "
+                "available: 92Mi. Container etl was using 14Gi, request is 2Gi, has larger consumption of memory. "
+                + "x" * 200 + " END-OF-REASON")
+    multi = "Source failed:\n" + "\n".join(f"  tail line {i}" for i in range(30)) + "\n  429 Too Many Requests END"
+    lines = [_line(1, "starting"), _line(2, eviction, level=30), _line(3, multi, level=40, task="sync"),
+             _line(4, "Finished in state Failed('boom')", level=40, task="sync")]
+    ev = build_evidence(_run(), lines, budget_tokens=3000)
+    assert "END-OF-REASON" in ev.text
+    assert "429 Too Many Requests END" in ev.text and "tail line 15" in ev.text
+
+
+def test_context_before_the_root_error_skips_repeats_and_reaches_further_back() -> None:
+    lines = [_line(1, "connected to warehouse acme_wh", task="load")]
+    lines += [_line(n, f"retrying statement {n}", task="load") for n in range(2, 40)]
+    lines.append(_line(40, "Task run failed with exception: RuntimeError('load failed') - Retries are exhausted\n"
+                           "RuntimeError: load failed", level=40, task="load"))
+    ev = build_evidence(_run(), lines)
+    assert "connected to warehouse acme_wh" in ev.text
+    assert len([ln for ln in ev.text.split("\n") if "retrying statement" in ln]) <= 2
+
+
+def test_cited_block_gives_a_line_with_its_continuation() -> None:
+    from prefect_failure_insights.models.evidence import cited_block
+
+    text = "L1 00:00 INFO a\nL7 00:01 ERROR boom\n        Traceback\n        ValueError: x\nL9 00:02 INFO b"
+    assert cited_block(text, 7) == "L7 00:01 ERROR boom\n        Traceback\n        ValueError: x"
+    assert cited_block(text, 8) is None

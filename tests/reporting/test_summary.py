@@ -46,3 +46,13 @@ def test_markdown_answers_the_three_questions_and_marks_the_fallback() -> None:
 def test_text_rendering_is_plain() -> None:
     text = render_text(_fallback_summary())
     assert "What happened:" in text and "**" not in text
+
+
+def test_the_artifact_shows_the_root_error_with_its_traceback_first() -> None:
+    summary = _fallback_summary()
+    md = render_markdown(summary)
+    root = summary.evidence.cited(summary.evidence.root_error_line)
+    assert root and "Traceback" in root
+    evidence = md[md.index("## Evidence"):]
+    assert evidence.index(root.split("\n")[-1]) < evidence.index("The log excerpt, in log order")
+    assert "**Transience:**" in md
