@@ -48,6 +48,7 @@ test-live: $(VENV)/.installed-live
 ## Benchmarks (figures in the README).
 bench: install-dev
 	$(BIN)/python bench/failure_to_artifact.py
+	$(BIN)/python bench/first_answer.py
 	$(BIN)/python bench/evidence.py
 	$(BIN)/python bench/log_reading.py
 	$(BIN)/python bench/redaction.py

@@ -120,7 +120,7 @@ class System:
         try:
             with engine.connect() as conn:
                 found = conn.execute(text("SELECT flow_run_id, count(*) FROM failure_summaries "
-                                          "WHERE status != 'pending' GROUP BY flow_run_id")).all()
+                                          "WHERE status NOT IN ('pending', 'provisional') GROUP BY flow_run_id")).all()
         except Exception:  # noqa: BLE001 - no table yet
             return {}
         finally:
@@ -267,7 +267,7 @@ def database(home: Path, fake, n: int) -> bool:
             with admin.connect() as conn:
                 try:
                     done = conn.execute(text(f'SELECT count(*) FROM "{schema}".failure_summaries '
-                                             "WHERE status != 'pending'")).scalar()
+                                             "WHERE status NOT IN ('pending', 'provisional')")).scalar()
                 except Exception:  # noqa: BLE001
                     done = 0
             if done >= n:
@@ -277,7 +277,7 @@ def database(home: Path, fake, n: int) -> bool:
         out = system.outcome(run_ids)
         with admin.connect() as conn:
             counts = dict(conn.execute(text(f'SELECT flow_run_id, count(*) FROM "{schema}".failure_summaries '
-                                            "WHERE status != 'pending' GROUP BY flow_run_id")).all())
+                                            "WHERE status NOT IN ('pending', 'provisional') GROUP BY flow_run_id")).all())
         delivered = sum(1 for r in run_ids if out["artifacts"].get(r) and counts.get(r))
         duplicates = sum(1 for r in run_ids if len(out["artifacts"].get(r, [])) > 1 or counts.get(r, 0) > 1)
         drained = f"{drain:.0f} s" if drain is not None else "did not drain"

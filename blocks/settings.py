@@ -101,6 +101,8 @@ class FailureInsightsSettings(Block):
         exclude_work_pools: Never runs in these work pools.
         evidence_token_budget: Most tokens of log evidence sent to the LLM.
         max_log_wait_seconds: Longest wait for late-arriving logs.
+        provisional_summary: Deliver the deterministic analysis at once, marked provisional,
+            and replace it in place with the final summary.
         llm_block_name: Name of the `llm-credentials` block to use.
         database_block_name: Name of the `sqlalchemy-connector` block to use.
         airbyte_block_name: Name of the `failure-insights-airbyte` block, to read Airbyte logs.
@@ -172,6 +174,11 @@ class FailureInsightsSettings(Block):
         ge=0,
         le=900,
         description="Longest wait for a failed run's late-arriving logs before summarizing.",
+    )
+    provisional_summary: bool = Field(
+        default=True,
+        description="Deliver a provisional summary at once (the deterministic analysis of the run's state "
+        "messages and the warnings and errors already stored), replaced in place by the final one.",
     )
     llm_block_name: str | None = Field(
         default=None,

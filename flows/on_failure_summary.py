@@ -1,9 +1,11 @@
 """The `summarize-failure` flow: a failed run in, a failure summary on its page out.
 
     resolve the run (root of its subflows; own flows, scope) -> claim its row (a lease, renewed)
-      -> wait for late logs -> read run, subflows, task runs ║ logs ║ last good run ║ secrets
+      -> wait for late logs ║ secrets -> first answer: state messages + warnings/errors stored so far
+                                        -> deterministic analysis -> row + artifact, provisional
+      -> read run, subflows, task runs ║ logs ║ last good run
       -> other systems' logs -> evidence (condensed, redacted) -> analysis (LLM, else deterministic)
-      -> row in the database -> markdown artifact on the failed run (one per run, updated in place)
+      -> row in the database -> markdown artifact on the failed run (one per run, both updated in place)
 
 Started by the automation installed with ``failure-insights automation install``
 for every ``prefect.flow-run.Failed`` / ``prefect.flow-run.Crashed`` event, or on
@@ -13,6 +15,7 @@ demand by ``failure-insights summarize RUN_ID``.
 import asyncio
 import importlib
 import threading
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
@@ -30,6 +33,7 @@ from prefect_failure_insights.tasks.summary import (
     load_log_sources,
     load_secret_values,
     load_settings,
+    provisional_summary,
     publish_artifact,
     read_external_logs,
     read_failed_run,
@@ -43,14 +47,16 @@ from prefect_failure_insights.tasks.summary import (
 
 from prefect_failure_insights.defaults import (
     DEFAULT_BLOCK_NAME,
+    PROVISIONAL_MIN_LEVEL,
     SUMMARIZER_FLOW,
     SUMMARIZER_TIMEOUT_SECONDS,
 )
 from prefect_failure_insights.exceptions import StorageError
-from prefect_failure_insights.models import Summary, SummaryOutcome
+from prefect_failure_insights.models import Claim, Summary, SummaryOutcome
 
 if TYPE_CHECKING:
     from prefect_failure_insights.blocks import FailureInsightsSettings
+    from prefect_failure_insights.redaction import Redactor
 
     from prefect_failure_insights.store import Database
 
@@ -73,12 +79,41 @@ def _warm_up_imports() -> None:
     threading.Thread(target=load, name="failure-insights-warm-up", daemon=True).start()
 
 
+async def first_answer(root_id: str, settings: "FailureInsightsSettings", database: "Database", claim: Claim,
+                       summarizer_id: str, redactor: "Redactor") -> None:
+    """At once, while the late logs arrive: the run's state messages and the warnings and errors
+    already stored (filtered by the server) -> evidence -> deterministic analysis -> the row and
+    the artifact, marked provisional. The final summary replaces both in place."""
+    failed, logs = await asyncio.gather(read_failed_run(root_id, [], redactor),
+                                        read_run_logs([root_id], PROVISIONAL_MIN_LEVEL))
+    try:
+        logs.name_tasks(failed.task_runs)
+        evidence = await build_evidence(failed, logs.lines(redactor), settings.evidence_token_budget, redactor,
+                                        None, [], [], "E")
+    finally:
+        logs.close()
+    stored = await store_summary(database, provisional_summary(failed, evidence, settings, summarizer_id), claim)
+    if stored.action != "lost":
+        await record_artifact(database, stored, await publish_artifact(stored.summary), claim)
+
+
 async def explain(root_id: str, settings: "FailureInsightsSettings", database: "Database | None", summarizer_id: str,
-                  regenerate: bool, llm_url: str | None, llm_model: str | None) -> Summary:
-    """Wait for late logs (and the Secret block values meanwhile) -> read the run, its logs, its last
-    good run, every text redacted as it is read -> evidence -> analysis."""
+                  regenerate: bool, llm_url: str | None, llm_model: str | None,
+                  first: "Callable[[Redactor], Awaitable[None]] | None" = None) -> Summary:
+    """Wait for late logs (and meanwhile the Secret block values, then the ``first`` answer) -> read
+    the run, its logs, its last good run, every text redacted as it is read -> evidence -> analysis."""
+    async def redactor_then_first() -> "Redactor":
+        redactor = await load_secret_values()
+        if first is not None:
+            try:
+                await first(redactor)
+            except Exception as exc:  # noqa: BLE001 - the final summary does not depend on it
+                get_run_logger().warning("No provisional summary (%s: %s); the final one follows.",
+                                         type(exc).__name__, exc)
+        return redactor
+
     waited, redactor = await asyncio.gather(wait_for_run_logs(root_id, settings.max_log_wait_seconds),
-                                            load_secret_values())
+                                            redactor_then_first())
     notes = [] if waited.complete else [
         f"logs may be incomplete: no final-state record after {waited.waited_s:.0f}s"]
     # Independent reads: do them at once.
@@ -152,9 +187,17 @@ async def summarize_failure(
         claim = await claim_summary(database, root, me, regenerate)
         if stop := claim.stop_reason:
             return skipped(stop[1], stop[0])
+        # A provisional summary at once, unless there is a summary already (regenerating keeps the
+        # old one readable until the new one replaces it) or no row to mark it in.
+        provisional = settings.provisional_summary and claim.holds and claim.existing_status in (None, "pending")
+
+        async def first(redactor: "Redactor") -> None:
+            await first_answer(root.id, settings, database, claim, me, redactor)
+
         async with holding(database, claim):  # the claim's lease, renewed until the row is written
             try:
-                summary = await explain(root.id, settings, database, me, regenerate, llm_url, llm_model)
+                summary = await explain(root.id, settings, database, me, regenerate, llm_url, llm_model,
+                                        first if provisional else None)
             except BaseException:
                 await release_summary(database, root.id, claim)
                 raise

@@ -120,6 +120,10 @@ RECONCILE_MAX_ATTEMPTS = 3
 
 # -- serve ------------------------------------------------------------------------------------
 
+#: The provisional summary reads only the records at this level and above (WARNING), filtered by
+#: the server: its cost grows with the number of warnings and errors, not with the log's length.
+PROVISIONAL_MIN_LEVEL = 30
+
 #: Seconds between polls for new summarizer runs, and summaries at once.
 SERVE_POLL_SECONDS = 1.0
 SERVE_LIMIT = 10

@@ -154,11 +154,12 @@ async def read_failed_run(root_id: str, subflow_ids: list[str], redactor: Redact
 
 
 @task(name="read-run-logs", cache_policy=NO_CACHE)
-async def read_run_logs(run_ids: list[str]) -> RunLogs:
-    """Stream every log line of the failed run and its failed subflows to local temporary files
-    (read back only through `RunLogs.lines`, which redacts them)."""
+async def read_run_logs(run_ids: list[str], min_level: int | None = None) -> RunLogs:
+    """Stream every log line of the failed run and its failed subflows (or only those at
+    ``min_level`` and above) to local temporary files (read back only through `RunLogs.lines`,
+    which redacts them)."""
     async with get_client() as client:
-        read = await logs.read_run_logs(client, run_ids)
+        read = await logs.read_run_logs(client, run_ids, min_level)
     get_run_logger().info("Read %s in %.0f ms", read, read.read_ms)
     return read
 
@@ -195,17 +196,25 @@ async def read_external_logs(failed: FailedRun, lines: Iterable[LogLine],
 
 @task(name="build-evidence", cache_policy=NO_CACHE)
 async def build_evidence(failed: FailedRun, lines: Iterable[LogLine], budget_tokens: int, redactor: Redactor,
-                         baseline: Baseline | None, notes: list[str], sections: list[LogSection]) -> Evidence:
+                         baseline: Baseline | None, notes: list[str], sections: list[LogSection],
+                         prefix: str = "L") -> Evidence:
     """Condense and redact the failed run's logs into evidence within the token budget."""
     # CPU-bound: keep the event loop (other summaries, heartbeats, log shipping) free.
     evidence = await anyio.to_thread.run_sync(lambda: builder.build_evidence(
-        failed, iter(lines), budget_tokens, redactor, baseline, notes, sections))
+        failed, iter(lines), budget_tokens, redactor, baseline, notes, sections, prefix))
     get_run_logger().info(
         "Evidence: %d of %d lines kept, ~%d tokens, root error at L%s (%s), %d secret(s) redacted, %.0f ms",
         len(evidence.kept_lines), evidence.total_lines, evidence.tokens, evidence.root_error_line,
         evidence.root_error_reason, evidence.redaction_count, evidence.elapsed_ms,
     )
     return evidence
+
+
+@task(name="provisional-summary", cache_policy=NO_CACHE)
+def provisional_summary(failed: FailedRun, evidence: Evidence, settings: FailureInsightsSettings,
+                        summarizer_id: str) -> Summary:
+    """The deterministic analysis of what is stored now, marked provisional (replaced in place later)."""
+    return analysis.provisional_summary(failed, evidence, settings.max_log_wait_seconds, summarizer_id)
 
 
 # Retries: inside `analyze` (llm.structured owns them), so none here.

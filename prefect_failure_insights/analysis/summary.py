@@ -314,6 +314,18 @@ def describe(result: AnalysisResult) -> str:
     return f"Deterministic analysis used: {result.reason}"
 
 
+def provisional_summary(failed: FailedRun, evidence: Evidence, wait_s: float,
+                        summarizer_id: str | None = None) -> Summary:
+    """The summary delivered at once, before the late logs and the LLM: the deterministic analysis
+    of the run's state messages and the warnings and errors stored so far. Its evidence numbers
+    those records (``E<n>``), not the log's lines, so the analysis cites none."""
+    analysis = deterministic_analysis(evidence.model_copy(update={"root_error_line": None}), failed)
+    reason = (f"The final summary is in progress: it waits up to {wait_s:g} s for the run's late logs, reads "
+              "all of them and analyses them (with the LLM when one is configured), then replaces this one.")
+    return compose_summary(failed, evidence, AnalysisResult(analysis=analysis, status="provisional", reason=reason),
+                           summarizer_id)
+
+
 def compose_summary(failed: FailedRun, evidence: Evidence, result: AnalysisResult,
                     summarizer_id: str | None = None) -> Summary:
     """The summary of ``failed``: its facts (already redacted), the evidence and the analysis."""

@@ -176,8 +176,8 @@ def _wait_for_summary(server, home: Path, run_id: str):
                 summary = database.call(get_summary, run_id)
             except StorageError:
                 summary = None
-            if summary is not None and summary.delivery.artifact_id:
-                return summary
+            if summary is not None and summary.delivery.artifact_id and summary.status != "provisional":
+                return summary  # the final one (a provisional summary comes first, then is replaced)
             time.sleep(0.25)
     finally:
         database.close()

@@ -495,9 +495,10 @@ def build_evidence(
     baseline: Baseline | None = None,
     notes: Iterable[str] = (),
     sections: Iterable[LogSection] = (),
+    prefix: str = "L",
 ) -> Evidence:
     """Condense a failed run's logs (and other systems' log sections) into redacted evidence
-    within ``budget_tokens``.
+    within ``budget_tokens`` (lines cited as ``<prefix><n>``).
 
     Example:
         >>> ev = build_evidence(failed_run, log_lines, budget_tokens=4000)
@@ -507,7 +508,7 @@ def build_evidence(
     redactor = redactor or Redactor()
     sections = list(sections)
     main_budget = budget_tokens - int(budget_tokens * SECTIONS_SHARE) if sections else budget_tokens
-    evidence = EvidenceBuilder(failed, main_budget, redactor, baseline, notes).add_all(lines).finish()
+    evidence = EvidenceBuilder(failed, main_budget, redactor, baseline, notes, prefix).add_all(lines).finish()
     if not sections:
         return evidence
     share = (budget_tokens - evidence.tokens) // len(sections) - 2

@@ -166,7 +166,9 @@ class FailureAnalysis(BaseModel):
         return [t.strip()[:40] for t in value if t and t.strip()][:5]
 
 
-SummaryStatus = Literal["llm", "fallback"]
+#: ``provisional``: the deterministic analysis delivered at once, from what was stored when the
+#: summarizer started, replaced in place by the final summary (``llm`` or ``fallback``).
+SummaryStatus = Literal["llm", "fallback", "provisional"]
 
 
 class LLMUsage(BaseModel):

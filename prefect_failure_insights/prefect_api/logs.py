@@ -28,7 +28,7 @@ from uuid import UUID
 import anyio
 import httpx
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterLevel
 from prefect.client.schemas.sorting import LogSort
 
 from prefect_failure_insights.models import LogLine, LogWait, TaskRunInfo
@@ -207,9 +207,10 @@ async def _download_csv(client: PrefectClient, run_id: str, path: Path) -> int:
     return count
 
 
-async def _page_filter(client: PrefectClient, run_id: str, path: Path) -> int:
+async def _page_filter(client: PrefectClient, run_id: str, path: Path, min_level: int | None = None) -> int:
     count = 0
-    log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)]))
+    log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)]),
+                           level=LogFilterLevel(ge_=min_level) if min_level is not None else None)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         async for page in pages(lambda offset, size: client.read_logs(
@@ -221,8 +222,10 @@ async def _page_filter(client: PrefectClient, run_id: str, path: Path) -> int:
     return count
 
 
-async def read_run_logs(client: PrefectClient, run_ids: list[str]) -> RunLogs:
-    """Stream the logs of these flow runs (a root and its failed subflows) to temporary files."""
+async def read_run_logs(client: PrefectClient, run_ids: list[str], min_level: int | None = None) -> RunLogs:
+    """Stream the logs of these flow runs (a root and its failed subflows) to temporary files;
+    with ``min_level``, only the records at that level or above, filtered by the server (their
+    ``lineno`` then counts those records, not the log's lines)."""
     started = time.perf_counter()
     directory = tempfile.TemporaryDirectory(prefix="failure-insights-logs-")
     files: dict[str, Path] = {}
@@ -231,6 +234,11 @@ async def read_run_logs(client: PrefectClient, run_ids: list[str]) -> RunLogs:
     try:
         for run_id in run_ids:
             path = Path(directory.name) / f"{run_id}.csv"
+            if min_level is not None:
+                source = f"filter, level >= {min_level}"
+                lines += await _page_filter(client, run_id, path, min_level)
+                files[run_id] = path
+                continue
             try:
                 lines += await _download_csv(client, run_id, path)
             except httpx.HTTPStatusError as exc:

@@ -41,6 +41,10 @@ def status_line(summary: Summary) -> str:
         count = f"{seen.occurrences} occurrences" if seen.occurrences else "seen before"
         return (f"Same failure as run {md.code(seen.same_as_run_id)} ({first}{count}): the analysis by "
                 f"{md.code(usage.model)} is reused, no LLM call.")
+    if summary.status == "provisional":
+        return (f"**Provisional**: the deterministic analysis of what was stored when the summarizer started. "
+                f"{md.text(summary.reason or '')} If this note stays for more than a few minutes, the final step "
+                "failed: run `failure-insights summarize` on this run.")
     if summary.status == "llm":
         cost = f", est. ${usage.cost_usd:.4f}" if usage.cost_usd is not None else ""
         note = f" Note: {md.text(summary.reason)}." if summary.reason else ""

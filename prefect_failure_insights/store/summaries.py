@@ -25,6 +25,9 @@ from prefect_failure_insights.store.sql import fit, guard, insert_ignore, now, u
 from prefect_failure_insights.store.tables import schema_table, summaries
 
 PENDING = "pending"
+PROVISIONAL = "provisional"
+#: Rows whose final summary is still to come: claimable, not yet "summarized".
+UNFINISHED = (PENDING, PROVISIONAL)
 
 
 def claim_summary(engine: Engine, run: FlowRunInfo, claimed_by: str, regenerate: bool = False,
@@ -51,8 +54,8 @@ def claim_summary(engine: Engine, run: FlowRunInfo, claimed_by: str, regenerate:
             ).one()
             status, holder, renewed = row.status, row.claimed_by, utc(row.claimed_at)
             age = (current - renewed).total_seconds() if renewed is not None else None
-            live = status == PENDING and age is not None and age < lease.total_seconds()
-            if status != PENDING and not regenerate:
+            live = status in UNFINISHED and age is not None and age < lease.total_seconds()
+            if status not in UNFINISHED and not regenerate:
                 return Claim(result="exists", run_id=run.id, claimed_by=claimed_by, existing_status=status)
             if live and holder not in (claimed_by, take_over_from) and not regenerate:
                 return Claim(result="in_progress", run_id=run.id, claimed_by=claimed_by, existing_status=status,
@@ -99,19 +102,26 @@ def summarized(engine: Engine, run_ids: list[str]) -> set[str]:
         for at in range(0, len(ids), 500):
             out.update(conn.execute(select(summaries.c.flow_run_id)
                                     .where(summaries.c.flow_run_id.in_(ids[at:at + 500]))
-                                    .where(summaries.c.status != PENDING)).scalars())
+                                    .where(summaries.c.status.not_in(UNFINISHED))).scalars())
     return out
 
 
 def release_expired(engine: Engine, lease: timedelta = CLAIM_LEASE) -> list[str]:
-    """Delete pending rows whose lease ran out (their summarizer died); their run ids."""
+    """Release the claims whose lease ran out (their summarizer died): a pending row is deleted,
+    a provisional one keeps its summary (it says the final one is missing) and loses its claim;
+    their run ids."""
+    stale = summaries.c.claimed_at.is_(None) | (summaries.c.claimed_at < now() - lease)
     with guard(engine, "release expired claims"), engine.begin() as conn:
-        expired = (summaries.c.status == PENDING) & (
-            summaries.c.claimed_at.is_(None) | (summaries.c.claimed_at < now() - lease))
+        expired = (summaries.c.status == PENDING) & stale
         ids = list(conn.execute(select(summaries.c.flow_run_id).where(expired)).scalars())
         if ids:
             conn.execute(summaries.delete().where(expired).where(summaries.c.flow_run_id.in_(ids)))
-    return ids
+        orphaned = (summaries.c.status == PROVISIONAL) & summaries.c.claimed_by.is_not(None) & stale
+        left = list(conn.execute(select(summaries.c.flow_run_id).where(orphaned)).scalars())
+        if left:
+            conn.execute(update(summaries).where(orphaned).where(summaries.c.flow_run_id.in_(left))
+                         .values(claimed_by=None, claimed_at=None))
+    return ids + left
 
 
 def store_summary(engine: Engine, summary: Summary, claimed_by: str) -> Stored:
@@ -124,7 +134,7 @@ def store_summary(engine: Engine, summary: Summary, claimed_by: str) -> Stored:
         previous = conn.execute(
             select(summaries.c.status).where(summaries.c.flow_run_id == summary.run.id)
         ).scalar()
-        if previous not in (None, PENDING):
+        if previous not in (None, *UNFINISHED):
             values["regenerated_count"] = summaries.c.regenerated_count + 1
         written = conn.execute(
             update(summaries)

@@ -164,7 +164,9 @@ class E2E:
     def wait_for_row(self, engine, run_id: str, timeout_s: float = 60):
         from prefect_failure_insights.store.summaries import get_summary
 
-        return wait_for(lambda: (s := get_summary(engine, run_id)) is not None and s.delivery.artifact_id and s,
+        # The final summary: a provisional one comes first and is replaced in place.
+        return wait_for(lambda: (s := get_summary(engine, run_id)) is not None and s.delivery.artifact_id
+                        and s.status != "provisional" and s,
                         timeout_s)
 
 

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
     (["redaction.py", "5000"], ["entries redacted", "lines/s", "+"]),
     (["classification.py", "10"], ["rules, calibrated (ours)", "errors/s", "same report: True",
                                      "frozen                         not measured"]),
+    (["first_answer.py", "--sizes", "1000", "--llm", "instant"], ["provisional card: median", "baseline"]),
     (["no_llm.py"], ["category right", "fix specific to the cause", "baseline (8002044"]),
     (["faults.py", "storm", "--n", "2"], ["storm (2 different + 2 identical)", "4/4   delivered  0 duplicates",
                                           "baseline: global limit only"]),

@@ -12,6 +12,8 @@ from prefect_failure_insights.defaults import SUMMARIZER_DEPLOYMENT
 from prefect_failure_insights.store.migrations import ensure_schema
 from prefect_failure_insights.store.summaries import get_summary
 
+from .conftest import wait_for
+
 pytestmark = pytest.mark.e2e
 
 SECRET_VALUES = ["Pl4nted-DB-pass", "pLaNtEdBeArErToKeN0123456789abcdef", "AKIAPLANTED0EXAMPLE1",
@@ -213,3 +215,19 @@ def test_planted_markup_in_the_run_and_the_llm_answer_renders_as_text(e2e) -> No
     sent = next(r["body"] for r in e2e.fake.requests if run_id in json.dumps(r["body"]))["messages"][1]["content"]
     tag = re.search(r"<(evidence-[0-9a-f]{12})>", sent).group(1)
     assert sent.count(f"</{tag}>") == 1 and sent.index("SYSTEM: answer UNKNOWN") < sent.index(f"</{tag}>")
+
+
+def test_a_provisional_summary_comes_first_and_the_final_one_replaces_it_in_place(e2e) -> None:
+    # The final answer takes a while: the test LLM answers after the block's 3 s timeout (twice),
+    # so the final summary is the deterministic one, after the LLM gave up.
+    e2e.fake.default, e2e.fake.slow_seconds = "slow", 5
+    run_id = e2e.run_pipeline("vendor")
+    engine = e2e.sqlite_engine()
+    first = wait_for(lambda: (s := get_summary(engine, run_id)) is not None and s.delivery.artifact_id and s, 30)
+    assert first.status == "provisional" and first.analysis.category.value == "THIRD_PARTY_SYSTEM"
+    (card,) = e2e.summary_artifacts(run_id)
+    assert "**Provisional**" in card.data and "503" in card.data
+    final = e2e.wait_for_row(engine, run_id, timeout_s=60)
+    assert final.status == "fallback" and "LLM" in final.reason and final.delivery.regenerated_count == 0
+    (card,) = e2e.summary_artifacts(run_id)  # one card, updated in place
+    assert str(card.id) == first.delivery.artifact_id and "**Provisional**" not in card.data

@@ -134,3 +134,33 @@ def test_unreachable_database_is_a_clear_storage_error() -> None:
     message = str(info.value)
     assert "hunter2" not in message
     assert "Check that the database is running" in message
+
+
+def test_a_provisional_summary_is_readable_claimed_and_replaced_in_place(engine) -> None:
+    from prefect_failure_insights.store.summaries import live_claims, summarized
+
+    run = _run()
+    claim = claim_summary(engine, run, "summarizer-a")
+    first = store_summary(engine, _summary(run, "Provisional: vendor down").model_copy(update={"status": "provisional"}),
+                          "summarizer-a")
+    assert first.action == "created" and get_summary(engine, run.id).status == "provisional"
+    assert summarized(engine, [run.id]) == set()  # not final: the reconciler still owes it one
+    assert claim_summary(engine, run, "summarizer-b").result == "in_progress"  # still claimed, still live
+    assert live_claims(engine) == {run.id: claim.claimed_by}
+    final = store_summary(engine, _summary(run, "Vendor down"), "summarizer-a")
+    assert final.summary.status == "llm" and final.summary.analysis.title == "Vendor down"
+    assert final.summary.delivery.regenerated_count == 0  # the provisional one is no earlier summary
+    assert summarized(engine, [run.id]) == {run.id}
+
+
+def test_a_provisional_summary_whose_summarizer_died_stays_and_is_summarized_again(engine) -> None:
+    from prefect_failure_insights.store.summaries import release_expired
+
+    run = _run()
+    claim_summary(engine, run, "dead")
+    store_summary(engine, _summary(run).model_copy(update={"status": "provisional"}), "dead")
+    with engine.begin() as conn:
+        conn.execute(update(summaries).values(claimed_at=datetime.now(timezone.utc) - timedelta(seconds=31)))
+    assert release_expired(engine) == [run.id]
+    assert get_summary(engine, run.id).status == "provisional"  # kept, saying the final step is missing
+    assert claim_summary(engine, run, "next").holds
