@@ -11,7 +11,11 @@ wait). Reported per case: the failed run's end -> provisional artifact, -> final
 Baseline in the same run: the same failures with ``provisional_summary`` off (the previous
 release's path: wait for the final record, read everything, then answer), instant LLM.
 
-Usage: python bench/first_answer.py [--sizes 1000,20000,100000] [--llm instant,20s,never]
+Every (size, LLM speed) case runs ``--repeat`` times (default 2); the provisional answer does not
+wait for the LLM, so its p95 per size is over every speed and repetition.
+
+Usage: python bench/first_answer.py [--sizes 1000,20000,100000] [--llm instant,20s,never] [--repeat 2]
+       python bench/first_answer.py --memory [--memory-sizes 100000,1000000]
 """
 
 from __future__ import annotations
@@ -29,15 +33,29 @@ from pathlib import Path
 
 LATE_BASE_S = 2.0
 LATE_PER_LINE_S = 1 / 2000
+# Stages of the summarizer, by its task runs' names (a task not listed here fails the benchmark).
+STAGES = {
+    "load-settings": "setup", "load-database": "setup", "resolve-failed-run": "setup", "claim-summary": "setup",
+    "load-secret-values": "setup", "wait-for-run-logs": "late logs", "read-failed-run": "reads",
+    "read-run-logs": "reads", "compare-with-last-good-run": "reads", "load-log-sources": "reads",
+    "read-external-logs": "reads", "build-evidence": "evidence", "provisional-summary": "analysis",
+    "load-llm": "analysis", "analyze-failure": "analysis", "store-summary": "delivery",
+    "publish-artifact": "delivery", "record-artifact": "delivery", "release-summary": "delivery",
+}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _arg(name: str, default: str) -> list[str]:
     return (sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default).split(",")
 
 
-async def seed(client, flow: str, lines: int) -> tuple[str, datetime, float]:
+async def seed(client, flow: str, lines: int, late_records: bool = True) -> tuple[str, datetime, float]:
     """A failed run of ``lines`` log lines; returns its id, its end, and how late (s) its last
-    records were stored."""
+    records were stored (without ``late_records``, all of them are stored before it ends)."""
     from prefect.client.schemas.actions import LogCreate
     from prefect.states import Failed, Running
 
@@ -49,9 +67,14 @@ async def seed(client, flow: str, lines: int) -> tuple[str, datetime, float]:
     start = datetime.now(timezone.utc)
     task = await client.create_task_run(_placeholder.with_options(name="extract_orders"), run.id,
                                         dynamic_key="0", name="extract_orders-000")
-    records = [LogCreate(name="prefect.task_runs", level=20, message=f"Processed batch {i} of {lines} "
-                         f"({(i * 37) % 900} rows)", timestamp=start + timedelta(microseconds=i), flow_run_id=run.id,
-                         task_run_id=task.id) for i in range(lines - 3)]
+
+    async def store(first: int, last: int) -> None:  # in batches, never all in memory
+        for at in range(first, last, 5000):
+            await client.create_logs([LogCreate(
+                name="prefect.task_runs", level=20, message=f"Processed batch {i} of {lines} ({(i * 37) % 900} rows)",
+                timestamp=start + timedelta(microseconds=i), flow_run_id=run.id, task_run_id=task.id)
+                for i in range(at, min(at + 5000, last))])
+
     error = ("Task run failed with exception: HTTPError('503 Server Error: Service Unavailable for url: "
              "https://api.vendor.example/v2/orders') - Retries are exhausted\nTraceback (most recent call last):\n"
              '  File "/app/pipelines/orders.py", line 42, in extract_orders\n    response.raise_for_status()\n'
@@ -62,20 +85,19 @@ async def seed(client, flow: str, lines: int) -> tuple[str, datetime, float]:
                       task_run_id=task.id),
             LogCreate(name="prefect.flow_runs", level=40, message="Finished in state Failed('Flow run encountered "
                       "an exception. HTTPError: 503 Server Error')", timestamp=end, flow_run_id=run.id)]
-    early, late = records[: len(records) // 2], records[len(records) // 2:]
-    for at in range(0, len(early), 5000):
-        await client.create_logs(early[at:at + 5000])
-    await client.create_logs(last[:1])  # the error itself is stored before the run ends
+    half = (lines - 3) // 2 if late_records else lines - 3
+    await store(0, half)
+    await client.create_logs(last[:1] if late_records else last)  # the error is stored before the run ends
     await client.set_task_run_state(task.id, Failed(message="Task run encountered an exception HTTPError: 503 "
                                                             "Server Error: Service Unavailable"), force=True)
     await client.set_flow_run_state(run.id, Failed(message="Flow run encountered an exception. HTTPError: 503 Server "
                                                            "Error: Service Unavailable"), force=True)
     ended = time.monotonic()
-    delay = LATE_BASE_S + LATE_PER_LINE_S * lines
-    for at in range(0, len(late), 5000):
-        await client.create_logs(late[at:at + 5000])
-    await asyncio.sleep(max(0.0, delay - (time.monotonic() - ended)))
-    await client.create_logs(last[1:])  # the final-state record, late
+    if late_records:
+        delay = LATE_BASE_S + LATE_PER_LINE_S * lines
+        await store(half, lines - 3)
+        await asyncio.sleep(max(0.0, delay - (time.monotonic() - ended)))
+        await client.create_logs(last[1:])  # the final-state record, late
     return str(run.id), (await client.read_flow_run(run.id)).state.timestamp, time.monotonic() - ended
 
 
@@ -97,7 +119,80 @@ async def card_times(client, run_id: str, ended: datetime, timeout_s: float) -> 
     return first, None
 
 
+async def stages(client, run_id: str, ended: datetime) -> dict[str, float]:
+    """Seconds by stage of the summarizer of ``run_id``: ``trigger``, then ``first <stage>`` for the
+    tasks up to the provisional card's delivery and ``final <stage>`` after it (wall time from the
+    stage's first task start to its last task end; the late-log wait overlaps the first answer)."""
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId
+
+    from prefect_failure_insights.defaults import SUMMARIZER_FLOW
+
+    runs = await client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[SUMMARIZER_FLOW])), limit=200)
+    mine = [r for r in runs if str(r.parameters.get("flow_run_id")) == run_id and r.start_time]
+    if not mine:
+        return {}
+    summarizer = min(mine, key=lambda r: r.start_time)
+    tasks = sorted((t for t in await client.read_task_runs(flow_run_filter=FlowRunFilter(
+        id=FlowRunFilterId(any_=[summarizer.id]))) if t.start_time and t.end_time), key=lambda t: t.start_time)
+    out = {"trigger": (summarizer.start_time - ended).total_seconds()}
+    spans: dict[str, list[datetime]] = {}
+    phase = "first"
+    for t in tasks:
+        name = t.name.rsplit("-", 1)[0]
+        if name not in STAGES:
+            raise SystemExit(f"the summarizer has a task this benchmark does not know: {name}")
+        stage = STAGES[name] if STAGES[name] in ("setup", "late logs") else f"{phase} {STAGES[name]}"
+        span = spans.setdefault(stage, [t.start_time, t.end_time])
+        span[0], span[1] = min(span[0], t.start_time), max(span[1], t.end_time)
+        if name == "record-artifact" and phase == "first":
+            phase = "final"
+    out.update({stage: (b - a).total_seconds() for stage, (a, b) in spans.items()})
+    return out
+
+
+def memory(sizes: list[int]) -> None:
+    """Peak resident memory of `failure-insights summarize` (the whole summarizer, one process)
+    on failed runs of ``sizes`` lines, all stored (no late records), with the instant test LLM."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from prefect_failure_insights.blocks import LLMCredentials
+    from prefect_failure_insights.testing.fake_llm import FakeLLM
+    from prefect_failure_insights.testing.prefect_server import PrefectServer
+
+    with tempfile.TemporaryDirectory(prefix="fi-memory-") as tmp, FakeLLM(model="bench") as fake:
+        server = PrefectServer(Path(tmp) / "prefect").start()
+        env = {**os.environ, **server.env()}
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+                async def go(n: int) -> str:
+                    await LLMCredentials(base_url=fake.url, model="bench", timeout=30, max_retries=0).save(
+                        "default", overwrite=True)
+                    async with get_client() as client:
+                        return (await seed(client, f"memory-{n}", n, late_records=False))[0]
+
+                for n in sizes:
+                    seeded = time.monotonic()
+                    run_id = asyncio.run(go(n))
+                    print(f"{n:>9,} lines   seeded in {time.monotonic() - seeded:5.1f} s", flush=True)
+                    started = time.monotonic()
+                    child = subprocess.Popen([sys.executable, "-m", "prefect_failure_insights.cli", "summarize",
+                                              run_id, "--format", "json"], env=env, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.PIPE)
+                    _, status, usage = os.wait4(child.pid, 0)
+                    child.returncode = os.waitstatus_to_exitcode(status)
+                    err = child.stderr.read().decode(errors="replace") if child.stderr else ""
+                    if child.returncode:
+                        raise SystemExit(f"summarize failed on {n:,} lines: {err[-500:]}")
+                    print(f"{n:>9,} lines   summarizer peak memory {usage.ru_maxrss / 1024:6.0f} MB   "
+                          f"{time.monotonic() - started:5.1f} s", flush=True)
+        finally:
+            server.stop()
+
+
 def main() -> None:
+    if "--memory" in sys.argv:
+        return memory([int(s) for s in _arg("--memory-sizes", "100000,1000000")])
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -107,6 +202,7 @@ def main() -> None:
 
     sizes = [int(s) for s in _arg("--sizes", "1000,20000,100000")]
     speeds = _arg("--llm", "instant,20s,never")
+    repeat = int(_arg("--repeat", "2")[0])
     with tempfile.TemporaryDirectory(prefix="fi-first-") as tmp, FakeLLM(model="bench") as fake:
         server = PrefectServer(Path(tmp) / "prefect").start()
         env = {**os.environ, **server.env()}
@@ -123,7 +219,8 @@ def main() -> None:
                     while b"Serving summaries" not in (Path(tmp) / "serve.log").read_bytes():
                         await asyncio.sleep(0.2)
                     async with get_client() as client:
-                        cases = [(n, s, True) for n in sizes for s in speeds] + [(n, "instant", False) for n in sizes]
+                        cases = [(n, s, True) for n in sizes for s in speeds for _ in range(repeat)]
+                        cases += [(n, "instant", False) for n in sizes for _ in range(repeat)]
                         for n, speed, provisional in cases:
                             await FailureInsightsSettings(provisional_summary=provisional).save("default",
                                                                                                overwrite=True)
@@ -131,12 +228,15 @@ def main() -> None:
                             fake.slow_seconds = 20 if speed == "20s" else 600
                             run_id, ended, late = await seed(client, f"first-{n}-{speed}-{int(provisional)}", n)
                             first, final = await card_times(client, run_id, ended, 240)
-                            rows.append((n, speed, provisional, late, first, final))
+                            await asyncio.sleep(1)  # the summarizer's last task runs are reported
+                            by_stage = await stages(client, run_id, ended)
+                            rows.append((n, speed, provisional, late, first, final, by_stage))
                             label = "ours" if provisional else "baseline (no provisional)"
                             fmt = lambda v: f"{v:6.2f} s" if v is not None else "  none  "  # noqa: E731
                             print(f"{n:>7,} lines  LLM {speed:<8} {label:<26} last records stored {late:5.1f} s late"
                                   f"   first card {fmt(first)}   final {fmt(final)}"
                                   f"   final after last record {fmt(final - late if final else None)}", flush=True)
+                            print("          " + "  ".join(f"{k} {v:.2f}" for k, v in by_stage.items()), flush=True)
 
                 asyncio.run(go())
         finally:
@@ -146,10 +246,31 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 serve.kill()
             server.stop()
-    ours = [r[4] for r in rows if r[2] and r[4] is not None]
-    if ours:
-        print(f"\nprovisional card: median {statistics.median(ours):.2f} s, max {max(ours):.2f} s after the run's end "
-              f"({len(ours)} cases)")
+    print(f"\n{'lines':>7}  {'LLM':<8} {'path':<9} {'runs':>4} {'first card p50/p95 s':>21} "
+          f"{'final p50/p95 s':>16} {'final after last record p50 s':>31} {'records late s':>15}")
+    for n in sizes:
+        for speed, provisional in [(s, True) for s in speeds] + [("instant", False)]:
+            group = [r for r in rows if r[0] == n and r[1] == speed and r[2] == provisional]
+            firsts = [r[4] for r in group if r[4] is not None]
+            finals = [r[5] for r in group if r[5] is not None]
+            after = [r[5] - r[3] for r in group if r[5] is not None]
+            cell = lambda v: f"{statistics.median(v):6.2f}/{pct(v, 0.95):6.2f}" if v else "  none/  none"  # noqa: E731
+            print(f"{n:>7,}  {speed:<8} {'ours' if provisional else 'baseline':<9} {len(group):>4} {cell(firsts):>21} "
+                  f"{cell(finals):>16} {statistics.median(after) if after else float('nan'):>31.2f} "
+                  f"{statistics.median(r[3] for r in group):>15.1f}")
+        ours = [r[4] for r in rows if r[0] == n and r[2] and r[4] is not None]
+        if ours:
+            print(f"{n:>7,}  provisional card over every LLM speed: p50 {statistics.median(ours):.2f} s, "
+                  f"p95 {pct(ours, 0.95):.2f} s ({len(ours)} runs)")
+    print("\nmedian seconds by stage (the late-log wait overlaps the first answer):")
+    names = list(dict.fromkeys(k for r in rows for k in r[6]))
+    print(f"{'lines':>7}  {'path':<9} " + " ".join(f"{k:>15}" for k in names))
+    for n in sizes:
+        for provisional in (True, False):
+            group = [r[6] for r in rows if r[0] == n and r[2] == provisional and r[1] == "instant"]
+            print(f"{n:>7,}  {'ours' if provisional else 'baseline':<9} " + " ".join(
+                f"{statistics.median(g[k] for g in group if k in g) if any(k in g for g in group) else float('nan'):>15.2f}"
+                for k in names))
 
 
 if __name__ == "__main__":

@@ -164,10 +164,16 @@ class E2E:
     def wait_for_row(self, engine, run_id: str, timeout_s: float = 60):
         from prefect_failure_insights.store.summaries import get_summary
 
-        # The final summary: a provisional one comes first and is replaced in place.
-        return wait_for(lambda: (s := get_summary(engine, run_id)) is not None and s.delivery.artifact_id
-                        and s.status != "provisional" and s,
-                        timeout_s)
+        # The final summary: a provisional one comes first and is replaced in place, the row
+        # first (it keeps the provisional card's id), then the card.
+        def final():
+            s = get_summary(engine, run_id)
+            if s is None or not s.delivery.artifact_id or s.status == "provisional":
+                return None
+            cards = self.summary_artifacts(run_id)
+            return s if cards and all("**Provisional**" not in (c.data or "") for c in cards) else None
+
+        return wait_for(final, timeout_s)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ import pytest
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_UI_URL, temporary_settings
 
 from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
+from prefect_failure_insights.store.summaries import get_summary
 from prefect_failure_insights.testing.fake_llm import FakeLLM
 from prefect_failure_insights.testing.prefect_server import PrefectServer
 
@@ -89,6 +90,11 @@ def test_serve_killed_mid_summary_then_restarted_summarizes_every_failure_once(f
     with ThreadPoolExecutor(4) as pool:
         failures = list(pool.map(faults.run_pipeline, ["vendor", "vendor", "vendor", "subflow"]))
     wait_for(lambda: len(faults.running_summarizers()) >= len(failures), 90)
+    engine = faults.sqlite_engine()
+    # Killed between the two answers: every failure has its provisional card already.
+    wait_for(lambda: all((s := get_summary(engine, run_id)) is not None and s.status == "provisional"
+                         and s.delivery.artifact_id for run_id in failures), 60)
+    provisional_cards = {run_id: get_summary(engine, run_id).delivery.artifact_id for run_id in failures}
     faults.kill_serve()
     # Those still Running when the process died (a second summarizer of the subflow's root may
     # have ended on its own just before: it found the root claimed).
@@ -96,12 +102,12 @@ def test_serve_killed_mid_summary_then_restarted_summarizes_every_failure_once(f
     faults.fake.reset()
     restarted = time.monotonic()
     faults.start_serve()
-    engine = faults.sqlite_engine()
     for run_id in failures:
         faults.wait_for_row(engine, run_id, timeout_s=150)
     took = time.monotonic() - restarted
     for run_id in failures:
-        assert len(faults.summary_artifacts(run_id)) == 1  # no duplicate
+        (card,) = faults.summary_artifacts(run_id)  # no duplicate: the provisional card, made final
+        assert str(card.id) == provisional_cards[run_id] and "**Provisional**" not in card.data
         assert len(faults.rows(engine, run_id)) == 1
     dead = [r for r in faults.summarizer_runs() if str(r.id) in killed]
     assert dead and all(r.state.type.value == "CRASHED" and "Reconciled" in r.state.message for r in dead)
