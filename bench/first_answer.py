@@ -176,14 +176,15 @@ def memory(sizes: list[int]) -> None:
                     run_id = asyncio.run(go(n))
                     print(f"{n:>9,} lines   seeded in {time.monotonic() - seeded:5.1f} s", flush=True)
                     started = time.monotonic()
-                    child = subprocess.Popen([sys.executable, "-m", "prefect_failure_insights.cli", "summarize",
-                                              run_id, "--format", "json"], env=env, stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.PIPE)
-                    _, status, usage = os.wait4(child.pid, 0)
-                    child.returncode = os.waitstatus_to_exitcode(status)
-                    err = child.stderr.read().decode(errors="replace") if child.stderr else ""
+                    log = Path(tmp) / f"summarize-{n}.log"  # a file, not a pipe nobody reads while it waits
+                    with open(log, "wb") as out:
+                        child = subprocess.Popen([sys.executable, "-m", "prefect_failure_insights.cli", "summarize",
+                                                  run_id, "--format", "json"], env=env, stdout=subprocess.DEVNULL,
+                                                 stderr=out)
+                        _, status, usage = os.wait4(child.pid, 0)
+                        child.returncode = os.waitstatus_to_exitcode(status)
                     if child.returncode:
-                        raise SystemExit(f"summarize failed on {n:,} lines: {err[-500:]}")
+                        raise SystemExit(f"summarize failed on {n:,} lines: {log.read_text(errors='replace')[-500:]}")
                     print(f"{n:>9,} lines   summarizer peak memory {usage.ru_maxrss / 1024:6.0f} MB   "
                           f"{time.monotonic() - started:5.1f} s", flush=True)
         finally:
