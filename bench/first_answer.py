@@ -31,6 +31,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from failure_to_artifact import pct  # bench/, the script's own directory
+
 LATE_BASE_S = 2.0
 LATE_PER_LINE_S = 1 / 2000
 # Stages of the summarizer, by its task runs' names (a task not listed here fails the benchmark).
@@ -42,11 +44,6 @@ STAGES = {
     "load-llm": "analysis", "analyze-failure": "analysis", "store-summary": "delivery",
     "publish-artifact": "delivery", "record-artifact": "delivery", "release-summary": "delivery",
 }
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _arg(name: str, default: str) -> list[str]:

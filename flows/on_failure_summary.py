@@ -189,7 +189,7 @@ async def summarize_failure(
             return skipped(stop[1], stop[0])
         # A provisional summary at once, unless there is a summary already (regenerating keeps the
         # old one readable until the new one replaces it) or no row to mark it in.
-        provisional = settings.provisional_summary and claim.holds and claim.existing_status in (None, "pending")
+        provisional = settings.provisional_summary and claim.row_is_new
 
         async def first(redactor: "Redactor") -> None:
             await first_answer(root.id, settings, database, claim, me, redactor)

@@ -128,7 +128,7 @@ async def holding(database: Database, claim: Claim) -> AsyncIterator[None]:
 @task(name="release-summary", cache_policy=NO_CACHE)
 async def release_summary(database: Database, run_id: str, claim: Claim) -> None:
     """Free a claim on a row without content, so that the next trigger (or a re-run) can try again."""
-    if not claim.holds or claim.existing_status not in (None, rows.PENDING):
+    if not claim.row_is_new:
         return  # nothing claimed, or a finished summary being regenerated: it stays
     try:
         await database.run(rows.release_summary, run_id, claim.claimed_by)

@@ -51,6 +51,10 @@ class Summary(BaseModel):
     delivery: Delivery = Field(default_factory=Delivery)
 
 
+#: A claimed row that has no summary yet.
+PENDING = "pending"
+
+
 class Claim(BaseModel):
     """One summarizer's claim on a failed run's row: it alone may write the summary.
 
@@ -72,6 +76,11 @@ class Claim(BaseModel):
     def holds(self) -> bool:
         """Whether this summarizer may write the row."""
         return self.result == "claimed"
+
+    @property
+    def row_is_new(self) -> bool:
+        """Whether this summarizer holds a row that has no summary yet (nothing to keep readable)."""
+        return self.holds and self.existing_status in (None, PENDING)
 
     @property
     def stop_reason(self) -> tuple[OutcomeAction, str] | None:

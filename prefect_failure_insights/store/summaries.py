@@ -20,11 +20,11 @@ from sqlalchemy import Engine, func, select, update
 
 from prefect_failure_insights.defaults import CLAIM_LEASE
 from prefect_failure_insights.models import Claim, FlowRunInfo, Stored, Summary
+from prefect_failure_insights.models.summary import PENDING
 from prefect_failure_insights.store.mapping import from_row, to_row
 from prefect_failure_insights.store.sql import fit, guard, insert_ignore, now, utc
 from prefect_failure_insights.store.tables import schema_table, summaries
 
-PENDING = "pending"
 PROVISIONAL = "provisional"
 #: Rows whose final summary is still to come: claimable, not yet "summarized".
 UNFINISHED = (PENDING, PROVISIONAL)
