@@ -33,6 +33,7 @@ from prefect_failure_insights.defaults import (
     SUMMARIZER_DEPLOYMENT,
     SUMMARIZER_FLOW,
 )
+from prefect_failure_insights.automations.installing import InstallResult, delete_named, upsert
 from prefect_failure_insights.exceptions import ConfigurationError
 
 AUTOMATION_NAME = "failure-insights: summarize failed flow runs"
@@ -79,7 +80,7 @@ def build_automation(deployment_id: UUID) -> AutomationCore:
     )
 
 
-async def _deployment_id(client: PrefectClient, deployment_name: str) -> UUID:
+async def deployment_id(client: PrefectClient, deployment_name: str) -> UUID:
     try:
         return (await client.read_deployment_by_name(deployment_name)).id
     except ObjectNotFound as exc:
@@ -89,33 +90,12 @@ async def _deployment_id(client: PrefectClient, deployment_name: str) -> UUID:
         ) from exc
 
 
-@dataclass(frozen=True)
-class InstallResult:
-    automation_id: UUID
-    action: str  # "created" | "updated" | "unchanged"
-
-
-def _same(existing: AutomationCore, wanted: AutomationCore) -> bool:
-    keys = {"name", "description", "enabled", "trigger", "actions"}
-    return existing.model_dump(mode="json", include=keys) == wanted.model_dump(mode="json", include=keys)
-
-
 async def install(client: PrefectClient, deployment_name: str = SUMMARIZER_DEPLOYMENT) -> InstallResult:
     """Create the automation, or update it in place; running it twice changes nothing.
 
     Duplicates left by earlier manual installs are removed.
     """
-    wanted = build_automation(await _deployment_id(client, deployment_name))
-    existing = await client.read_automations_by_name(AUTOMATION_NAME)
-    if not existing:
-        return InstallResult(await client.create_automation(wanted), "created")
-    keep, *duplicates = existing
-    for extra in duplicates:
-        await client.delete_automation(extra.id)
-    if _same(keep, wanted):
-        return InstallResult(keep.id, "unchanged")
-    await client.update_automation(keep.id, wanted)
-    return InstallResult(keep.id, "updated")
+    return await upsert(client, build_automation(await deployment_id(client, deployment_name)))
 
 
 @dataclass(frozen=True)
@@ -168,7 +148,4 @@ async def status(client: PrefectClient) -> AutomationStatus:
 
 async def uninstall(client: PrefectClient) -> int:
     """Delete the automation (every copy); return how many were deleted."""
-    found = await client.read_automations_by_name(AUTOMATION_NAME)
-    for automation in found:
-        await client.delete_automation(automation.id)
-    return len(found)
+    return await delete_named(client, AUTOMATION_NAME)

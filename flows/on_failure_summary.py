@@ -2,10 +2,11 @@
 
     resolve the run (root of its subflows; own flows, scope) -> claim its row (a lease, renewed)
       -> wait for late logs ║ secrets -> first answer: state messages + warnings/errors stored so far
-                                        -> deterministic analysis -> row + artifact, provisional
+                                        -> deterministic analysis -> row + artifact, provisional -> event
       -> read run, subflows, task runs ║ logs ║ last good run
       -> other systems' logs -> evidence (condensed, redacted) -> analysis (LLM, else deterministic)
       -> row in the database -> markdown artifact on the failed run (one per run, both updated in place)
+      -> a `failure-insights.summary.created|updated` event (notifications and retries act on it)
 
 Started by the automation installed with ``failure-insights automation install``
 for every ``prefect.flow-run.Failed`` / ``prefect.flow-run.Crashed`` event, or on
@@ -27,6 +28,7 @@ from prefect_failure_insights.tasks.summary import (
     build_evidence,
     claim_summary,
     compare_with_last_good_run,
+    emit_summary_event,
     holding,
     load_database,
     load_llm,
@@ -80,10 +82,11 @@ def _warm_up_imports() -> None:
 
 
 async def first_answer(root_id: str, settings: "FailureInsightsSettings", database: "Database", claim: Claim,
-                       summarizer_id: str, redactor: "Redactor") -> None:
+                       summarizer_id: str, redactor: "Redactor") -> bool:
     """At once, while the late logs arrive: the run's state messages and the warnings and errors
     already stored (filtered by the server) -> evidence -> deterministic analysis -> the row and
-    the artifact, marked provisional. The final summary replaces both in place."""
+    the artifact, marked provisional -> its event. The final summary replaces them in place.
+    Whether it was delivered."""
     failed, logs = await asyncio.gather(read_failed_run(root_id, [], redactor),
                                         read_run_logs([root_id], PROVISIONAL_MIN_LEVEL))
     try:
@@ -93,8 +96,11 @@ async def first_answer(root_id: str, settings: "FailureInsightsSettings", databa
     finally:
         logs.close()
     stored = await store_summary(database, provisional_summary(failed, evidence, settings, summarizer_id), claim)
-    if stored.action != "lost":
-        await record_artifact(database, stored, await publish_artifact(stored.summary), claim)
+    if stored.action == "lost":
+        return False
+    stored = await record_artifact(database, stored, await publish_artifact(stored.summary), claim)
+    await emit_summary_event(stored.summary, "created", summarizer_id)
+    return True
 
 
 async def explain(root_id: str, settings: "FailureInsightsSettings", database: "Database | None", summarizer_id: str,
@@ -190,9 +196,11 @@ async def summarize_failure(
         # A provisional summary at once, unless there is a summary already (regenerating keeps the
         # old one readable until the new one replaces it) or no row to mark it in.
         provisional = settings.provisional_summary and claim.row_is_new
+        delivered_first = False
 
         async def first(redactor: "Redactor") -> None:
-            await first_answer(root.id, settings, database, claim, me, redactor)
+            nonlocal delivered_first
+            delivered_first = await first_answer(root.id, settings, database, claim, me, redactor)
 
         async with holding(database, claim):  # the claim's lease, renewed until the row is written
             try:
@@ -205,6 +213,8 @@ async def summarize_failure(
         if stored.action == "lost":
             return skipped("another summarizer run took over this run's summary")
         stored = await record_artifact(database, stored, await publish_artifact(stored.summary), claim)
+    replaced = delivered_first or claim.replaces_summary
+    await emit_summary_event(stored.summary, "updated" if replaced else "created", me)
 
     summary = stored.summary
     action = "created" if stored.action == "not_stored" else stored.action

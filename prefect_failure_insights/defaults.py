@@ -16,14 +16,17 @@ from datetime import timedelta
 SUMMARIZER_FLOW = "summarize-failure"
 BATCH_FLOW = "batch-insights"
 RECONCILE_FLOW = "reconcile-summaries"
-OWN_FLOWS = (SUMMARIZER_FLOW, BATCH_FLOW, RECONCILE_FLOW)
+RETRY_FLOW = "retry-transient-failure"
+OWN_FLOWS = (SUMMARIZER_FLOW, BATCH_FLOW, RECONCILE_FLOW, RETRY_FLOW)
 
 #: Deployments, as in prefect.yaml and `failure-insights serve`.
 SUMMARIZER_DEPLOYMENT_NAME = "failure-insights"
 BATCH_DEPLOYMENT_NAME = "batch-insights"
 RECONCILE_DEPLOYMENT_NAME = "reconcile-summaries"
+RETRY_DEPLOYMENT_NAME = "failure-insights-retry"
 SUMMARIZER_DEPLOYMENT = f"{SUMMARIZER_FLOW}/{SUMMARIZER_DEPLOYMENT_NAME}"
 BATCH_DEPLOYMENT = f"{BATCH_FLOW}/{BATCH_DEPLOYMENT_NAME}"
+RETRY_DEPLOYMENT = f"{RETRY_FLOW}/{RETRY_DEPLOYMENT_NAME}"
 #: The tag on the plugin's deployments.
 PLUGIN_TAG = "failure-insights"
 
@@ -35,6 +38,12 @@ SQLITE_FILENAME = "failure_insights.db"
 #: Artifact keys: one collection per flow for summaries, one for batch reports.
 SUMMARY_ARTIFACT_PREFIX = "failure-summary"
 BATCH_ARTIFACT_KEY = "batch-insights"
+
+#: The Prefect events emitted for every delivered summary (a provisional one, then the final one).
+SUMMARY_CREATED_EVENT = "failure-insights.summary.created"
+SUMMARY_UPDATED_EVENT = "failure-insights.summary.updated"
+#: The summary's resource id in those events: this prefix, then the failed run's id.
+SUMMARY_RESOURCE_PREFIX = "failure-insights.summary."
 
 #: The Prefect global concurrency limit on LLM calls, across all summarizers.
 LLM_CONCURRENCY_LIMIT = "failure-insights-llm"
@@ -132,3 +141,22 @@ SERVE_LIMIT = 10
 BATCH_POLL_SECONDS = 10.0
 #: Batch runs at once: a coordinator (``partition_by``) holds one slot while its children use others.
 BATCH_LIMIT = 4
+
+# -- notifications and automatic retries ------------------------------------------------------
+
+#: Most characters of "what happened", of one fix step, and fix steps, in an event's payload.
+EVENT_TEXT_CHARS = 600
+EVENT_STEP_CHARS = 300
+EVENT_MAX_STEPS = 5
+#: Most tags of the failed run carried as related resources of a summary event.
+EVENT_MAX_TAGS = 20
+#: `failure-insights retry install`: retries per failed run, the delay before each, and the
+#: categories whose TRANSIENT failures are retried.
+RETRY_MAX_RETRIES = 1
+RETRY_DELAY_SECONDS = 60.0
+RETRY_CATEGORIES = ("THIRD_PARTY_SYSTEM",)
+#: The most retries `retry install` accepts per run (a guard against a typo like 100).
+RETRY_MAX_RETRIES_LIMIT = 10
+#: The message of the AwaitingRetry state an automatic retry sets begins with this: the
+#: retries of a run are counted from its state history, which no database loss can reset.
+RETRY_STATE_MARK = "failure-insights automatic retry"

@@ -46,6 +46,7 @@ from prefect_failure_insights.models import (
 from prefect_failure_insights.prefect_api import (
     artifacts,
     baseline,
+    events,
     logs,
     runs,
     secrets,
@@ -267,3 +268,17 @@ async def record_artifact(database: Database, stored: Stored, artifact_id: str, 
         get_run_logger().error("%s", exc)
         return stored.model_copy(update={"summary": summary, "error": str(exc)})
     return stored.model_copy(update={"summary": summary})
+
+
+@task(name="emit-summary-event", cache_policy=NO_CACHE)
+async def emit_summary_event(summary: Summary, action: events.EventAction, summarizer_id: str) -> None:
+    """Announce the delivered summary with a Prefect event (notifications and retries act on it).
+    The summary is out already: a failure to emit is logged, not raised."""
+    try:
+        event = await events.emit_summary_event(summary, action, summarizer_id)
+    except Exception as exc:  # noqa: BLE001 - the artifact and the row are delivered
+        get_run_logger().error("Summary event not emitted (%s: %s): automations on it will not act on this "
+                               "summary", type(exc).__name__, exc)
+        return
+    if event is not None:
+        get_run_logger().info("Emitted %s for %s (%s)", event.event, summary.run.id, summary.status)

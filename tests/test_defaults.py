@@ -35,6 +35,11 @@ def test_prefect_yaml_matches_the_defaults() -> None:
     assert reconcile["parameters"] == {"hours": defaults.RECONCILE_HOURS, "settings_block": defaults.DEFAULT_BLOCK_NAME}
     assert reconcile["schedules"] == [{"cron": defaults.RECONCILE_CRON, "timezone": "UTC"}]
 
+    retry = deployments[defaults.RETRY_DEPLOYMENT_NAME]
+    assert retry["entrypoint"] == "prefect_failure_insights.flows.retry_transient_failure:retry_transient_failure"
+    assert retry["parameters"] == {"settings_block": defaults.DEFAULT_BLOCK_NAME}
+    assert "schedules" not in retry  # started by its automation only
+
 
 def test_prefect_yaml_entrypoints_are_the_flows_with_the_default_names() -> None:
     from prefect_failure_insights.flows.batch_insights import batch_insights
@@ -45,6 +50,9 @@ def test_prefect_yaml_entrypoints_are_the_flows_with_the_default_names() -> None
     from prefect_failure_insights.flows.reconcile import reconcile_summaries
 
     assert reconcile_summaries.name == defaults.RECONCILE_FLOW
+    from prefect_failure_insights.flows.retry_transient_failure import retry_transient_failure
+
+    assert retry_transient_failure.name == defaults.RETRY_FLOW and defaults.RETRY_FLOW in defaults.OWN_FLOWS
 
 
 def test_blocks_take_their_defaults_from_the_defaults_module() -> None:

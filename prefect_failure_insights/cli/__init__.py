@@ -1,7 +1,7 @@
 """The ``failure-insights`` command line: nouns then verbs, one module per group of commands.
 
 `common` (errors, exit codes, shared options), `summaries` (summarize, evidence, export,
-show, list, reconcile), `automation`, `insights` (insights, classify, eval, corrections, rules),
+show, list, reconcile), `automation`, `notify`, `retry`, `insights` (insights, classify, eval, corrections, rules),
 `service` (serve, doctor, demo, version), `doctor` (the checks). See `common` for the
 exit codes scripts can rely on.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from prefect_failure_insights.cli import automation, insights, service, summaries
+from prefect_failure_insights.cli import automation, insights, notify, retry, service, summaries
 
 app = typer.Typer(
     name="failure-insights",
@@ -23,6 +23,8 @@ for command in (summaries.summarize, summaries.evidence, summaries.export, summa
     app.command()(command)
 app.command("list")(summaries.list_)
 app.add_typer(automation.app, name="automation")
+app.add_typer(notify.app, name="notify")
+app.add_typer(retry.app, name="retry")
 app.command()(insights.insights)
 app.command()(insights.classify)
 app.command("eval")(insights.eval_)

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from prefect_failure_insights.cli.common import SETTINGS_OPTION, fail, run
+from prefect_failure_insights.cli.common import SETTINGS_OPTION, fail, with_client
 from prefect_failure_insights.defaults import SUMMARIZER_DEPLOYMENT
 
 app = typer.Typer(help="Install, check or remove the automation that triggers summaries.", no_args_is_help=True)
-
-
-def _with_client(fn):
-    """Run ``await fn(client)`` with a Prefect client, errors as one line (see `common.run`)."""
-
-    async def main():
-        from prefect.client.orchestration import get_client
-
-        async with get_client() as client:
-            return await fn(client)
-
-    return run(main)
 
 
 @app.command("install")
@@ -37,7 +25,7 @@ def automation_install(
         await ensure_llm_limit(client, await load_settings(settings_block))
         return await install(client, deployment)
 
-    result = _with_client(go)
+    result = with_client(go)
     typer.echo(f"Automation {result.action} ({result.automation_id}): failed and crashed flow runs "
                f"now start {deployment}.")
 
@@ -48,7 +36,7 @@ def automation_status() -> None:
 
     from prefect_failure_insights.automations.failure_trigger import status
 
-    st = _with_client(status)
+    st = with_client(status)
     if st.ok:
         typer.echo(f"Installed and enabled ({st.automation_id}), running {st.deployment_name}.")
         return
@@ -61,5 +49,5 @@ def automation_uninstall() -> None:
 
     from prefect_failure_insights.automations.failure_trigger import uninstall
 
-    removed = _with_client(uninstall)
+    removed = with_client(uninstall)
     typer.echo(f"Removed {removed} automation(s)." if removed else "Nothing to remove: not installed.")

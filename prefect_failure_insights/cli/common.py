@@ -100,6 +100,18 @@ def run(fn: Callable[[], Awaitable[T] | T]) -> T:
         raise fail(f"The Prefect API at {api_url()} failed ({type(exc).__name__}): try again.", 1) from None
 
 
+def with_client(fn: Callable[..., Awaitable[T]]) -> T:
+    """``await fn(client)`` with a Prefect client, errors as one line (see `run`)."""
+
+    async def main() -> T:
+        from prefect.client.orchestration import get_client
+
+        async with get_client() as client:
+            return await fn(client)
+
+    return run(main)
+
+
 def parse_since(value: str | None, option: str = "--since") -> datetime | None:
     """``24h``, ``7d``, ``30m`` (that long ago) or an ISO date/time (UTC when no zone is
     given); a bad value is reported as a bad ``option``."""

@@ -153,6 +153,7 @@ async def run_checks(settings_block: str = DEFAULT_BLOCK_NAME) -> list[Check]:
         except ObjectNotFound:
             deployment = None
         batch = await _batch(client)
+        followups = await _followups(client)
     if st.ok:
         checks.append(Check("Automation", "ok", f"installed, runs {st.deployment_name}"))
     else:
@@ -167,7 +168,28 @@ async def run_checks(settings_block: str = DEFAULT_BLOCK_NAME) -> list[Check]:
     else:
         checks.append(Check("Summarizer", "ok", f"{SUMMARIZER_DEPLOYMENT} is being served"))
     checks.append(batch)
+    checks += followups
     return checks
+
+
+async def _followups(client) -> list[Check]:
+    """The automations that act on summaries: notifications (any number) and retries (opt-in)."""
+    from prefect_failure_insights.automations import notify, retry
+
+    out = []
+    notifications = await notify.status(client)
+    if not notifications:
+        out.append(Check("Notifications", "warn", "no summary reaches a notification: "
+                         "`failure-insights notify install --block SLUG/NAME` (Slack, Teams, e-mail, ...)."))
+    for st in notifications:
+        out.append(Check("Notifications", "fail" if st.problem else "ok",
+                         f"{st.block}: {st.problem}" if st.problem else f"{st.block}: {st.scope}"))
+    retries = await retry.status(client)
+    if retries.problem:
+        out.append(Check("Retries", "fail", str(retries.problem)))
+    else:
+        out.append(Check("Retries", "ok", retries.detail))
+    return out
 
 
 async def _batch(client) -> Check:

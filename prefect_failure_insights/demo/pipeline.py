@@ -4,7 +4,9 @@ It fails the way real pipelines do: the extract task calls the vendor, gets HTTP
 503, is retried, fails for good; the load task never runs; the flow ends Failed.
 It also logs a database URL with a password, which must never reach a summary.
 
-Run: ``python -m prefect_failure_insights.demo.pipeline VENDOR_URL``
+Run: ``python -m prefect_failure_insights.demo.pipeline VENDOR_URL``; or serve it as the
+deployment ``nightly-orders-sync/demo`` (what a retry needs: a runner to pick the run up again):
+``python -m prefect_failure_insights.demo.pipeline --serve``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,13 @@ def nightly_orders_sync(vendor_url: str, pages: int = 3) -> int:
     return load_orders(orders, warehouse_url)
 
 
+DEPLOYMENT_NAME = "demo"
+DEPLOYMENT = f"nightly-orders-sync/{DEPLOYMENT_NAME}"
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--serve":
+        nightly_orders_sync.serve(name=DEPLOYMENT_NAME, limit=2, print_starting_message=False)
+        sys.exit(0)
     state = nightly_orders_sync(sys.argv[1], return_state=True)
     print(f"FLOW_RUN_ID={state.state_details.flow_run_id}", flush=True)
     sys.exit(0 if state.is_completed() else 1)

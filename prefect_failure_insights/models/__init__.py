@@ -55,6 +55,7 @@ from prefect_failure_insights.models.summary import (
     Delivery,
     OutcomeAction,
     Reconciled,
+    RetryOutcome,
     Stored,
     Summary,
     SummaryOutcome,
@@ -64,6 +65,6 @@ __all__ = [
     "CATEGORY_GUIDE", "AnalysisResult", "Baseline", "BatchMetrics", "BatchRecord", "BatchResult", "BatchWindow", "Category", "Claim",
     "Classification", "ClassificationUsage", "ClassifiedError", "Correction", "Delivery", "ErrorItem", "Evidence",
     "EvidenceRef", "FailedRun", "FailureAnalysis", "FailureError", "Filters", "FlowRunInfo", "LLMUsage", "LogLine",
-    "LogSection", "LogWait", "OutcomeAction", "Reconciled", "PartitionRun", "Recurrence", "Summary", "Stored", "SummaryOutcome", "SummaryStatus", "Target",
+    "LogSection", "LogWait", "OutcomeAction", "Reconciled", "RetryOutcome", "PartitionRun", "Recurrence", "Summary", "Stored", "SummaryOutcome", "SummaryStatus", "Target",
     "TaskRunInfo", "TRANSIENCE_GUIDE", "Transience", "parse_transience", "WindowFailures", "level_name", "parse_category", "failed_runs", "resolve_window", "utc", "Progress", "Redacted", "redacted_with",
 ]

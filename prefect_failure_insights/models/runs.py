@@ -66,9 +66,11 @@ class FlowRunInfo(BaseModel):
     id: str
     name: Redacted
     flow_name: Redacted
+    flow_id: str | None = None
     deployment: Redacted | None = Field(default=None, description="'flow/deployment'.")
     deployment_id: str | None = None
     work_pool: Redacted | None = None
+    work_pool_id: str | None = None
     tags: list[Redacted] = Field(default_factory=list)
     state: str = Field(description="State name, e.g. 'Failed' or 'Crashed'.")
     state_type: str | None = None
@@ -77,6 +79,8 @@ class FlowRunInfo(BaseModel):
     end_time: datetime | None = None
     run_count: int = 1
     parent_task_run_id: str | None = None
+    auto_retries: int = Field(default=0, description="Times failure-insights retried the run automatically "
+                              "(counted from its state history; read for a summarized run only).")
 
     @property
     def failed(self) -> bool:

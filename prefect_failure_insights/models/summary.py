@@ -78,9 +78,14 @@ class Claim(BaseModel):
         return self.result == "claimed"
 
     @property
+    def replaces_summary(self) -> bool:
+        """Whether the run had a summary (final or provisional) before this summarizer's."""
+        return self.existing_status not in (None, PENDING)
+
+    @property
     def row_is_new(self) -> bool:
         """Whether this summarizer holds a row that has no summary yet (nothing to keep readable)."""
-        return self.holds and self.existing_status in (None, PENDING)
+        return self.holds and not self.replaces_summary
 
     @property
     def stop_reason(self) -> tuple[OutcomeAction, str] | None:
@@ -117,6 +122,17 @@ class SummaryOutcome(BaseModel):
     reason: str | None = None
     summary: Summary | None = None
     stored: bool = Field(default=False, description="Whether the row was written.")
+
+
+class RetryOutcome(BaseModel):
+    """What the retry of a failed run did: retried (when, the how-manieth) or why not."""
+
+    flow_run_id: str
+    retried: bool
+    reason: str = Field(description="The retry's note in the run's state history, or why there was none.")
+    retries: int = Field(default=0, description="Automatic retries of the run so far, this one included.")
+    scheduled_for: datetime | None = None
+    noted: bool = Field(default=False, description="Whether the summary (row and artifact) says so.")
 
 
 class Reconciled(BaseModel):

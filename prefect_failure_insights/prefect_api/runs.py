@@ -8,6 +8,7 @@ itself (``PREFECT_CLIENT_MAX_RETRIES``), so nothing here retries on top of it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
@@ -20,11 +21,11 @@ from prefect.client.schemas.filters import (
     TaskRunFilterState,
     TaskRunFilterStateType,
 )
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.client.schemas.sorting import TaskRunSort
 from prefect.exceptions import ObjectNotFound
 
-from prefect_failure_insights.defaults import OWN_FLOWS
+from prefect_failure_insights.defaults import OWN_FLOWS, RETRY_STATE_MARK
 from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.exceptions import RunNotFailed, RunNotFound
 from prefect_failure_insights.models import FailedRun, FlowRunInfo, Target, TaskRunInfo
@@ -36,6 +37,12 @@ MAX_SUBFLOW_DEPTH = 20
 
 
 _OWN = f"runs of {', '.join(OWN_FLOWS)} are never summarized (that would loop)"
+
+
+def automatic_retries(states: Iterable[State]) -> int:
+    """How many times failure-insights retried a run, from its state history: the AwaitingRetry
+    states whose message carries `RETRY_STATE_MARK` (a flow's own retries and the UI's do not)."""
+    return sum(1 for s in states if s.name == "AwaitingRetry" and (s.message or "").startswith(RETRY_STATE_MARK))
 
 
 def _redactor(redactor: Redactor | None):
@@ -62,9 +69,11 @@ async def flow_run_info(client: PrefectClient, run: FlowRun, names: dict[UUID, s
         id=str(run.id),
         name=r(run.name),
         flow_name=names[run.flow_id],
+        flow_id=str(run.flow_id),
         deployment=deployment,
         deployment_id=str(run.deployment_id) if run.deployment_id else None,
         work_pool=run.work_pool_name,
+        work_pool_id=str(run.work_pool_id) if run.work_pool_id else None,
         tags=list(run.tags or []),
         state=state.name if state else "Unknown",
         state_type=state.type.value if state else None,
@@ -76,7 +85,7 @@ async def flow_run_info(client: PrefectClient, run: FlowRun, names: dict[UUID, s
     )
 
 
-async def _read_flow_run(client: PrefectClient, flow_run_id: UUID | str) -> FlowRun:
+async def read_flow_run(client: PrefectClient, flow_run_id: UUID | str) -> FlowRun:
     try:
         return await client.read_flow_run(UUID(str(flow_run_id)))
     except (ObjectNotFound, ValueError) as exc:
@@ -126,7 +135,7 @@ async def resolve_failed_run(client: PrefectClient, flow_run_id: UUID | str) -> 
         RunNotFailed: the requested run is not Failed or Crashed.
     """
     names: dict[UUID, str] = {}
-    run = await _read_flow_run(client, flow_run_id)
+    run = await read_flow_run(client, flow_run_id)
     requested = await flow_run_info(client, run, names)
     if not requested.failed:
         raise RunNotFailed(
@@ -207,7 +216,10 @@ async def read_failed_run(client: PrefectClient, root_id: str, subflow_ids: list
                           redactor: Redactor | None = None) -> FailedRun:
     """The final states of the root run and its failed subflows, and their task runs."""
     names: dict[UUID, str] = {}
-    root = await flow_run_info(client, await _read_flow_run(client, root_id), names, redactor)
+    root = await flow_run_info(client, await read_flow_run(client, root_id), names, redactor)
+    if root.run_count > 1:  # it ran again: by its own retries, the UI's Retry or ours
+        states = await client.read_flow_run_states(UUID(root_id))
+        root = root.model_copy(update={"auto_retries": automatic_retries(states)})
     subflows = []
     if subflow_ids:
         found = await client.read_flow_runs(

@@ -56,6 +56,35 @@ def link(label: object, url: str) -> str:
     return f"[{text(label)}](<{url}>)"
 
 
+def message(value: object, limit: int | None = None) -> str:
+    """``value`` for a chat message or an e-mail (Slack, Teams, webhooks), on one line, at most
+    ``limit`` characters: readable as written, with nothing that renders as markup there: raw
+    HTML and Slack's ``<...>`` links and mentions (``<``, ``>``, ``&`` become entities), link and
+    image syntax (``](`` is split), bare URLs and addresses (set in code, never linked) and
+    ``@channel``-style mentions (broken with a zero-width space)."""
+    body = " ".join(str(value).split())
+    if limit is not None and len(body) > limit:
+        body = body[:limit - 1].rstrip() + "…"
+    out, last = [], 0
+    for m in _AUTOLINKED.finditer(body):
+        url = m.group(0)
+        while url[-1] in ".,;:!?'\"" or (url[-1] == ")" and url.count(")") > url.count("(")):
+            url = url[:-1]  # trailing punctuation is the sentence's, as autolinkers see it
+        out.append(_message_escape(body[last:m.start()]))
+        out.append(code(url.translate(_HTML)))
+        last = m.start() + len(url)
+    out.append(_message_escape(body[last:]))
+    return "".join(out)
+
+
+_MENTION = re.compile(r"(?i)([@!])(channel|here|everyone|all)\b")
+
+
+def _message_escape(value: str) -> str:
+    value = value.translate(_HTML).replace("](", "] (").replace("![", "! [")
+    return _MENTION.sub(lambda m: m.group(1) + "\u200b" + m.group(2), value)
+
+
 def _unblock(line: str) -> str:
     """A line that cannot open a list or a rule, nor underline the line above into a heading."""
     return _BLOCK_START.sub(lambda m: m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], line)

@@ -12,12 +12,22 @@ from prefect_failure_insights.models import Summary
 from prefect_failure_insights.reporting import markdown as md
 
 
-def run_url(flow_run_id: str) -> str | None:
-    """The failed run's page in the Prefect UI, when the UI address is known."""
+def _ui(path: str) -> str | None:
+    """``path`` in the Prefect UI, when the UI address is known."""
     from prefect.settings import get_current_settings
 
     base = get_current_settings().ui_url
-    return f"{str(base).rstrip('/')}/runs/flow-run/{flow_run_id}" if base else None
+    return f"{str(base).rstrip('/')}/{path}" if base else None
+
+
+def run_url(flow_run_id: str) -> str | None:
+    """The failed run's page in the Prefect UI, when the UI address is known."""
+    return _ui(f"runs/flow-run/{flow_run_id}")
+
+
+def artifact_url(artifact_id: str | None) -> str | None:
+    """An artifact's page in the Prefect UI (the run page's Artifacts tab cannot be linked to)."""
+    return _ui(f"artifacts/artifact/{artifact_id}") if artifact_id else None
 
 
 def artifact_key(flow_name: str) -> str:
@@ -110,6 +120,9 @@ def render_markdown(summary: Summary, url: str | None = None) -> str:
         "---",
         " · ".join(meta),
     ]
+    if run.auto_retries:
+        out.append(f"Retried automatically by failure-insights {run.auto_retries} time(s): a transient failure "
+                   "(see the run's state history).")
     if summary.delivery.regenerated:
         when = f" at {summary.delivery.updated_at:%Y-%m-%d %H:%M:%S} UTC" if summary.delivery.updated_at else ""
         out.append(f"Regenerated{when}: this supersedes the earlier summary of this run.")

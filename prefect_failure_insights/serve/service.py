@@ -2,7 +2,9 @@
 
 ``failure-insights serve`` is the zero-infrastructure way to run the plugin: one
 long-lived process that registers the ``summarize-failure/failure-insights``
-deployment, installs (or updates) the automation, and executes summarizer runs as
+deployment (and ``retry-transient-failure/failure-insights-retry``, which only runs when
+``failure-insights retry install`` asked for automatic retries), installs (or updates) the
+automation, and executes summarizer runs as
 the automation creates them, inside the process (see `serve.executor`). Unless told
 otherwise it also registers ``batch-insights/batch-insights`` with its daily
 schedule and executes those runs the same way. It reconciles (`prefect_failure_insights.reconcile`)
@@ -37,6 +39,8 @@ from prefect_failure_insights.defaults import (
     RECONCILE_HOURS,
     RECONCILE_RECENT_MINUTES,
     RECONCILE_SECONDS,
+    RETRY_DEPLOYMENT,
+    RETRY_DEPLOYMENT_NAME,
     SERVE_LIMIT,
     SERVE_POLL_SECONDS,
     SUMMARIZER_DEPLOYMENT,
@@ -45,6 +49,7 @@ from prefect_failure_insights.defaults import (
 from prefect_failure_insights.exceptions import InputError
 from prefect_failure_insights.flows.batch_insights import batch_insights
 from prefect_failure_insights.flows.on_failure_summary import summarize_failure
+from prefect_failure_insights.flows.retry_transient_failure import retry_transient_failure
 from prefect_failure_insights.prefect_api.concurrency import LOCAL_SLOTS, ensure_llm_limit
 from prefect_failure_insights.reconcile import describe, reconcile
 from prefect_failure_insights.serve.executor import InProcessExecutor
@@ -121,8 +126,15 @@ async def serve_plugin(
         tags=[PLUGIN_TAG],
         parameters=common,
     )
-    executors = [InProcessExecutor(summarize_failure, await deployment.aapply(), poll_seconds, limit)]
-    print(f"Deployment {SUMMARIZER_DEPLOYMENT} ready.", flush=True)
+    retry = await retry_transient_failure.ato_deployment(
+        name=RETRY_DEPLOYMENT_NAME,
+        description="Retries a failed run whose summary says TRANSIENT (`failure-insights retry install`).",
+        tags=[PLUGIN_TAG],
+        parameters=common,
+    )
+    executors = [InProcessExecutor(summarize_failure, await deployment.aapply(), poll_seconds, limit),
+                 InProcessExecutor(retry_transient_failure, await retry.aapply(), poll_seconds, limit)]
+    print(f"Deployments {SUMMARIZER_DEPLOYMENT} and {RETRY_DEPLOYMENT} ready.", flush=True)
     if schedule is not None:
         batch = await batch_insights.ato_deployment(
             name=BATCH_DEPLOYMENT_NAME,

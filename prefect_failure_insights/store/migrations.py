@@ -241,6 +241,23 @@ def m005_transience(schema: Schema) -> None:
     schema.add_columns("failure_classifications", Column("transience", String(16)))
 
 
+@migration
+def m006_run_ids_and_retries(schema: Schema) -> None:
+    """The ids a summary event relates to (flow, work pool), and the run's automatic retries."""
+    schema.add_columns(
+        "failure_summaries",
+        Column("flow_id", String(36), info=field("run.flow_id")),
+        Column("work_pool_id", String(36), info=field("run.work_pool_id")),
+        Column("auto_retries", Integer, info=field("run.auto_retries")),
+    )
+    schema.add_columns(
+        "batch_errors",
+        Column("flow_id", String(36), info=field("error.run.flow_id")),
+        Column("work_pool_id", String(36), info=field("error.run.work_pool_id")),
+        Column("auto_retries", Integer, info=field("error.run.auto_retries")),
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -9,7 +9,8 @@
 * `store_summary()` writes the summary into the row *only if this summarizer still holds
   the claim*, so a late loser can never overwrite the winner.
 * ``regenerate`` claims an existing row without touching its content; the old summary
-  stays readable until the new one replaces it.
+  stays readable until the new one replaces it. So does a run that failed again after a
+  retry (its ``run_count`` grew): its new failure replaces the summary of the old one.
 """
 
 from __future__ import annotations
@@ -49,13 +50,15 @@ def claim_summary(engine: Engine, run: FlowRunInfo, claimed_by: str, regenerate:
             return Claim(result="claimed", run_id=run.id, claimed_by=claimed_by)
         with engine.begin() as conn:
             row = conn.execute(
-                select(summaries.c.status, summaries.c.claimed_by, summaries.c.claimed_at)
+                select(summaries.c.status, summaries.c.claimed_by, summaries.c.claimed_at, summaries.c.run_count)
                 .where(summaries.c.flow_run_id == run.id)
             ).one()
             status, holder, renewed = row.status, row.claimed_by, utc(row.claimed_at)
             age = (current - renewed).total_seconds() if renewed is not None else None
-            live = status in UNFINISHED and age is not None and age < lease.total_seconds()
-            if status not in UNFINISHED and not regenerate:
+            # A run that failed again after a retry (ours, the UI's) has a new failure to explain.
+            again = (row.run_count or 1) < run.run_count
+            live = (status in UNFINISHED or again) and age is not None and age < lease.total_seconds()
+            if status not in UNFINISHED and not (regenerate or again):
                 return Claim(result="exists", run_id=run.id, claimed_by=claimed_by, existing_status=status)
             if live and holder not in (claimed_by, take_over_from) and not regenerate:
                 return Claim(result="in_progress", run_id=run.id, claimed_by=claimed_by, existing_status=status,
@@ -136,6 +139,8 @@ def store_summary(engine: Engine, summary: Summary, claimed_by: str) -> Stored:
         ).scalar()
         if previous not in (None, *UNFINISHED):
             values["regenerated_count"] = summaries.c.regenerated_count + 1
+        if summary.status != PROVISIONAL:
+            values["claimed_at"] = None  # the work is done: no lease left that anyone must wait for
         written = conn.execute(
             update(summaries)
             .where(summaries.c.flow_run_id == summary.run.id)
@@ -169,6 +174,17 @@ def record_artifact(engine: Engine, flow_run_id: str, artifact_id: str, claimed_
             .where(summaries.c.claimed_by == claimed_by)
             .values(artifact_id=artifact_id)
         )
+
+
+def note_retry(engine: Engine, flow_run_id: str, retries: int) -> Summary | None:
+    """Record that the run was retried automatically ``retries`` times; its summary as stored
+    now (None when it has no finished summary)."""
+    with guard(engine, "note the retry"), engine.begin() as conn:
+        conn.execute(update(summaries).where(summaries.c.flow_run_id == flow_run_id)
+                     .where(summaries.c.status.not_in(UNFINISHED)).values(auto_retries=retries))
+        row = conn.execute(select(summaries).where(summaries.c.flow_run_id == flow_run_id)
+                           .where(summaries.c.status.not_in(UNFINISHED))).mappings().first()
+    return from_row(row, summaries, Summary) if row is not None else None
 
 
 def get_summary(engine: Engine, flow_run_id: str) -> Summary | None:

@@ -149,6 +149,29 @@ class E2E:
 
         self.call(delete)
 
+    def summary_events(self, run_id: str) -> list[dict]:
+        """The `failure-insights.summary.*` events of ``run_id``'s summary, oldest first, as the API returns them."""
+        import httpx
+        from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+        wanted = EventFilter(event=EventNameFilter(prefix=["failure-insights.summary."]),
+                             resource=EventResourceFilter(id=[f"failure-insights.summary.{run_id}"]))
+        response = httpx.post(f"{self.server.api_url}/events/filter",
+                              json={"filter": wanted.model_dump(mode="json"), "limit": 50}, timeout=30)
+        response.raise_for_status()
+        return sorted(response.json()["events"], key=lambda e: e["occurred"])
+
+    def flow_run(self, run_id: str):
+        from uuid import UUID
+
+        return self.call(lambda client: client.read_flow_run(UUID(run_id)))
+
+    def flow_run_states(self, run_id: str) -> list:
+        from uuid import UUID
+
+        states = self.call(lambda client: client.read_flow_run_states(UUID(run_id)))
+        return sorted(states, key=lambda s: s.timestamp)
+
     # -- the default SQLite database -------------------------------------------------
     def sqlite_engine(self):
         from prefect_failure_insights.blocks.loading import default_database

@@ -1,6 +1,8 @@
 """Pipelines the end-to-end tests run in their own process, against the test server.
 
 Usage: python pipelines.py SCENARIO  -> prints FLOW_RUN_ID=<id> (and SUBFLOW_RUN_ID=<id>)
+       python pipelines.py serve     -> serves the DEPLOYED flows as deployments "<flow>/e2e"
+                                        (a retry needs a runner to pick the run up again)
 """
 
 from __future__ import annotations
@@ -115,9 +117,40 @@ def ok_flow() -> int:
     return 1
 
 
+# Deployments (issue 15): a vendor whose outage ends, one that stays down, one that rejects the key.
+@flow(name="e2e-flaky-vendor")
+def flaky_vendor() -> int:
+    from prefect import runtime
+
+    attempt = runtime.flow_run.run_count
+    get_run_logger().info("Attempt %d: GET https://api.vendor.example/v2/orders", attempt)
+    if attempt <= 1:  # the vendor's outage is over by the next attempt
+        raise RuntimeError("Server error '503 Service Unavailable' for url 'https://api.vendor.example/v2/orders'")
+    return 5
+
+
+@flow(name="e2e-vendor-down")
+def vendor_down() -> None:
+    get_run_logger().info("GET https://api.vendor.example/v2/orders")
+    raise RuntimeError("Server error '503 Service Unavailable' for url 'https://api.vendor.example/v2/orders'")
+
+
+@flow(name="e2e-vendor-auth")
+def vendor_auth() -> None:
+    get_run_logger().info("GET https://api.vendor.example/v2/orders")
+    raise RuntimeError("Client error '401 Unauthorized' for url 'https://api.vendor.example/v2/orders'")
+
+
+DEPLOYED = (flaky_vendor, vendor_down, vendor_auth)
+
 SCENARIOS = {"vendor": vendor_sync, "subflow": parent_load, "ok": ok_flow, "crash": crash_flow,
              "secret-block": leaks_a_secret_block, "templated": templated, "markup": markup}
 
 if __name__ == "__main__":
+    if sys.argv[1] == "serve":
+        from prefect import serve
+
+        serve(*(f.to_deployment(name="e2e") for f in DEPLOYED), limit=10, print_starting_message=True)
+        sys.exit(0)
     state = SCENARIOS[sys.argv[1]](return_state=True)
     print(f"FLOW_RUN_ID={state.state_details.flow_run_id}", flush=True)

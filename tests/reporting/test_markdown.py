@@ -71,3 +71,13 @@ def test_text_that_looks_like_a_block_start_reads_as_written(plain: str) -> None
 def test_the_redaction_marker_stays_readable() -> None:
     assert md.text("password=[REDACTED:password]") == "password=[REDACTED:password]"
     assert live_elements(md.text("[REDACTED:password](https://attacker.example)")) == []
+
+
+def test_a_message_is_one_readable_line_with_nothing_that_renders() -> None:
+    from prefect_failure_insights.reporting.markdown import message
+
+    out = message("<b>x</b> & [a](https://e.example/x). see https://e.example/y, ok\n@here <!channel>")
+    assert out == ("&lt;b&gt;x&lt;/b&gt; &amp; [a] (`https://e.example/x`). see `https://e.example/y`, ok "
+                   "@\u200bhere &lt;!\u200bchannel&gt;")
+    assert message("KeyError: ['amount'] (row 3)") == "KeyError: ['amount'] (row 3)"  # plain text stays as written
+    assert message("y" * 50, 10) == "y" * 9 + "…"

@@ -164,3 +164,29 @@ def test_a_provisional_summary_whose_summarizer_died_stays_and_is_summarized_aga
     assert release_expired(engine) == [run.id]
     assert get_summary(engine, run.id).status == "provisional"  # kept, saying the final step is missing
     assert claim_summary(engine, run, "next").holds
+
+
+def test_a_run_that_failed_again_after_a_retry_is_summarized_again_once(engine) -> None:
+    run = _run("11111111-0000-4000-8000-000000000031")
+    claim_summary(engine, run, "a")
+    store_summary(engine, _summary(run), "a")
+    assert claim_summary(engine, run, "b").result == "exists"  # the same failure: nothing to do
+    again = run.model_copy(update={"run_count": 2, "auto_retries": 1})
+    claim = claim_summary(engine, again, "c")
+    assert claim.result == "claimed" and claim.replaces_summary and not claim.row_is_new
+    assert claim_summary(engine, again, "d").result == "in_progress"  # the second trigger of the new failure
+    stored = store_summary(engine, _summary(again, title="Vendor down again"), "c")
+    assert stored.action == "replaced" and stored.summary.run.run_count == 2 and stored.summary.run.auto_retries == 1
+    assert claim_summary(engine, again, "e").result == "exists"
+
+
+def test_a_retry_is_noted_in_a_finished_summary_only(engine) -> None:
+    from prefect_failure_insights.store.summaries import note_retry
+
+    run = _run("11111111-0000-4000-8000-000000000032")
+    assert note_retry(engine, run.id, 1) is None  # no row
+    claim_summary(engine, run, "a")
+    assert note_retry(engine, run.id, 1) is None  # pending: nothing to note it in
+    store_summary(engine, _summary(run), "a")
+    noted = note_retry(engine, run.id, 1)
+    assert noted is not None and noted.run.auto_retries == 1 and noted.analysis.title == "Vendor down"

@@ -1,0 +1,51 @@
+"""``failure-insights retry install|status|uninstall``: automatic retries of transient failures (opt-in)."""
+
+from __future__ import annotations
+
+import typer
+
+from prefect_failure_insights.cli.common import fail, run, with_client
+from prefect_failure_insights.cli.notify import categories_option
+from prefect_failure_insights.defaults import RETRY_CATEGORIES, RETRY_DELAY_SECONDS, RETRY_MAX_RETRIES
+
+app = typer.Typer(help="Retry a deployment's run whose failure summary says TRANSIENT (opt-in).",
+                  no_args_is_help=True)
+
+
+@app.command("install")
+def retry_install(
+    max_retries: int = typer.Option(RETRY_MAX_RETRIES, "--max-retries", help="Most automatic retries per run."),
+    delay: float = typer.Option(RETRY_DELAY_SECONDS, "--delay", help="Seconds between the failure and the retry."),
+    category: list[str] = typer.Option(None, "--category",
+                                       help=f"Retry transient failures of these categories (repeatable; default "
+                                            f"{', '.join(RETRY_CATEGORIES)})."),
+) -> None:
+    """Install or update (safe to run again) the automation that retries transient failures."""
+    from prefect_failure_insights.automations.retry import check_limits, install
+
+    cats = run(lambda: categories_option(category)) or RETRY_CATEGORIES
+    run(lambda: check_limits(max_retries, delay))
+    result = with_client(lambda client: install(client, max_retries, delay, cats))
+    typer.echo(f"Retry automation {result.action} ({result.automation_id}): transient {', '.join(cats)} failures "
+               f"of deployment runs are retried {delay:g} s later, at most {max_retries} time(s) per run.")
+
+
+@app.command("status")
+def retry_status() -> None:
+    """Say whether automatic retries are on; exit 1 if the automation has a problem."""
+    from prefect_failure_insights.automations.retry import status
+
+    st = with_client(status)
+    if st.problem:
+        raise fail(f"Retry automation: {st.problem}", 1)
+    typer.echo(f"Installed and {'enabled' if st.enabled else 'disabled'}: {st.detail}." if st.installed
+               else f"Automatic retries are off: {st.detail}.")
+
+
+@app.command("uninstall")
+def retry_uninstall() -> None:
+    """Remove the retry automation (runs already scheduled for a retry keep it)."""
+    from prefect_failure_insights.automations.retry import uninstall
+
+    removed = with_client(uninstall)
+    typer.echo("Removed the retry automation." if removed else "Nothing to remove: not installed.")

@@ -1,0 +1,115 @@
+"""The Prefect event of a delivered summary, for automations to act on (notifications, retries).
+
+    event     failure-insights.summary.created   the run's first summary (provisional or final)
+              failure-insights.summary.updated   the same summary replaced: provisional -> final,
+                                                 regenerated, or the run failed again after a retry
+    resource  failure-insights.summary.<failed run id>, labelled with the summary's status,
+              category, transience and whether it is final
+    related   the failed flow run, its flow, deployment, work pool and tags, with the roles
+              Prefect's own flow-run events use (so ``match_related`` works the same way)
+    payload   title, category, transience, confidence, status, what happened, how to fix, the
+              run's and the summary artifact's addresses in the UI
+
+Every text in it is redacted (again) and made safe for the messages it becomes
+(`reporting.markdown.message`), and bounded: the event stays small whatever the run logged.
+It is sent with an events client of its own rather than `emit_event`, which would add the
+*summarizer's* run, flow and deployment as related resources with the same roles as the failed
+run's, and automations matching on ``flow`` or ``deployment`` could no longer tell them apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import uuid4
+
+from prefect.events import Event
+from prefect.events.clients import get_events_client
+
+from prefect_failure_insights.defaults import (
+    EVENT_MAX_STEPS,
+    EVENT_MAX_TAGS,
+    EVENT_STEP_CHARS,
+    EVENT_TEXT_CHARS,
+    SUMMARY_CREATED_EVENT,
+    SUMMARY_RESOURCE_PREFIX,
+    SUMMARY_UPDATED_EVENT,
+)
+from prefect_failure_insights.models import Summary
+from prefect_failure_insights.redaction import redact_text
+from prefect_failure_insights.reporting.markdown import message
+from prefect_failure_insights.reporting.summary import artifact_url, run_url
+
+EventAction = Literal["created", "updated"]
+EVENT_NAMES: dict[str, str] = {"created": SUMMARY_CREATED_EVENT, "updated": SUMMARY_UPDATED_EVENT}
+
+
+def _safe(value: object, limit: int) -> str:
+    return message(redact_text(str(value)), limit)
+
+
+def summary_event(summary: Summary, action: EventAction, summarizer_id: str | None = None) -> Event:
+    """The event announcing ``summary`` (``action``: its first delivery, or a replacement)."""
+    run, a = summary.run, summary.analysis
+    final = summary.status != "provisional"
+    resource = {
+        "prefect.resource.id": f"{SUMMARY_RESOURCE_PREFIX}{run.id}",
+        "prefect.resource.name": _safe(a.title, 120),
+        "failure-insights.status": summary.status,
+        "failure-insights.final": str(final).lower(),
+        "failure-insights.category": a.category.value,
+        "failure-insights.transience": a.transience.value,
+    }
+    related: list[dict[str, str]] = [
+        {"prefect.resource.id": f"prefect.flow-run.{run.id}", "prefect.resource.role": "flow-run",
+         "prefect.resource.name": redact_text(run.name)},
+    ]
+    if run.flow_id:
+        related.append({"prefect.resource.id": f"prefect.flow.{run.flow_id}", "prefect.resource.role": "flow",
+                        "prefect.resource.name": redact_text(run.flow_name)})
+    if run.deployment_id:
+        related.append({"prefect.resource.id": f"prefect.deployment.{run.deployment_id}",
+                        "prefect.resource.role": "deployment",
+                        "prefect.resource.name": redact_text((run.deployment or "").split("/", 1)[-1])})
+    if run.work_pool_id:
+        related.append({"prefect.resource.id": f"prefect.work-pool.{run.work_pool_id}",
+                        "prefect.resource.role": "work-pool", "prefect.resource.name": redact_text(run.work_pool or "")})
+    related += [{"prefect.resource.id": f"prefect.tag.{redact_text(tag)}", "prefect.resource.role": "tag"}
+                for tag in run.tags[:EVENT_MAX_TAGS]]
+    if summarizer_id:
+        related.append({"prefect.resource.id": f"prefect.flow-run.{summarizer_id}",
+                        "prefect.resource.role": "summarizer"})
+    payload: dict[str, Any] = {
+        "title": _safe(a.title, 200),
+        "category": a.category.value,
+        "transience": a.transience.value,
+        "confidence": round(a.confidence, 2),
+        "status": summary.status,
+        "final": final,
+        "what_happened": _safe(a.what_happened, EVENT_TEXT_CHARS),
+        "how_to_fix": [_safe(step, EVENT_STEP_CHARS) for step in a.how_to_fix[:EVENT_MAX_STEPS]],
+        "failed_task": _safe(a.failed_task, 200) if a.failed_task else None,
+        "flow_run_id": run.id,
+        "flow_run_name": _safe(run.name, 200),
+        "flow_name": _safe(run.flow_name, 200),
+        "deployment": _safe(run.deployment, 200) if run.deployment else None,
+        "state": run.state,
+        "auto_retries": run.auto_retries,
+        "run_url": run_url(run.id),
+        "artifact_id": summary.delivery.artifact_id,
+        "artifact_url": artifact_url(summary.delivery.artifact_id),
+    }
+    return Event(id=uuid4(), event=EVENT_NAMES[action], resource=resource, related=related, payload=payload)
+
+
+async def emit_summary_event(summary: Summary, action: EventAction,
+                             summarizer_id: str | None = None) -> Event | None:
+    """Build the summary's event and send it to the Prefect API (or Cloud) now; None without an
+    API address (a temporary local API has no automations to tell)."""
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        return None
+    event = summary_event(summary, action, summarizer_id)
+    async with get_events_client() as events:
+        await events.emit(event)
+    return event

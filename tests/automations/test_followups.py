@@ -1,0 +1,128 @@
+"""The automations acting on summary events match what they promise: checked with Prefect's own
+server-side trigger matching against the events the summarizer really builds."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from uuid import uuid4
+
+import pytest
+from prefect.server.events.schemas.automations import EventTrigger as ServerTrigger
+from prefect.server.events.schemas.events import ReceivedEvent
+from prefect_failure_insights.automations import notify, retry
+from prefect_failure_insights.automations.installing import same
+from prefect_failure_insights.blocks import FailureInsightsSettings
+
+from prefect_failure_insights.analysis.summary import analyze, compose_summary
+from prefect_failure_insights.evidence.builder import build_evidence
+from prefect_failure_insights.models import Summary, Transience
+from prefect_failure_insights.prefect_api.events import summary_event
+from prefect_failure_insights.testing.samples import failed_run
+
+FLOW, DEPLOYMENT = str(uuid4()), str(uuid4())
+
+
+def _summary(status: str = "llm", transience: Transience = Transience.TRANSIENT, flow_name: str = "nightly-orders",
+             deployment: bool = True, tags: tuple[str, ...] = ("critical",)) -> Summary:
+    failed, lines = failed_run(flow_name=flow_name)
+    evidence = build_evidence(failed, lines)
+    result = asyncio.run(analyze(failed, evidence, FailureInsightsSettings(), None, "no LLM"))
+    summary = compose_summary(failed, evidence, result)
+    run = summary.run.model_copy(update={"flow_id": FLOW, "tags": list(tags),
+                                         "deployment_id": DEPLOYMENT if deployment else None,
+                                         "deployment": f"{flow_name}/prod" if deployment else None})
+    return summary.model_copy(update={"run": run, "status": status,
+                                      "analysis": summary.analysis.model_copy(update={"transience": transience})})
+
+
+def _fires(trigger, event) -> bool:
+    server = ServerTrigger.model_validate(trigger.model_dump(mode="json"))
+    received = ReceivedEvent.model_validate({**event.model_dump(mode="json"),
+                                             "received": datetime.now(timezone.utc).isoformat()})
+    return server.covers(received)
+
+
+def test_the_fixture_is_a_transient_vendor_failure() -> None:
+    assert _summary().analysis.category.value == "THIRD_PARTY_SYSTEM"
+
+
+def test_notifications_fire_for_final_summaries_only_unless_asked() -> None:
+    final_only, both = notify.notification_trigger(notify.Scope()), notify.notification_trigger(
+        notify.Scope(include_provisional=True))
+    provisional, final = summary_event(_summary("provisional"), "created"), summary_event(_summary("llm"), "updated")
+    fallback = summary_event(_summary("fallback"), "created")
+    assert (_fires(final_only, provisional), _fires(final_only, final), _fires(final_only, fallback)) == (
+        False, True, True)
+    assert _fires(both, provisional) and _fires(both, final)
+
+
+def test_notification_scopes_narrow_by_category_tag_and_deployment() -> None:
+    event = summary_event(_summary(tags=("critical", "nightly")), "created")
+    cases = {
+        notify.Scope(categories=("THIRD_PARTY_SYSTEM",)): True,
+        notify.Scope(categories=("INPUT_DATA_QUALITY", "WORKFLOW_ENGINE")): False,
+        notify.Scope(tags=("nightly",)): True,
+        notify.Scope(tags=("other",)): False,
+        notify.Scope(deployment_ids=(DEPLOYMENT,)): True,
+        notify.Scope(deployment_ids=(str(uuid4()),)): False,
+        notify.Scope(categories=("THIRD_PARTY_SYSTEM",), tags=("other",)): False,  # fields are ANDed
+    }
+    for scope, expected in cases.items():
+        assert _fires(notify.notification_trigger(scope), event) is expected, scope
+
+
+def test_retries_fire_only_for_final_transient_summaries_of_deployment_runs_not_our_flows() -> None:
+    trigger = retry.retry_trigger(("THIRD_PARTY_SYSTEM",))
+    assert _fires(trigger, summary_event(_summary(), "created"))
+    assert _fires(trigger, summary_event(_summary(), "updated"))
+    refused = {
+        "provisional": _summary("provisional"),
+        "permanent": _summary(transience=Transience.PERMANENT),
+        "intermittent": _summary(transience=Transience.INTERMITTENT),
+        "no deployment": _summary(deployment=False),
+        "own flow": _summary(flow_name="summarize-failure"),
+        "retry flow": _summary(flow_name="retry-transient-failure"),
+    }
+    for why, summary in refused.items():
+        assert not _fires(trigger, summary_event(summary, "created")), why
+    assert not _fires(retry.retry_trigger(("INPUT_DATA_QUALITY",)), summary_event(_summary(), "created"))
+
+
+def test_the_retry_action_passes_the_failed_run_and_the_limits() -> None:
+    automation = retry.build_automation(uuid4(), 3, 30.0, ("THIRD_PARTY_SYSTEM",))
+    params = automation.actions[0].parameters
+    assert params["flow_run_id"] == "{{ event.resource.id | replace('failure-insights.summary.', '') }}"
+    assert (params["max_retries"], params["delay_seconds"], params["categories"]) == (3, 30.0, ["THIRD_PARTY_SYSTEM"])
+
+
+@pytest.mark.parametrize(("max_retries", "delay"), [(0, 1), (11, 1), (1, -1), (1, 86401)])
+def test_retry_limits_nobody_means_are_refused(max_retries: int, delay: float) -> None:
+    from prefect_failure_insights.exceptions import InputError
+
+    with pytest.raises(InputError, match="out of range"):
+        retry.check_limits(max_retries, delay)
+
+
+def test_the_notification_template_renders_the_summary_with_prefects_own_renderer() -> None:
+    from prefect.server.utilities.user_templates import render_user_template_sync, validate_user_template
+
+    event = summary_event(_summary(), "updated")
+    for template in (notify.SUBJECT, notify.BODY):
+        validate_user_template(template)
+    body = render_user_template_sync(notify.BODY, {"event": event})
+    assert body.startswith(event.payload["title"])
+    assert "How to fix it:\n1. " in body and "Category: THIRD_PARTY_SYSTEM, transient, confidence" in body
+    assert "Provisional" not in body
+    provisional = render_user_template_sync(notify.BODY, {"event": summary_event(_summary("provisional"), "created")})
+    assert "Provisional summary (the final one follows)." in provisional
+
+
+def test_reinstalling_the_same_automation_is_a_no_op_whatever_the_set_order() -> None:
+    block = uuid4()
+    a = notify.build_automation("slack-webhook/ops", block, notify.Scope(tags=("a", "b")))
+    b = notify.build_automation("slack-webhook/ops", block, notify.Scope(tags=("a", "b")))
+    dumped = a.model_dump(mode="json")
+    dumped["trigger"]["expect"] = list(reversed(dumped["trigger"]["expect"]))
+    assert same(type(a).model_validate(dumped), b)
+    assert not same(a, notify.build_automation("slack-webhook/ops", block, notify.Scope(tags=("a",))))
