@@ -43,6 +43,7 @@ STAGES = {
     "read-external-logs": "reads", "build-evidence": "evidence", "provisional-summary": "analysis",
     "load-llm": "analysis", "analyze-failure": "analysis", "store-summary": "delivery",
     "publish-artifact": "delivery", "record-artifact": "delivery", "release-summary": "delivery",
+    "emit-summary-event": "delivery", "find-similar-failures": "analysis",
 }
 
 
@@ -141,7 +142,7 @@ async def stages(client, run_id: str, ended: datetime) -> dict[str, float]:
         stage = STAGES[name] if STAGES[name] in ("setup", "late logs") else f"{phase} {STAGES[name]}"
         span = spans.setdefault(stage, [t.start_time, t.end_time])
         span[0], span[1] = min(span[0], t.start_time), max(span[1], t.end_time)
-        if name == "record-artifact" and phase == "first":
+        if name == "emit-summary-event" and phase == "first":
             phase = "final"
     out.update({stage: (b - a).total_seconds() for stage, (a, b) in spans.items()})
     return out
