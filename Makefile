@@ -54,6 +54,8 @@ bench: install-dev
 	$(BIN)/python bench/redaction.py
 	$(BIN)/python bench/classification.py
 	$(BIN)/python bench/no_llm.py
+	$(BIN)/python bench/citations.py
+	$(BIN)/python bench/similarity.py
 	$(BIN)/python bench/bundles.py
 	$(BIN)/python bench/faults.py
 

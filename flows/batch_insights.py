@@ -2,7 +2,7 @@
 
     window + filters -> failed and crashed runs (paginated) -> errors (one per failed task)
       -> classify (corrections -> rules -> cache -> LLM few-shot -> UNKNOWN)
-      -> report -> rows (one per error, plus the batch) -> report artifact + table artifact
+      -> group similar errors (the summaries' similarity) -> report -> rows (one per error, plus the batch) -> report artifact + table artifact
 
 With ``partition_by`` (work pool or tag) the run is a coordinator: it fans out one child
 run of the ``batch-insights`` deployment per partition with `run_deployment` (bounded
@@ -28,6 +28,7 @@ from prefect_failure_insights.tasks.batch import (
     load_partitions,
     publish_report,
     read_failures,
+    group_similar,
     render_report,
     resolve_window,
     run_partitions,
@@ -125,6 +126,7 @@ async def batch_insights(
                 log.warning("Errors the rules do not classify stay UNKNOWN: %s", choice.source)
             earlier = await load_batch_errors(database, window)
             rows, metrics = await classify_errors(read, settings, database, llm, earlier, progress)
+        rows = await group_similar(rows)
         metrics.duration_s = round(time.monotonic() - started, 2)
         previous = await load_batch_errors(database, window.previous())
         text = await render_report(rows, metrics, window, previous)

@@ -4,7 +4,8 @@
       -> wait for late logs ║ secrets -> first answer: state messages + warnings/errors stored so far
                                         -> deterministic analysis -> row + artifact, provisional -> event
       -> read run, subflows, task runs ║ logs ║ last good run
-      -> other systems' logs -> evidence (condensed, redacted) -> analysis (LLM, else deterministic)
+      -> other systems' logs -> evidence (condensed, redacted) -> analysis (LLM, else deterministic;
+         its citations checked) -> similar earlier failures, any flow (one indexed lookup)
       -> row in the database -> markdown artifact on the failed run (one per run, both updated in place)
       -> a `failure-insights.summary.created|updated` event (notifications and retries act on it)
 
@@ -29,6 +30,7 @@ from prefect_failure_insights.tasks.summary import (
     claim_summary,
     compare_with_last_good_run,
     emit_summary_event,
+    find_similar_failures,
     holding,
     load_database,
     load_llm,
@@ -209,7 +211,7 @@ async def summarize_failure(
             except BaseException:
                 await release_summary(database, root.id, claim)
                 raise
-            stored = await store_summary(database, summary, claim)
+            stored = await store_summary(database, await find_similar_failures(database, summary), claim)
         if stored.action == "lost":
             return skipped("another summarizer run took over this run's summary")
         stored = await record_artifact(database, stored, await publish_artifact(stored.summary), claim)

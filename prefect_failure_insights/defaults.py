@@ -160,3 +160,23 @@ RETRY_MAX_RETRIES_LIMIT = 10
 #: The message of the AwaitingRetry state an automatic retry sets begins with this: the
 #: retries of a run are counted from its state history, which no database loss can reset.
 RETRY_STATE_MARK = "failure-insights automatic retry"
+
+# -- cited answers ----------------------------------------------------------------------------
+
+#: The highest confidence an analysis keeps when the code cannot verify its root cause's citations.
+UNVERIFIED_CONFIDENCE_CAP = 0.5
+#: Most characters of a cited line shown under a claim in the artifact.
+CITED_LINE_CHARS = 160
+
+# -- similar failures -------------------------------------------------------------------------
+
+#: MinHash LSH over a failure's pattern: bands x rows hashes. 16 bands of 2 find a pattern with
+#: similarity 0.5 as a candidate 99 % of the time, one with 0.2 about half of the time.
+SIMILARITY_BANDS = 16
+SIMILARITY_ROWS = 2
+#: Jaccard similarity of two patterns' shingles from which failures are "similar" (chosen on the
+#: tuning split of tests/fixtures/similar/pairs.jsonl; the frozen split's figure is in the README).
+SIMILARITY_THRESHOLD = 0.5
+#: Candidate patterns re-ranked per lookup, and similar summaries linked from the artifact.
+SIMILARITY_CANDIDATES = 200
+SIMILAR_LINKS = 3

@@ -17,6 +17,7 @@ from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredenti
 
 from prefect_failure_insights import models
 from prefect_failure_insights.analysis import classifier as classification
+from prefect_failure_insights.analysis import similarity
 from prefect_failure_insights.models import (
     BatchMetrics,
     BatchRecord,
@@ -104,6 +105,12 @@ async def run_partitions(window: BatchWindow, partition_by: str, names: list[str
 async def load_partitions(database: Database, runs: list[PartitionRun]) -> tuple[list[ClassifiedError], BatchMetrics]:
     """The rows and figures the partitions' child runs stored, added up."""
     return await database.run(batches.load_partitions, runs)
+
+
+@task(name="group-similar", cache_policy=NO_CACHE)
+async def group_similar(rows: list[ClassifiedError]) -> list[ClassifiedError]:
+    """Mark each error with its group of similar errors (the report's recurring errors count them together)."""
+    return similarity.group_similar(rows)
 
 
 @task(name="render-report", cache_policy=NO_CACHE)

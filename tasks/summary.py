@@ -26,6 +26,7 @@ from prefect_failure_insights.blocks import (
     loading,
 )
 
+from prefect_failure_insights.analysis import similarity
 from prefect_failure_insights.analysis import summary as analysis
 from prefect_failure_insights.evidence import builder, sources
 from prefect_failure_insights.redaction import Redactor
@@ -233,6 +234,19 @@ async def analyze_failure(failed: FailedRun, evidence: Evidence, settings: Failu
         log.warning("%s", note)
     log.log(logging.INFO if result.status == "llm" else logging.WARNING, "%s", analysis.describe(result))
     return analysis.compose_summary(failed, evidence, result, summarizer_id)
+
+
+@task(name="find-similar-failures", cache_policy=NO_CACHE)
+async def find_similar_failures(database: Database, summary: Summary) -> Summary:
+    """The summary with the earlier failures similar to it, in any flow (none when the database fails)."""
+    try:
+        found = await similarity.find_similar_failures(database, summary.recurrence, summary.run.id)
+    except StorageError as exc:
+        get_run_logger().warning("Similar failures not looked up: %s", exc)
+        return summary
+    if found.count:
+        get_run_logger().info("Similar to %d earlier failure(s) in %s", found.count, ", ".join(found.flows))
+    return summary.model_copy(update={"similar": found})
 
 
 @task(name="store-summary", cache_policy=NO_CACHE)

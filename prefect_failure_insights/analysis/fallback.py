@@ -14,8 +14,17 @@ from __future__ import annotations
 
 import re
 
+from prefect_failure_insights.analysis.citations import sent_lines
 from prefect_failure_insights.analysis.rules import RuleMatch, classify
-from prefect_failure_insights.models import Category, Evidence, FailedRun, FailureAnalysis, Transience
+from prefect_failure_insights.models import (
+    Category,
+    Citation,
+    Citations,
+    Evidence,
+    FailedRun,
+    FailureAnalysis,
+    Transience,
+)
 
 GENERIC_FIX = (
     "Open the failed run's logs at the root error line and read the traceback from the last frame in your code.",
@@ -71,6 +80,19 @@ def _retries_spent(failed: FailedRun, match: RuleMatch, error_text: str) -> str 
             "401/403/404 or a validation error) and True for timeouts and 5xx.")
 
 
+def _root_citation(evidence: Evidence) -> Citation | None:
+    """The root error line as a citation, quoting the start of its message as it was sent."""
+    if not evidence.root_error_line:
+        return None
+    line = sent_lines(evidence.text, evidence.line_prefix).get(evidence.root_error_line)
+    if line is None:  # the budget left it out: cite it anyway, the check will say it was not sent
+        return Citation(line=evidence.root_error_line)
+    # "L31 02:00:00.250 ERROR [task] message..." -> the message's first words
+    first = line.split("\n", 1)[0]
+    message = re.sub(r"^\S+ \S+ [A-Z]+ (?:\[[^\]]*\] )?", "", first)
+    return Citation(line=evidence.root_error_line, quote=" ".join(message.split()[:12])[:120])
+
+
 def deterministic_analysis(evidence: Evidence, failed: FailedRun) -> FailureAnalysis:
     """Summarize a failure without an LLM.
 
@@ -93,7 +115,8 @@ def deterministic_analysis(evidence: Evidence, failed: FailedRun) -> FailureAnal
     else:
         error = None
     where = f"Task '{task}'" if task else f"Flow run '{run.name}'"
-    cite = f" (L{evidence.root_error_line})" if evidence.root_error_line else ""
+    at = f"{evidence.line_prefix}{evidence.root_error_line}" if evidence.root_error_line else None
+    cite = f" ({at})" if at else ""
 
     if error:
         title = f"{task or run.flow_name} failed: {error}"
@@ -131,16 +154,36 @@ def deterministic_analysis(evidence: Evidence, failed: FailedRun) -> FailureAnal
     if cause is not None and cause.docs:
         fix.append(f"Documentation: {cause.docs}")
     if evidence.root_error_line:
-        fix.append(f"Details: the run's logs around L{evidence.root_error_line}.")
+        fix.append(f"Details: the run's logs around {at}.")
     elif run.state_message:
         fix.append("Details: the run's final state message and the worker's logs.")
 
     tags = [t for t in (exc_short, cause.name if cause else None, "crashed" if run.crashed else None) if t]
+    # Every claim rests on the root error line: the rule matched it, the steps are the rule's.
+    root = _root_citation(evidence)
+    cites = [root] if root else []
+    if root is None:
+        status, why = "insufficient", "no error line was found in the evidence"
+    elif match.rule is not None and match.confidence >= 0.8:
+        status, why = "confirmed", (f"the rule {cause.name!r} matched the root error ({at}); errors it matches are "
+                                    f"this cause {match.confidence:.0%} of the time")
+    elif cause is not None:
+        status, why = "hypothesis", (f"the closest known cause ({cause.name!r}) fits the root error ({at}) "
+                                     f"{match.confidence:.0%} of the time")
+    else:
+        status, why = "hypothesis", f"no known cause matches the root error ({at})"
+    questions = [] if root else [
+        "What ended the run? Its logs hold no error line: read the worker's or the infrastructure's logs "
+        "for the run's last minutes."]
     return FailureAnalysis(
         title=title,
         what_happened=what,
         how_to_fix=fix,
         root_cause=root_cause,
+        citations=Citations(what_happened=cites, root_cause=cites, how_to_fix=[cites for _ in fix]),
+        evidence_status=status,
+        confidence_reason=why,
+        open_questions=questions,
         # A best guess with its measured confidence: one reader, one failure. (The batch abstains
         # below the threshold instead: its counts become trends.)
         category=cause.category if cause is not None else Category.UNKNOWN,

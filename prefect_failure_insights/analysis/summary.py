@@ -41,6 +41,8 @@ from prefect_failure_insights.models import (
     Recurrence,
     Summary,
 )
+from prefect_failure_insights.analysis.citations import checked
+from prefect_failure_insights.analysis.similarity import failure_pattern, pattern_id
 from prefect_failure_insights.prefect_api.concurrency import llm_slot
 from prefect_failure_insights.store import Database
 from prefect_failure_insights.store import fingerprints as cache
@@ -233,7 +235,8 @@ async def analyze_failure(
     """
     sig = signature(evidence, failed)
     fp = fingerprint(sig)
-    seen = Recurrence(fingerprint=fp, signature=sig)
+    shape = failure_pattern(evidence, failed)
+    seen = Recurrence(fingerprint=fp, signature=sig, pattern=shape, pattern_id=pattern_id(shape))
     if llm is None or database is None:
         result = await analyze(failed, evidence, settings, llm, no_llm_reason, redactor)
         return result.model_copy(update={"recurrence": seen})
@@ -318,8 +321,8 @@ def provisional_summary(failed: FailedRun, evidence: Evidence, wait_s: float,
                         summarizer_id: str | None = None) -> Summary:
     """The summary delivered at once, before the late logs and the LLM: the deterministic analysis
     of the run's state messages and the warnings and errors stored so far. Its evidence numbers
-    those records (``E<n>``), not the log's lines, so the analysis cites none."""
-    analysis = deterministic_analysis(evidence.model_copy(update={"root_error_line": None}), failed)
+    those records (``E<n>``), not the log's lines, and so do its citations."""
+    analysis = deterministic_analysis(evidence, failed)
     reason = (f"The final summary is in progress: it waits up to {wait_s:g} s for the run's late logs, reads "
               "all of them and analyses them (with the LLM when one is configured), then replaces this one.")
     return compose_summary(failed, evidence, AnalysisResult(analysis=analysis, status="provisional", reason=reason),
@@ -328,10 +331,13 @@ def provisional_summary(failed: FailedRun, evidence: Evidence, wait_s: float,
 
 def compose_summary(failed: FailedRun, evidence: Evidence, result: AnalysisResult,
                     summarizer_id: str | None = None) -> Summary:
-    """The summary of ``failed``: its facts (already redacted), the evidence and the analysis."""
+    """The summary of ``failed``: its facts (already redacted), the evidence and the analysis, whose
+    citations are checked here against that evidence (`citations.checked`)."""
+    analysis, verification = checked(result.analysis, evidence)
     return Summary(
         run=failed.run,
-        analysis=result.analysis,
+        analysis=analysis,
+        verification=verification,
         status=result.status,
         reason=Redactor().redact(result.reason) if result.reason else None,
         usage=result.usage.model_copy(update={"prompt_version": PROMPT_VERSION}),

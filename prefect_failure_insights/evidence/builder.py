@@ -361,6 +361,7 @@ class EvidenceBuilder:
             redactions=dict(Counter(_REDACTED.findall(text))),
             root_error=root_text,
             root_error_line=root.line.lineno if root else None,
+            line_prefix=self.prefix,
             root_error_reason=why,
             exception_type=exc_type,
             exception_message=self.redactor.redact(exc_msg)[:1000] if exc_msg else None,

@@ -19,7 +19,8 @@ from prefect_failure_insights.models import (
     Transience,
 )
 
-PROMPT_VERSION = "summary-v3"  # v2: a per-request boundary around every run-derived field; v3: transience
+PROMPT_VERSION = "summary-v4"  # v2: a per-request boundary around every run-derived field; v3: transience;
+#                                v4: every claim cites its evidence lines, evidence status, open questions
 
 
 def boundary(tag: str, *data: str) -> str:
@@ -48,7 +49,14 @@ Rules:
 - Find the root error: the earliest failure that caused the others. Lines such as
   "Finished in state Failed", UpstreamTaskError or the flow re-raising a task's
   exception are consequences, not causes.
-- Cite evidence by its line number, like L1234.
+- Every claim rests on evidence lines: for what happened, the root cause and each fix step,
+  give the lines it rests on as {{"line": 1234, "quote": "..."}}, where 1234 is the number of a
+  line L1234 in the evidence and quote is a few words copied exactly from that line. Cite only
+  lines that are in the evidence; the citations are checked by code, and an answer whose root
+  cause cites nothing that checks out has its confidence capped.
+- evidence_status: "confirmed" when a cited line shows the root cause itself, "hypothesis" when
+  the cause is inferred, "insufficient" when the evidence does not say; then list in
+  open_questions what to check to find out.
 - Fix steps are concrete and ordered, most likely fix first. Do not invent facts
   that the evidence does not support; say what to check instead.
 - Secrets were replaced by [REDACTED:...] markers; never guess them.
@@ -61,10 +69,15 @@ Rules:
 Answer with one JSON object and nothing else, with these keys:
   "title": one line naming the failure (at most 120 characters),
   "what_happened": 1-3 sentences,
-  "how_to_fix": a list of steps,
+  "what_happened_evidence": the lines it rests on, [{{"line": ..., "quote": ...}}],
+  "how_to_fix": a list of steps, each {{"step": "...", "evidence": [{{"line": ..., "quote": ...}}]}},
   "root_cause": why it happened,
+  "root_cause_evidence": the lines it rests on,
+  "evidence_status": confirmed, hypothesis or insufficient,
   "category": one of the categories above,
   "confidence": a number from 0 to 1,
+  "confidence_reason": one line: why this confidence,
+  "open_questions": what to check when the evidence is insufficient (else an empty list),
   "transience": one of TRANSIENT, INTERMITTENT, PERMANENT, UNKNOWN,
   "failed_task": the failed task's name, or null,
   "tags": up to 5 short keywords,
@@ -73,23 +86,35 @@ Answer with one JSON object and nothing else, with these keys:
 {language}"""
 
 
+_CITES: dict[str, Any] = {"type": "array", "items": {
+    "type": "object", "properties": {"line": {"type": "integer"}, "quote": {"type": "string"}},
+    "required": ["line", "quote"], "additionalProperties": False}}
+
 ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "title": {"type": "string"},
         "what_happened": {"type": "string"},
-        "how_to_fix": {"type": "array", "items": {"type": "string"}},
+        "what_happened_evidence": _CITES,
+        "how_to_fix": {"type": "array", "items": {
+            "type": "object", "properties": {"step": {"type": "string"}, "evidence": _CITES},
+            "required": ["step", "evidence"], "additionalProperties": False}},
         "root_cause": {"type": "string"},
+        "root_cause_evidence": _CITES,
+        "evidence_status": {"type": "string", "enum": ["confirmed", "hypothesis", "insufficient"]},
         "category": {"type": "string", "enum": [c.value for c in Category]},
         "confidence": {"type": "number"},
+        "confidence_reason": {"type": "string"},
+        "open_questions": {"type": "array", "items": {"type": "string"}},
         "transience": {"type": "string", "enum": [t.value for t in Transience]},
         "failed_task": {"type": ["string", "null"]},
         "tags": {"type": "array", "items": {"type": "string"}},
         "additional_answers": {"type": "array", "items": {"type": "string"}},
     },
     "required": [
-        "title", "what_happened", "how_to_fix", "root_cause", "category",
-        "confidence", "transience", "failed_task", "tags", "additional_answers",
+        "title", "what_happened", "what_happened_evidence", "how_to_fix", "root_cause", "root_cause_evidence",
+        "evidence_status", "category", "confidence", "confidence_reason", "open_questions", "transience",
+        "failed_task", "tags", "additional_answers",
     ],
     "additionalProperties": False,
 }

@@ -8,6 +8,13 @@ the `EvidenceRef` it rests on and its `Delivery`; a batch row (`ClassifiedError`
 """
 
 from prefect_failure_insights.models.analysis import (
+    Citation,
+    SimilarFailures,
+    SimilarRun,
+    Citations,
+    ClaimCheck,
+    EvidenceStatus,
+    Verification,
     CATEGORY_GUIDE,
     AnalysisResult,
     Category,
@@ -66,5 +73,5 @@ __all__ = [
     "Classification", "ClassificationUsage", "ClassifiedError", "Correction", "Delivery", "ErrorItem", "Evidence",
     "EvidenceRef", "FailedRun", "FailureAnalysis", "FailureError", "Filters", "FlowRunInfo", "LLMUsage", "LogLine",
     "LogSection", "LogWait", "OutcomeAction", "Reconciled", "RetryOutcome", "PartitionRun", "Recurrence", "Summary", "Stored", "SummaryOutcome", "SummaryStatus", "Target",
-    "TaskRunInfo", "TRANSIENCE_GUIDE", "Transience", "parse_transience", "WindowFailures", "level_name", "parse_category", "failed_runs", "resolve_window", "utc", "Progress", "Redacted", "redacted_with",
+    "TaskRunInfo", "Citation", "SimilarFailures", "SimilarRun", "Citations", "ClaimCheck", "EvidenceStatus", "Verification", "TRANSIENCE_GUIDE", "Transience", "parse_transience", "WindowFailures", "level_name", "parse_category", "failed_runs", "resolve_window", "utc", "Progress", "Redacted", "redacted_with",
 ]

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from prefect_failure_insights.models.common import Redacted
 
@@ -95,8 +95,46 @@ CATEGORY_GUIDE = {
 }
 
 
+class Citation(BaseModel):
+    """One evidence line a claim rests on: its number (``L1234``) and a short verbatim quote of it."""
+
+    line: int = Field(ge=0)
+    quote: Redacted = Field(default="", description="A few words copied from that line.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spellings(cls, value: object) -> object:
+        # "L1234", 1234, {"line": "L1234", ...}: what models write.
+        if isinstance(value, (int, str)):
+            value = {"line": value}
+        if isinstance(value, dict) and isinstance(value.get("line"), str):
+            m = re.search(r"\d+", value["line"])
+            value = {**value, "line": int(m.group(0)) if m else -1}
+        if isinstance(value, dict) and value.get("quote") is None:
+            value = {**value, "quote": ""}
+        return value
+
+
+class Citations(BaseModel):
+    """The evidence each claim of an analysis cites: what happened, the root cause, each fix step."""
+
+    what_happened: list[Citation] = Field(default_factory=list)
+    root_cause: list[Citation] = Field(default_factory=list)
+    how_to_fix: list[list[Citation]] = Field(default_factory=list, description="One list per fix step, in order.")
+
+
+#: How well the evidence supports the analysis: a fact in it shows the root cause (confirmed), the
+#: cause is inferred (hypothesis), or the evidence does not say (insufficient).
+EvidenceStatus = Literal["confirmed", "hypothesis", "insufficient"]
+
+
+def _cites(value: object) -> list:
+    return [c for c in value if c not in (None, "")] if isinstance(value, list) else []
+
+
 class FailureAnalysis(BaseModel):
-    """The structured answer to: what happened, how do I fix it, why did it happen."""
+    """The structured answer to: what happened, how do I fix it, why did it happen; each claim
+    with the evidence lines it rests on (`citations`), checked by code after the answer arrives."""
 
     title: Redacted = Field(description="One line naming the failure, at most 120 characters.")
     what_happened: Redacted = Field(description="What failed and with which error, 1-3 sentences.")
@@ -112,6 +150,45 @@ class FailureAnalysis(BaseModel):
         default_factory=list,
         description="Answers to the settings' extra questions, in order.",
     )
+    citations: Citations = Field(default_factory=Citations)
+    evidence_status: EvidenceStatus = "hypothesis"
+    confidence_reason: Redacted = Field(default="", description="Why this confidence, in one line.")
+    open_questions: list[Redacted] = Field(default_factory=list,
+                                           description="What to find out when the evidence is insufficient.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _answer_form(cls, value: object) -> object:
+        """The LLM's answer form (``what_happened_evidence``, ``root_cause_evidence`` and fix steps
+        as ``{"step": ..., "evidence": [...]}``) into the model's (``citations``)."""
+        if not isinstance(value, dict):
+            return value
+        value = dict(value)
+        cites = dict(value.get("citations") or {})
+        for claim in ("what_happened", "root_cause"):
+            if f"{claim}_evidence" in value:
+                cites[claim] = _cites(value.pop(f"{claim}_evidence"))
+        steps = value.get("how_to_fix")
+        if isinstance(steps, list) and any(isinstance(s, dict) for s in steps):
+            texts, per_step = [], []
+            for step in steps:
+                text = step.get("step") or step.get("text") or "" if isinstance(step, dict) else step
+                if isinstance(text, str) and text.strip():
+                    texts.append(text)
+                    per_step.append(_cites(step.get("evidence")) if isinstance(step, dict) else [])
+            value["how_to_fix"], cites["how_to_fix"] = texts, per_step
+        if cites:
+            value["citations"] = cites
+        if value.get("evidence_status") not in (None, "confirmed", "hypothesis", "insufficient"):
+            value["evidence_status"] = str(value["evidence_status"]).strip().lower()
+            if value["evidence_status"] not in ("confirmed", "hypothesis", "insufficient"):
+                value["evidence_status"] = "hypothesis"
+        for key in ("confidence_reason",):
+            if value.get(key) is None:
+                value.pop(key, None)
+        if value.get("open_questions") is None:
+            value.pop("open_questions", None)
+        return value
 
     @field_validator("category", mode="before")
     @classmethod
@@ -166,6 +243,30 @@ class FailureAnalysis(BaseModel):
         return [t.strip()[:40] for t in value if t and t.strip()][:5]
 
 
+class ClaimCheck(BaseModel):
+    """Whether one claim's citations hold: every cited line was in the evidence sent, and each
+    quote is on its line."""
+
+    claim: str = Field(description="'what happened', 'root cause' or 'fix 1', 'fix 2', ...")
+    lines: list[int] = Field(default_factory=list)
+    verified: bool
+    problems: list[str] = Field(default_factory=list)
+
+
+class Verification(BaseModel):
+    """The citations of an analysis, checked by code against the evidence it was given."""
+
+    checked: bool = Field(default=False, description="False for summaries made before citations were checked.")
+    claims: list[ClaimCheck] = Field(default_factory=list)
+    root_cause_verified: bool = False
+    confidence_capped_from: float | None = Field(
+        default=None, description="The confidence the analysis claimed, when an unverified root cause capped it.")
+
+    @property
+    def unverified(self) -> list[ClaimCheck]:
+        return [c for c in self.claims if not c.verified]
+
+
 #: ``provisional``: the deterministic analysis delivered at once, from what was stored when the
 #: summarizer started, replaced in place by the final summary (``llm`` or ``fallback``).
 SummaryStatus = Literal["llm", "fallback", "provisional"]
@@ -195,6 +296,31 @@ class Recurrence(BaseModel):
     same_as_run_id: str | None = Field(default=None, description="The run whose analysis was reused.")
     first_seen: datetime | None = None
     occurrences: int | None = Field(default=None, description="Failures with this signature so far.")
+    pattern: str | None = Field(default=None, description="The masked root error and exception type, across "
+                                "flows: what similar failures are found by (`analysis.similarity`).")
+    pattern_id: str | None = None
+
+
+class SimilarRun(BaseModel):
+    """One earlier summary of a similar failure, to link to."""
+
+    flow_run_id: str
+    flow_name: Redacted
+    title: Redacted
+    similarity: float
+    artifact_id: str | None = None
+    failed_at: datetime | None = None
+
+
+class SimilarFailures(BaseModel):
+    """Earlier failures near-identical to this one, in any flow or deployment."""
+
+    checked: bool = Field(default=False, description="Whether the lookup ran (it needs the database).")
+    count: int = 0
+    flows: list[Redacted] = Field(default_factory=list)
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    most_similar: list[SimilarRun] = Field(default_factory=list)
 
 
 class AnalysisResult(BaseModel):

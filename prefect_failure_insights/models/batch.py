@@ -122,6 +122,8 @@ class Classification(BaseModel):
     transience: str = Field(default="UNKNOWN", description="TRANSIENT | INTERMITTENT | PERMANENT | UNKNOWN")
     signature: str
     fingerprint: str
+    group: str | None = Field(default=None, description="The signature that stands for this error's group of "
+                              "similar errors (`analysis.similarity.group_similar`); None: its own.")
 
     @property
     def method(self) -> str:

@@ -28,10 +28,12 @@ class EvidenceRef(BaseModel):
     tokens: int = 0
     root_error_line: int | None = None
     redaction_count: int = 0
+    line_prefix: str = Field(default="L", description="How its lines are numbered: L<n> (log lines), E<n> "
+                             "(the provisional summary's records).")
 
     def cited(self, lineno: int) -> str | None:
         """Evidence line ``lineno`` with its continuation lines (`cited_block`)."""
-        return cited_block(self.text, lineno)
+        return cited_block(self.text, lineno, self.line_prefix)
 
 
 class Evidence(BaseModel):
@@ -51,6 +53,7 @@ class Evidence(BaseModel):
     failed_task: Redacted | None = None
     total_lines: int = 0
     elapsed_ms: float = 0.0
+    line_prefix: str = "L"
 
     @property
     def redaction_count(self) -> int:
@@ -59,4 +62,4 @@ class Evidence(BaseModel):
     def reference(self) -> EvidenceRef:
         """What a summary stores of this evidence."""
         return EvidenceRef(text=self.text, tokens=self.tokens, root_error_line=self.root_error_line,
-                           redaction_count=self.redaction_count)
+                           redaction_count=self.redaction_count, line_prefix=self.line_prefix)

@@ -11,7 +11,9 @@ from prefect_failure_insights.models.analysis import (
     FailureAnalysis,
     LLMUsage,
     Recurrence,
+    SimilarFailures,
     SummaryStatus,
+    Verification,
 )
 from prefect_failure_insights.models.common import Redacted
 from prefect_failure_insights.models.evidence import EvidenceRef
@@ -48,6 +50,8 @@ class Summary(BaseModel):
     usage: LLMUsage = Field(default_factory=LLMUsage)
     recurrence: Recurrence = Field(default_factory=Recurrence)
     evidence: EvidenceRef
+    verification: Verification = Field(default_factory=Verification)
+    similar: SimilarFailures = Field(default_factory=SimilarFailures)
     delivery: Delivery = Field(default_factory=Delivery)
 
 

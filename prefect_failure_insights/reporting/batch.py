@@ -81,10 +81,11 @@ def breakdown(rows: list[ClassifiedError], key: str) -> list[tuple[str, int, Cou
 
 
 def patterns(rows: list[ClassifiedError]) -> list[dict]:
-    """Recurring error signatures with counts, first and last seen, category, runs."""
+    """Recurring errors, similar ones together (their group's signature, see
+    `analysis.similarity.group_similar`), with counts, first and last seen, category, runs."""
     groups: dict[str, list[ClassifiedError]] = defaultdict(list)
     for row in rows:
-        groups[row.classification.signature or row.error.error_text].append(row)
+        groups[row.classification.group or row.classification.signature or row.error.error_text].append(row)
     out = []
     for sig, members in groups.items():
         seen = [m.error.run.end_time for m in members if m.error.run.end_time]

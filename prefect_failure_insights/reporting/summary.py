@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 
 from prefect_failure_insights.defaults import (
+    CITED_LINE_CHARS,
     EVIDENCE_LINES_IN_ARTIFACT,
     SUMMARY_ARTIFACT_PREFIX,
 )
-from prefect_failure_insights.models import Summary
+from prefect_failure_insights.models import Citation, Summary
 from prefect_failure_insights.reporting import markdown as md
 
 
@@ -63,17 +64,73 @@ def status_line(summary: Summary) -> str:
     return f"**Deterministic analysis** (no LLM answer): {md.text(summary.reason or 'no LLM configured')}"
 
 
+def _cited_lines(summary: Summary, claim: str, cites: list[Citation], shown: set[int]) -> list[str]:
+    """Under a claim: each line it cites, quoted short with its number (once per artifact: later
+    claims citing it again only name it), and whether the citation held."""
+    if not summary.verification.checked:
+        return []
+    prefix = summary.evidence.line_prefix
+    check = next((c for c in summary.verification.claims if c.claim == claim), None)
+    out = []
+    again = [f"{prefix}{c.line}" for c in cites if c.line in shown and summary.evidence.cited(c.line)]
+    if again:
+        out.append(f"   - cites {', '.join(again)} (quoted above)")
+    for cite in cites:
+        block = summary.evidence.cited(cite.line)
+        if block is None or cite.line in shown:
+            continue
+        shown.add(cite.line)
+        first = re.sub(rf"^{re.escape(prefix)}\d+ \S+ \S+ (?:\[[^\]]*\] )?", "", block.split("\n", 1)[0])
+        shown = first if len(first) <= CITED_LINE_CHARS else first[:CITED_LINE_CHARS - 1] + "…"
+        out.append(f"   - {prefix}{cite.line}: {md.code(shown)}")
+    if check is not None and not check.verified:
+        out.append(f"   - **Unverified:** {md.text('; '.join(check.problems))}")
+    return out
+
+
+def verification_line(summary: Summary) -> str | None:
+    """How the citations held, in one line of markdown (None for summaries made before they were checked)."""
+    v, a = summary.verification, summary.analysis
+    if not v.checked:
+        return None
+    held = sum(c.verified for c in v.claims)
+    capped = (f" Confidence capped at {a.confidence:.0%} (the answer said {v.confidence_capped_from:.0%}): its root "
+              "cause cites no evidence line that checks out." if v.confidence_capped_from is not None else "")
+    why = f" Confidence {a.confidence:.0%}: {md.text(a.confidence_reason)}." if a.confidence_reason else ""
+    return (f"**Evidence status:** {md.text(a.evidence_status)} · **Citations checked:** {held} of {len(v.claims)} "
+            f"claims cite evidence lines that were sent and say what is quoted.{why}{capped}")
+
+
+def similar_line(summary: Summary) -> str | None:
+    """"Similar to N earlier failures (flows ...; first seen ..., last seen ...)" with links, or None."""
+    sim = summary.similar
+    if not sim.count:
+        return None
+    flows = ", ".join(md.code(f) for f in sim.flows)
+    when = "; ".join(x for x in (f"first seen {sim.first_seen:%Y-%m-%d %H:%M} UTC" if sim.first_seen else "",
+                                 f"last seen {sim.last_seen:%Y-%m-%d %H:%M} UTC" if sim.last_seen else "") if x)
+    links = []
+    for other in sim.most_similar:
+        url = artifact_url(other.artifact_id)
+        label = md.link(other.title, url) if url else md.text(other.title)
+        links.append(f"{label} ({md.code(other.flow_name)}, {other.similarity:.0%} similar)")
+    return (f"**Similar to {sim.count} earlier failure(s)** (flows {flows}; {when})"
+            + (": " + "; ".join(links) if links else "") + ".")
+
+
 def render_markdown(summary: Summary, url: str | None = None) -> str:
     """The markdown artifact shown on the failed run's page.
 
     Every text from the run or the LLM is escaped (`reporting.markdown`): it renders as text,
-    never as HTML, an image, a link or a new section. The only link is to the run's page.
+    never as HTML, an image, a link or a new section. The only links are the plugin's own, to the Prefect
+    UI: the run's page and similar failures' summaries.
     """
     a = summary.analysis
     facts = [f"**Category:** {md.text(a.category.value)}", f"**Confidence:** {a.confidence:.0%}",
              f"**Transience:** {md.text(a.transience.value)}"]
     if a.failed_task:
         facts.append(f"**Failed task:** {md.code(a.failed_task)}")
+    shown: set[int] = set()
     out = [
         f"# Failure summary: {md.text(a.title)}",
         "",
@@ -81,15 +138,27 @@ def render_markdown(summary: Summary, url: str | None = None) -> str:
         "",
         f"> {status_line(summary)}",
         "",
+        *([similar, ""] if (similar := similar_line(summary)) else []),
         "## What happened",
         md.block(a.what_happened),
+        *_cited_lines(summary, "what happened", a.citations.what_happened, shown),
         "",
         "## How to fix it",
-        *[f"{i}. {md.text(step)}" for i, step in enumerate(a.how_to_fix, start=1)],
+    ]
+    for i, step in enumerate(a.how_to_fix, start=1):
+        cites = a.citations.how_to_fix[i - 1] if i <= len(a.citations.how_to_fix) else []
+        out += [f"{i}. {md.text(step)}", *_cited_lines(summary, f"fix {i}", cites, shown)]
+    out += [
         "",
         "## Why it happened",
         md.block(a.root_cause),
+        *_cited_lines(summary, "root cause", a.citations.root_cause, shown),
     ]
+    checked = verification_line(summary)
+    if checked:
+        out += ["", checked]
+    if a.open_questions:
+        out += ["", "**Open questions:**", *[f"- {md.text(q)}" for q in a.open_questions]]
     if a.additional_answers:
         out += ["", "## Answers to your questions", *[f"- {md.text(ans)}" for ans in a.additional_answers]]
     run, ev = summary.run, summary.evidence
@@ -110,7 +179,7 @@ def render_markdown(summary: Summary, url: str | None = None) -> str:
     out += [
         "",
         "## Evidence",
-        f"Root error at L{ev.root_error_line}:" if ev.root_error_line else "No root error line found.",
+        f"Root error at {ev.line_prefix}{ev.root_error_line}:" if ev.root_error_line else "No root error line found.",
         *([md.fence(root), ""] if root else []),
         f"The log excerpt, in log order ({ev.redaction_count} secret(s) redacted before analysis; about "
         f"{ev.tokens} tokens of evidence):",
@@ -149,6 +218,16 @@ def render_text(summary: Summary) -> str:
     ]
     if a.additional_answers:
         lines += ["Answers to your questions:", *[f"  - {x}" for x in a.additional_answers]]
+    v = summary.verification
+    if v.checked:
+        held = sum(c.verified for c in v.claims)
+        lines += [f"Evidence: {a.evidence_status}; citations checked: {held} of {len(v.claims)} claims hold"
+                  + (f" (confidence capped from {v.confidence_capped_from:.0%})" if v.confidence_capped_from else ""),
+                  *[f"  unverified {c.claim}: {'; '.join(c.problems)}" for c in v.unverified]]
+    if a.open_questions:
+        lines += ["Open questions:", *[f"  - {q}" for q in a.open_questions]]
+    if summary.similar.count:
+        lines.append(f"Similar to {summary.similar.count} earlier failure(s) in {', '.join(summary.similar.flows)}")
     return "\n".join(lines)
 
 

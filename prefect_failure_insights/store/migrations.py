@@ -258,6 +258,48 @@ def m006_run_ids_and_retries(schema: Schema) -> None:
     )
 
 
+@migration
+def m007_citations(schema: Schema) -> None:
+    """Cited answers (issue 16): each claim's evidence lines, the evidence status, the confidence's
+    justification, open questions, how the evidence is numbered, and the citations' check."""
+    schema.add_columns(
+        "failure_summaries",
+        # The analysis (its JSON column) holds them; these copies are for SQL users.
+        Column("citations", Text, info=field("analysis.citations", json=True, copy=True)),
+        Column("evidence_status", String(16), info=field("analysis.evidence_status", copy=True)),
+        Column("confidence_reason", Text, info=field("analysis.confidence_reason", copy=True)),
+        Column("open_questions", Text, info=field("analysis.open_questions", json=True, copy=True)),
+        Column("evidence_line_prefix", String(4), info=field("evidence.line_prefix")),
+        Column("verification", Text, info=field("verification", json=True)),
+        Column("citations_verified", Boolean, info=field("verification.root_cause_verified", copy=True)),
+    )
+
+
+@migration
+def m008_similar_failures(schema: Schema) -> None:
+    """Similar failures (issue 16): each summary's pattern, the similar failures it was shown, and
+    each distinct pattern once with its LSH bands (the index the lookup uses)."""
+    schema.add_columns(
+        "failure_summaries",
+        Column("pattern", Text, info=field("recurrence.pattern")),
+        Column("pattern_id", String(32), index=True, info=field("recurrence.pattern_id")),
+        Column("similar", Text, info=field("similar", json=True)),
+    )
+    schema.add_columns("batch_errors", Column("pattern_group", Text, info=field("classification.group")))
+    schema.create_table(
+        "failure_patterns",
+        Column("pattern_id", String(32), primary_key=True),
+        Column("pattern", Text, nullable=False),
+        Column("created_at", _timestamp(), nullable=False),
+    )
+    schema.create_table(
+        "failure_pattern_bands",
+        Column("band", Integer, primary_key=True),
+        Column("bucket", String(16), primary_key=True),
+        Column("pattern_id", String(32), primary_key=True),
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -12,6 +12,8 @@ corrections = metadata.tables["failure_corrections"]
 classifications = metadata.tables["failure_classifications"]
 batch_runs = metadata.tables["batch_runs"]
 batch_errors = metadata.tables["batch_errors"]
+patterns = metadata.tables["failure_patterns"]
+pattern_bands = metadata.tables["failure_pattern_bands"]
 
 __all__ = ["batch_errors", "batch_runs", "classifications", "corrections", "fingerprints", "metadata",
-           "schema_table", "summaries"]
+           "pattern_bands", "patterns", "schema_table", "summaries"]

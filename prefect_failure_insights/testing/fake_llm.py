@@ -15,6 +15,8 @@ request from a script, then the default applies:
 ``empty_choices``    ``choices: []``
 ``unknown_category`` a valid answer whose category is outside the taxonomy
 ``no_json_schema``   HTTP 500 when ``response_format`` is ``json_schema`` (llama.cpp)
+``invented_lines``   a valid answer whose claims cite a line the evidence does not have
+``no_citations``     a valid answer whose claims cite nothing
 ``broken_response``  a body that is not JSON at all
 
 It answers OpenAI's ``.../chat/completions`` (any prefix, so Azure's
@@ -122,12 +124,31 @@ class FakeLLM(LocalHTTPServer):
             },
         }
 
-    def _answer_for(self, body: dict) -> dict[str, Any]:
+    def _answer_for(self, body: dict, cite: str = "faithful") -> dict[str, Any]:
+        """`answer`, with the failed task the prompt names, each claim citing (``cite``):
+        ``faithful`` the prompt's root error candidate with a quote copied from its line,
+        ``invented`` a line the evidence does not have, ``none`` nothing (the answer as written)."""
         answer = dict(self.answer)
         text = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
         m = re.search(r"Failed task \(by the log analysis\): (.+?)\n", text)
         if m and answer.get("failed_task") is None and m.group(1) != "none found":
             answer["failed_task"] = m.group(1)
+        if cite == "none" or any(k.endswith("_evidence") for k in answer):
+            return answer
+        root = re.search(r"Root error candidate: L(\d+)", text)
+        if cite == "invented" or root is None:
+            cites = [{"line": 987654, "quote": "Server error '503 Service Unavailable'"}]
+        else:
+            line = re.search(rf"^L{root.group(1)} \S+ \S+ (?:\[[^\]]*\] )?(.*)$", text, re.MULTILINE)
+            cites = [{"line": int(root.group(1)), "quote": " ".join((line.group(1) if line else "").split()[:8])}]
+        steps = answer.get("how_to_fix") or []
+        answer.update({
+            "what_happened_evidence": cites, "root_cause_evidence": cites,
+            "how_to_fix": [s if isinstance(s, dict) else {"step": s, "evidence": cites} for s in steps],
+            "evidence_status": answer.get("evidence_status", "confirmed"),
+            "confidence_reason": answer.get("confidence_reason", "the cited line shows the vendor's 503"),
+            "open_questions": answer.get("open_questions", []),
+        })
         return answer
 
     def _respond(self, send: Any, behaviour: str, body: dict) -> None:
@@ -154,6 +175,9 @@ class FakeLLM(LocalHTTPServer):
             send(200, self._completion(content, finish_reason="length", body=body))
         elif behaviour == "wrong_schema":
             send(200, self._completion(json.dumps({"summary": "it broke", "severity": 3}), body=body))
+        elif behaviour in ("invented_lines", "no_citations"):
+            answer = self._answer_for(body, "invented" if behaviour == "invented_lines" else "none")
+            send(200, self._completion(json.dumps(answer), body=body))
         elif behaviour == "unknown_category":
             answer = self._answer_for(body)
             answer["category"] = "COSMIC_RAYS"

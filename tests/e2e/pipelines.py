@@ -41,6 +41,13 @@ def vendor_sync() -> None:
     call_vendor(7)
 
 
+@flow(name="e2e-carrier-sync")
+def carrier_sync() -> None:
+    """Another flow, another vendor URL, the same kind of outage (issue 16: similar failures)."""
+    get_run_logger().info("Polling the carrier")
+    raise RuntimeError("Server error '503 Service Unavailable' for url 'https://api.carrier.example/v1/track?batch=3'")
+
+
 @task
 def validate_rows() -> None:
     raise ValueError("column 'amount' has 17 null values in rows 3..19")
@@ -143,7 +150,7 @@ def vendor_auth() -> None:
 
 DEPLOYED = (flaky_vendor, vendor_down, vendor_auth)
 
-SCENARIOS = {"vendor": vendor_sync, "subflow": parent_load, "ok": ok_flow, "crash": crash_flow,
+SCENARIOS = {"vendor": vendor_sync, "carrier": carrier_sync, "subflow": parent_load, "ok": ok_flow, "crash": crash_flow,
              "secret-block": leaks_a_secret_block, "templated": templated, "markup": markup}
 
 if __name__ == "__main__":

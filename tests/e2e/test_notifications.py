@@ -4,6 +4,7 @@ sets up, to a local HTTP receiver standing in for Slack."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -90,3 +91,26 @@ def test_planted_markup_reaches_the_notification_as_text(e2e, receiver) -> None:
     for live in ("<img", "<!here>", "](https://attacker", "@channel"):
         assert live not in body, live
     assert "&lt;img src=`https://attacker.example/p.png`&gt;" in body
+
+
+def test_notify_commands_are_idempotent_refuse_bad_input_and_doctor_reports(e2e, receiver) -> None:
+    again = e2e.cli("notify", "install", "--block", BLOCK)
+    assert again.returncode == 0 and "unchanged" in again.stdout, again.stdout + again.stderr
+    status = e2e.cli("notify", "status")
+    assert status.returncode == 0 and f"{BLOCK}: enabled, final summaries" in status.stdout
+    doctor = e2e.cli("doctor").stdout
+    assert re.search(rf"\[ ok \] Notifications +{re.escape(BLOCK)}: final summaries", doctor), doctor
+    assert re.search(r"\[ ok \] Retries +not installed", doctor), doctor
+
+    for args, message in [
+        (("--block", "slack-webhook/nope"), "No block slack-webhook/nope"),
+        (("--block", "nope"), "is not SLUG/NAME"),
+        (("--block", "llm-credentials/default"), "cannot send notifications"),
+        (("--block", BLOCK, "--deployment", "nope/nope"), "No deployment nope/nope"),
+        (("--block", BLOCK, "--category", "VENDOR"), "is not a category"),
+    ]:
+        bad = e2e.cli("notify", "install", *args)
+        assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    # Nothing half-written: the bad calls left the one automation as it was.
+    assert e2e.cli("notify", "status").stdout.count("custom-webhook/") == 1

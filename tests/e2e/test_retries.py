@@ -145,3 +145,16 @@ def test_the_plugins_own_runs_are_never_retried(deployments, e2e) -> None:
                        ["THIRD_PARTY_SYSTEM"])
     assert not outcome.retried and "plugin's own flows" in outcome.reason
     assert _our_retries(e2e, str(own.id)) == [] and e2e.flow_run(str(own.id)).state.type.value == "FAILED"
+
+
+def test_retry_commands_are_idempotent_and_refuse_bad_input(deployments, e2e) -> None:
+    again = e2e.cli("retry", "install", "--max-retries", "2", "--delay", "1")
+    assert again.returncode == 0 and "unchanged" in again.stdout, again.stdout + again.stderr
+    status = e2e.cli("retry", "status")
+    assert status.returncode == 0 and "at most 2 retr(ies) per run after 1.0 s" in status.stdout, status.stdout
+    assert "[ ok ] Retries" in e2e.cli("doctor").stdout
+    for args, message in [(("--max-retries", "0"), "out of range"), (("--delay", "-5"), "out of range"),
+                          (("--category", "SOMETHING"), "is not a category")]:
+        bad = e2e.cli("retry", "install", *args)
+        assert bad.returncode == 2 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert "at most 2 retr(ies)" in e2e.cli("retry", "status").stdout  # unchanged by the refused calls
