@@ -33,6 +33,8 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
+install-live: $(VENV)/.installed-live
+
 ## Run the whole product end to end on a private local Prefect server, then stop it.
 demo: install
 	$(BIN)/failure-insights demo $(DEMO_ARGS)

@@ -26,7 +26,11 @@ whether it supports the claim is for the reader, who sees it under the claim on 
 Baseline in the same run: the previous release's deterministic analysis (``--baseline REV``,
 default the commit before issue 16), which named the root line only inside its text (``(L<n>)``).
 
+With ``--llm URL [--model M] [--budget 1200]``: a real OpenAI-compatible model's answers on the
+same runs instead (how often its citations hold), e.g. the live tier's llama.cpp server.
+
 Usage: python bench/citations.py [--baseline REV] [-v]
+       python bench/citations.py --llm http://127.0.0.1:8000/v1 --model smollm2
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -150,6 +155,41 @@ def measure(verbose: bool = False) -> tuple[Counter, Counter, Counter, int]:
     return det, verified, capped, len(CASES)
 
 
+def live(url: str, model: str, budget: int, timeout: float) -> None:
+    """A real model's answers on the same runs (``--llm URL --model M``): how often its citations hold."""
+    import asyncio
+
+    from prefect_failure_insights.analysis.summary import analyze, compose_summary
+    from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
+    from prefect_failure_insights.evidence.builder import build_evidence
+
+    llm = LLMCredentials(base_url=url, model=model, timeout=timeout, max_retries=1)
+    settings = FailureInsightsSettings(llm_deadline_seconds=timeout * 3)
+    counts: Counter = Counter()
+    for seed, case in enumerate(CASES, start=101):
+        failed, lines, root, _block = NO_LLM.generate(case, seed)
+        evidence = build_evidence(failed, lines, budget_tokens=budget)
+        started = time.monotonic()
+        result = asyncio.run(analyze(failed, evidence, settings, llm))
+        summary = compose_summary(failed, evidence, result)
+        v = summary.verification
+        counts["answered (not the fallback)"] += result.status == "llm"
+        if result.status == "llm":
+            counts["root cause verified"] += v.root_cause_verified
+            counts["cites the planted root line"] += any(c.line == root for c in summary.analysis.citations.root_cause)
+            counts["claims verified"] += sum(c.verified for c in v.claims)
+            counts["claims"] += len(v.claims)
+            counts["confidence capped"] += v.confidence_capped_from is not None
+        print(f"  {case.name:<12} {result.status:<8} {time.monotonic() - started:5.1f}s root verified "
+              f"{v.root_cause_verified} {[p for c in v.unverified for p in c.problems][:2]}", flush=True)
+    n = len(CASES)
+    print(f"\n== {model} at {url}: {n} runs, evidence budget {budget} tokens ==")
+    for name in ("answered (not the fallback)", "root cause verified", "cites the planted root line",
+                 "confidence capped"):
+        print(f"{name:<32} {counts[name]:>3}/{n}")
+    print(f"{'claims verified':<32} {counts['claims verified']:>3}/{counts['claims']}")
+
+
 def _baseline(rev: str) -> int | None:
     """How many root error lines the previous release's deterministic analysis named (in its text)."""
     try:
@@ -165,6 +205,11 @@ def _baseline(rev: str) -> int | None:
 
 
 def main() -> None:
+    if "--llm" in sys.argv:
+        arg = lambda name, default: sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default  # noqa: E731
+        live(arg("--llm", ""), arg("--model", "gpt-4o-mini"), int(arg("--budget", "1200")),
+             float(arg("--timeout", "240")))
+        return
     rev = sys.argv[sys.argv.index("--baseline") + 1] if "--baseline" in sys.argv else BASELINE_REV
     det, verified, capped, n = measure("-v" in sys.argv)
     base = _baseline(rev)

@@ -2,7 +2,8 @@
 
     window + filters -> failed and crashed runs (paginated) -> errors (one per failed task)
       -> classify (corrections -> rules -> cache -> LLM few-shot -> UNKNOWN)
-      -> group similar errors (the summaries' similarity) -> report -> rows (one per error, plus the batch) -> report artifact + table artifact
+      -> group similar errors (the summaries' similarity) -> report
+      -> rows (one per error, plus the batch) -> report artifact + table artifact
 
 With ``partition_by`` (work pool or tag) the run is a coordinator: it fans out one child
 run of the ``batch-insights`` deployment per partition with `run_deployment` (bounded
@@ -23,12 +24,12 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_run
 from prefect_failure_insights.tasks.batch import (
     classify_errors,
+    group_similar,
     list_partitions,
     load_batch_errors,
     load_partitions,
     publish_report,
     read_failures,
-    group_similar,
     render_report,
     resolve_window,
     run_partitions,
