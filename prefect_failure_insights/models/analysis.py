@@ -179,15 +179,12 @@ class FailureAnalysis(BaseModel):
             value["how_to_fix"], cites["how_to_fix"] = texts, per_step
         if cites:
             value["citations"] = cites
-        if value.get("evidence_status") not in (None, "confirmed", "hypothesis", "insufficient"):
-            value["evidence_status"] = str(value["evidence_status"]).strip().lower()
-            if value["evidence_status"] not in ("confirmed", "hypothesis", "insufficient"):
-                value["evidence_status"] = "hypothesis"
-        for key in ("confidence_reason",):
+        if value.get("evidence_status") is not None:  # "Confirmed", "CONFIRMED ", anything else: a hypothesis
+            status = str(value["evidence_status"]).strip().lower()
+            value["evidence_status"] = status if status in ("confirmed", "hypothesis", "insufficient") else "hypothesis"
+        for key in ("evidence_status", "confidence_reason", "open_questions"):  # null: the default
             if value.get(key) is None:
                 value.pop(key, None)
-        if value.get("open_questions") is None:
-            value.pop("open_questions", None)
         return value
 
     @field_validator("category", mode="before")

@@ -60,10 +60,10 @@ async def retry_failed_run(client: PrefectClient, flow_run_id: UUID | str, max_r
     flow_name = (await client.read_flow(run.flow_id)).name
     states = await client.read_flow_run_states(run.id)
     why_not = refusal(run, flow_name, states, max_retries, transience, category, categories)
+    done = automatic_retries(states)
     if why_not is not None:
-        return RetryOutcome(flow_run_id=str(run.id), retried=False, reason=why_not,
-                            retries=automatic_retries(states))
-    attempt = automatic_retries(states) + 1
+        return RetryOutcome(flow_run_id=str(run.id), retried=False, reason=why_not, retries=done)
+    attempt = done + 1
     at = datetime.now(timezone.utc) + timedelta(seconds=delay_s)
     note = f"{RETRY_STATE_MARK} {attempt} of {max_retries}: {transience.lower()} {category} failure"
     message = f"{note} ({redact_text(reason)})" if reason else note
