@@ -9,8 +9,8 @@ failure and as median / p95:
   trigger     failed run's end -> summarizer run started, made of:
   automation    failed run's end -> summarizer run created by the automation
   start         created -> started (runner poll + new Python process)
-  wait_logs   waiting until the failed run's logs are complete
-  read        reading the run and its task runs, and (concurrently) its logs
+  logs        following the failed run's logs until they are complete (read as they arrive)
+  read        reading the run and its task runs
   llm         the analysis task (LLM call included)
   deliver     claim + row + artifact
 
@@ -87,9 +87,8 @@ async def collect(run_ids: list[str]) -> list[dict]:
                 "trigger": (summarizer.start_time - end).total_seconds(),
                 "automation": (summarizer.created - end).total_seconds(),
                 "start": (summarizer.start_time - summarizer.created).total_seconds(),
-                "wait_logs": dur.get(tasks_of.wait_for_run_logs.name, 0.0),
-                "read": max(dur.get(tasks_of.read_failed_run.name, 0.0),  # concurrent
-                            dur.get(tasks_of.read_run_logs.name, 0.0)),
+                "logs": dur.get(tasks_of.follow_run_logs.name, 0.0),
+                "read": dur.get(tasks_of.read_failed_run.name, 0.0),
                 "llm": dur.get(tasks_of.analyze_failure.name, 0.0),
                 "deliver": sum(dur.get(t.name, 0.0) for t in (tasks_of.claim_summary, tasks_of.store_summary,
                                                               tasks_of.publish_artifact, tasks_of.record_artifact)),
@@ -163,7 +162,7 @@ def report(mode: str, rows: list[dict]) -> list[dict]:
     done = [r for r in rows if not r.get("missing")]
     print(f"\n[{mode}] {len(done)}/{len(rows)} failures got an artifact.")
     print(f"{'stage':<10} {'median s':>9} {'p95 s':>8} {'max s':>8}")
-    for k in ["total", "trigger", "automation", "start", "wait_logs", "read", "llm", "deliver"]:
+    for k in ["total", "trigger", "automation", "start", "logs", "read", "llm", "deliver"]:
         vals = [r[k] for r in done]
         print(f"{k:<10} {statistics.median(vals):>9.2f} {pct(vals, 0.95):>8.2f} {max(vals):>8.2f}")
     return done

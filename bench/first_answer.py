@@ -1,9 +1,12 @@
 """Benchmark: the first answer at once, the final answer once it can exist.
 
 A real Prefect server and `failure-insights serve`; failed runs of 1,000, 20,000 and
-100,000 log lines seeded through the API, whose last log records (the final-state record
-among them) are stored late, as Prefect ships logs in batches after the run ends: 2 s plus
-1 s per 2,000 lines (simulated here; a real 20,000-line run's records landed 24.5 s late).
+100,000 log lines seeded through the API, whose last log records (the error and the
+final-state record among them) are stored late, as Prefect's log worker ships them, in
+order, in batches every 2 s after the run ends: half the lines, over 2 s plus 1 s per
+2,000 lines (simulated here; a real 20,000-line run's records landed 24.5 s late).
+``--arrival out-of-order`` stores the error record before the run ends and the lines
+logged before it afterwards (what a timestamp cursor cannot follow: the run is read again).
 A test LLM that answers at once, after 20 s, or never (the block's 30 s timeout ends the
 wait). Reported per case: the failed run's end -> provisional artifact, -> final artifact
 (the same card, updated), and the final artifact after the last log record was stored.
@@ -15,6 +18,7 @@ Every (size, LLM speed) case runs ``--repeat`` times (default 2); the provisiona
 wait for the LLM, so its p95 per size is over every speed and repetition.
 
 Usage: python bench/first_answer.py [--sizes 1000,20000,100000] [--llm instant,20s,never] [--repeat 2]
+                                    [--arrival in-order|out-of-order]
        python bench/first_answer.py --memory [--memory-sizes 100000,1000000]
 """
 
@@ -35,10 +39,11 @@ from failure_to_artifact import pct  # bench/, the script's own directory
 
 LATE_BASE_S = 2.0
 LATE_PER_LINE_S = 1 / 2000
+SHIP_INTERVAL_S = 2.0  # PREFECT_LOGGING_TO_API_BATCH_INTERVAL's default
 # Stages of the summarizer, by its task runs' names (a task not listed here fails the benchmark).
 STAGES = {
     "load-settings": "setup", "load-database": "setup", "resolve-failed-run": "setup", "claim-summary": "setup",
-    "load-secret-values": "setup", "wait-for-run-logs": "late logs", "read-failed-run": "reads",
+    "load-secret-values": "setup", "follow-run-logs": "late logs", "read-failed-run": "reads",
     "read-run-logs": "reads", "compare-with-last-good-run": "reads", "load-log-sources": "reads",
     "read-external-logs": "reads", "build-evidence": "evidence", "provisional-summary": "analysis",
     "load-llm": "analysis", "analyze-failure": "analysis", "store-summary": "delivery",
@@ -51,9 +56,15 @@ def _arg(name: str, default: str) -> list[str]:
     return (sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default).split(",")
 
 
-async def seed(client, flow: str, lines: int, late_records: bool = True) -> tuple[str, datetime, float]:
+async def seed(client, flow: str, lines: int, arrival: str = "in-order") -> tuple[str, datetime, float]:
     """A failed run of ``lines`` log lines; returns its id, its end, and how late (s) its last
-    records were stored (without ``late_records``, all of them are stored before it ends)."""
+    records were stored.
+
+    ``arrival``: ``in-order`` (as Prefect's log worker ships them: half the lines stored while
+    the run runs, the rest, then the error and the final-state record, in batches every 2 s
+    after it ends), ``out-of-order`` (the error record stored before the run ends, the lines
+    logged before it only after: what a cursor cannot follow), ``stored`` (all before the end).
+    """
     from prefect.client.schemas.actions import LogCreate
     from prefect.states import Failed, Running
 
@@ -83,19 +94,26 @@ async def seed(client, flow: str, lines: int, late_records: bool = True) -> tupl
                       task_run_id=task.id),
             LogCreate(name="prefect.flow_runs", level=40, message="Finished in state Failed('Flow run encountered "
                       "an exception. HTTPError: 503 Server Error')", timestamp=end, flow_run_id=run.id)]
-    half = (lines - 3) // 2 if late_records else lines - 3
+    half = (lines - 3) // 2 if arrival != "stored" else lines - 3
     await store(0, half)
-    await client.create_logs(last[:1] if late_records else last)  # the error is stored before the run ends
+    if arrival == "stored":
+        await client.create_logs(last)
+    elif arrival == "out-of-order":
+        await client.create_logs(last[:1])  # the error is stored before the run ends
     await client.set_task_run_state(task.id, Failed(message="Task run encountered an exception HTTPError: 503 "
                                                             "Server Error: Service Unavailable"), force=True)
     await client.set_flow_run_state(run.id, Failed(message="Flow run encountered an exception. HTTPError: 503 Server "
                                                            "Error: Service Unavailable"), force=True)
     ended = time.monotonic()
-    if late_records:
+    if arrival != "stored":
         delay = LATE_BASE_S + LATE_PER_LINE_S * lines
-        await store(half, lines - 3)
+        batches = max(1, round(delay / SHIP_INTERVAL_S))
+        step = -(-(lines - 3 - half) // batches)
+        for b in range(batches):
+            await asyncio.sleep(max(0.0, ended + (b + 1) * delay / batches - time.monotonic() - 0.5))
+            await store(half + b * step, min(half + (b + 1) * step, lines - 3))
         await asyncio.sleep(max(0.0, delay - (time.monotonic() - ended)))
-        await client.create_logs(last[1:])  # the final-state record, late
+        await client.create_logs(last if arrival == "in-order" else last[1:])  # the final-state record, last
     return str(run.id), (await client.read_flow_run(run.id)).state.timestamp, time.monotonic() - ended
 
 
@@ -167,7 +185,7 @@ def memory(sizes: list[int]) -> None:
                     await LLMCredentials(base_url=fake.url, model="bench", timeout=30, max_retries=0).save(
                         "default", overwrite=True)
                     async with get_client() as client:
-                        return (await seed(client, f"memory-{n}", n, late_records=False))[0]
+                        return (await seed(client, f"memory-{n}", n, "stored"))[0]
 
                 for n in sizes:
                     seeded = time.monotonic()
@@ -202,6 +220,10 @@ def main() -> None:
     sizes = [int(s) for s in _arg("--sizes", "1000,20000,100000")]
     speeds = _arg("--llm", "instant,20s,never")
     repeat = int(_arg("--repeat", "2")[0])
+    arrival = _arg("--arrival", "in-order")[0]
+    if arrival not in ("in-order", "out-of-order"):
+        raise SystemExit(f"--arrival must be in-order or out-of-order, not {arrival!r}")
+    print(f"late records arrive {arrival}", flush=True)
     with tempfile.TemporaryDirectory(prefix="fi-first-") as tmp, FakeLLM(model="bench") as fake:
         server = PrefectServer(Path(tmp) / "prefect").start()
         env = {**os.environ, **server.env()}
@@ -225,7 +247,7 @@ def main() -> None:
                                                                                                overwrite=True)
                             fake.reset("slow" if speed != "instant" else "ok")
                             fake.slow_seconds = 20 if speed == "20s" else 600
-                            run_id, ended, late = await seed(client, f"first-{n}-{speed}-{int(provisional)}", n)
+                            run_id, ended, late = await seed(client, f"first-{n}-{speed}-{int(provisional)}", n, arrival)
                             first, final = await card_times(client, run_id, ended, 240)
                             await asyncio.sleep(1)  # the summarizer's last task runs are reported
                             by_stage = await stages(client, run_id, ended)

@@ -1,9 +1,9 @@
 """The `summarize-failure` flow: a failed run in, a failure summary on its page out.
 
     resolve the run (root of its subflows; own flows, scope) -> claim its row (a lease, renewed)
-      -> wait for late logs ║ secrets -> first answer: state messages + warnings/errors stored so far
-                                        -> deterministic analysis -> row + artifact, provisional -> event
-      -> read run, subflows, task runs ║ logs ║ last good run
+      -> follow the logs as late records arrive ║ secrets -> first answer: state messages + warnings/errors
+                                   stored so far -> deterministic analysis -> row + artifact, provisional -> event
+      -> read run, subflows, task runs ║ last good run
       -> other systems' logs -> evidence (condensed, redacted) -> analysis (LLM, else deterministic;
          its citations checked) -> similar earlier failures, any flow (one indexed lookup)
       -> row in the database -> markdown artifact on the failed run (one per run, both updated in place)
@@ -31,6 +31,7 @@ from prefect_failure_insights.tasks.summary import (
     compare_with_last_good_run,
     emit_summary_event,
     find_similar_failures,
+    follow_run_logs,
     holding,
     load_database,
     load_llm,
@@ -46,7 +47,6 @@ from prefect_failure_insights.tasks.summary import (
     release_summary,
     resolve_failed_run,
     store_summary,
-    wait_for_run_logs,
 )
 
 from prefect_failure_insights.defaults import (
@@ -108,8 +108,9 @@ async def first_answer(root_id: str, settings: "FailureInsightsSettings", databa
 async def explain(root_id: str, settings: "FailureInsightsSettings", database: "Database | None", summarizer_id: str,
                   regenerate: bool, llm_url: str | None, llm_model: str | None,
                   first: "Callable[[Redactor], Awaitable[None]] | None" = None) -> Summary:
-    """Wait for late logs (and meanwhile the Secret block values, then the ``first`` answer) -> read
-    the run, its logs, its last good run, every text redacted as it is read -> evidence -> analysis."""
+    """Follow the logs until their late records are stored (and meanwhile the Secret block values,
+    then the ``first`` answer) -> read the run and its last good run, every text redacted as it
+    is read -> evidence -> analysis."""
     async def redactor_then_first() -> "Redactor":
         redactor = await load_secret_values()
         if first is not None:
@@ -120,17 +121,16 @@ async def explain(root_id: str, settings: "FailureInsightsSettings", database: "
                                          type(exc).__name__, exc)
         return redactor
 
-    waited, redactor = await asyncio.gather(wait_for_run_logs(root_id, settings.max_log_wait_seconds),
-                                            redactor_then_first())
+    (waited, logs), redactor = await asyncio.gather(follow_run_logs(root_id, settings.max_log_wait_seconds),
+                                                    redactor_then_first())
     notes = [] if waited.complete else [
         f"logs may be incomplete: no final-state record after {waited.waited_s:.0f}s"]
-    # Independent reads: do them at once.
-    failed, logs, baseline = await asyncio.gather(
-        read_failed_run(root_id, waited.run_ids[1:], redactor),
-        read_run_logs(waited.run_ids),
-        compare_with_last_good_run(root_id, redactor),
-    )
     try:
+        # Independent reads: do them at once.
+        failed, baseline = await asyncio.gather(
+            read_failed_run(root_id, waited.run_ids[1:], redactor),
+            compare_with_last_good_run(root_id, redactor),
+        )
         logs.name_tasks(failed.task_runs)
         lines = logs.lines(redactor)
         sections = await read_external_logs(failed, lines, await load_log_sources(settings))

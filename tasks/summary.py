@@ -138,14 +138,18 @@ async def release_summary(database: Database, run_id: str, claim: Claim) -> None
         get_run_logger().warning("Could not release the claim on %s; it expires on its own", run_id)
 
 
-@task(name="wait-for-run-logs", cache_policy=NO_CACHE)
-async def wait_for_run_logs(root_id: str, max_wait_s: float) -> LogWait:
-    """Wait (bounded) until the late-arriving logs of the run and its failed subflows are stored."""
+@task(name="follow-run-logs", cache_policy=NO_CACHE)
+async def follow_run_logs(root_id: str, max_wait_s: float) -> tuple[LogWait, RunLogs]:
+    """Read every log line of the failed run and its failed subflows while their late records
+    arrive, until they are complete (bounded), to local temporary files (read back only
+    through `RunLogs.lines`, which redacts them)."""
     async with get_client() as client:
-        waited = await logs.wait_for_run_logs(client, root_id, max_wait_s)
+        waited, read = await logs.follow_run_logs(client, root_id, max_wait_s)
+    logger = get_run_logger()
     if not waited.complete:
-        get_run_logger().warning("Logs may be incomplete for %s", ", ".join(waited.incomplete_runs))
-    return waited
+        logger.warning("Logs may be incomplete for %s", ", ".join(waited.incomplete_runs))
+    logger.info("Read %s in %.0f ms, %.1f s of it waiting for late records", read, read.read_ms, waited.waited_s)
+    return waited, read
 
 
 @task(name="read-failed-run", cache_policy=NO_CACHE)
@@ -157,9 +161,8 @@ async def read_failed_run(root_id: str, subflow_ids: list[str], redactor: Redact
 
 @task(name="read-run-logs", cache_policy=NO_CACHE)
 async def read_run_logs(run_ids: list[str], min_level: int | None = None) -> RunLogs:
-    """Stream every log line of the failed run and its failed subflows (or only those at
-    ``min_level`` and above) to local temporary files (read back only through `RunLogs.lines`,
-    which redacts them)."""
+    """Stream the log lines of these runs stored so far at ``min_level`` and above (or all of
+    them) to local temporary files (read back only through `RunLogs.lines`, which redacts them)."""
     async with get_client() as client:
         read = await logs.read_run_logs(client, run_ids, min_level)
     get_run_logger().info("Read %s in %.0f ms", read, read.read_ms)

@@ -11,6 +11,7 @@ from prefect.client.schemas.actions import ArtifactCreate, ArtifactUpdate
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 
+from prefect_failure_insights.prefect_api.prompt import promptly
 from prefect_failure_insights.defaults import BATCH_ARTIFACT_KEY
 from prefect_failure_insights.models import Summary
 from prefect_failure_insights.redaction import redact_text
@@ -30,7 +31,7 @@ async def publish_artifact(client: PrefectClient, summary: Summary) -> str:
     summary, or a summarizer that published and then lost its database), it is updated
     in place rather than joined by a second. ``create_markdown_artifact()`` would attach
     it to the *summarizer's* run, so the artifact is written through the client with the
-    failed run's id.
+    failed run's id. Written `promptly`: the card is what the user waits for.
     """
     key = artifact_key(summary.run.flow_name)
     data = redact_text(render_markdown(summary, run_url(summary.run.id)))  # a second pass over everything
@@ -40,11 +41,13 @@ async def publish_artifact(client: PrefectClient, summary: Summary) -> str:
                                        flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(summary.run.id)])),
         sort=ArtifactSort.CREATED_DESC, limit=1)
     if existing:
-        await client.update_artifact(existing[0].id, ArtifactUpdate(data=data, description=description))
+        update = ArtifactUpdate(data=data, description=description)
+        await promptly(client, "PATCH", f"/artifacts/{existing[0].id}", update.model_dump(mode="json",
+                                                                                           exclude_unset=True))
         return str(existing[0].id)
-    artifact = await client.create_artifact(ArtifactCreate(
-        flow_run_id=summary.run.id, type="markdown", key=key, data=data, description=description))
-    return str(artifact.id)
+    create = ArtifactCreate(flow_run_id=summary.run.id, type="markdown", key=key, data=data, description=description)
+    response = await promptly(client, "POST", "/artifacts/", create.model_dump(mode="json", exclude_unset=True))
+    return str(response.json()["id"])
 
 
 async def publish_report(client: PrefectClient, flow_run_id: str | None, report: str, table: list[dict[str, Any]],

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, TypeVar
+from uuid import UUID
 
 import anyio
-from prefect.client.orchestration import PrefectClient
+import httpx
+from prefect.client.orchestration import PrefectClient, get_client
 
 from prefect_failure_insights.defaults import LLM_CONCURRENCY_LIMIT, LLM_SLOT_LEASE_SECONDS
+from prefect_failure_insights.prefect_api.prompt import promptly
 
 if TYPE_CHECKING:
     from prefect_failure_insights.blocks import FailureInsightsSettings
 
 T = TypeVar("T")
+logger = logging.getLogger("prefect_failure_insights.concurrency")
 
 
 async def ensure_llm_limit(client: PrefectClient, settings: FailureInsightsSettings) -> None:
@@ -34,9 +39,10 @@ async def llm_slot(settings: FailureInsightsSettings, call: Callable[[], Awaitab
 
     The slot is leased for `LLM_SLOT_LEASE_SECONDS` and renewed while held, so that the
     slot of a process that dies is free again within a minute, not Prefect's default five.
+    The server's lease endpoints are called directly, `promptly`: on a SQLite-backed server
+    busy with other writes, ``prefect.concurrency``'s context manager (the client's 2 s
+    backoff on HTTP 503) added 2.0 s to a summary whose LLM answered in 30 ms.
     """
-    from prefect.concurrency.asyncio import concurrency
-
     deadline = anyio.current_time() + settings.llm_deadline_seconds
     local = LOCAL_SLOTS.get()
     if local is not None:
@@ -45,13 +51,57 @@ async def llm_slot(settings: FailureInsightsSettings, call: Callable[[], Awaitab
         if waiting.cancelled_caught:
             raise TimeoutError("no local LLM slot freed up before the deadline")
     try:
-        async with concurrency(LLM_CONCURRENCY_LIMIT, occupy=1, strict=False,
-                               timeout_seconds=max(1.0, deadline - anyio.current_time()),
-                               lease_duration=LLM_SLOT_LEASE_SECONDS):
-            return await call()
+        async with get_client() as client:
+            lease = await _acquire(client, deadline)
+            if lease is None:  # no such limit: nothing to hold
+                return await call()
+            try:
+                async with anyio.create_task_group() as renewing:
+                    renewing.start_soon(_renew, client, lease)
+                    try:
+                        return await call()
+                    finally:
+                        renewing.cancel_scope.cancel()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await promptly(client, "POST", "/v2/concurrency_limits/decrement-with-lease",
+                                       {"lease_id": str(lease)})
+                    except Exception:  # noqa: BLE001 - the lease runs out on its own within a minute
+                        logger.warning("Could not release LLM slot lease %s; it expires within %ss", lease,
+                                       LLM_SLOT_LEASE_SECONDS)
     finally:
         if local is not None:
             local.release()
+
+
+async def _acquire(client: PrefectClient, deadline: float) -> UUID | None:
+    """A lease on one slot of the LLM limit, waiting as the server says (HTTP 423 + Retry-After)
+    until ``deadline``; None when the limit does not exist."""
+    while True:
+        try:
+            response = await promptly(client, "POST", "/v2/concurrency_limits/increment-with-lease", {
+                "names": [LLM_CONCURRENCY_LIMIT], "slots": 1, "mode": "concurrency",
+                "lease_duration": LLM_SLOT_LEASE_SECONDS})
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 423:
+                raise
+            wait = float(exc.response.headers.get("Retry-After") or 1.0)
+            if anyio.current_time() + wait > deadline:
+                raise TimeoutError("no LLM slot freed up before the deadline") from None
+            await anyio.sleep(wait)
+            continue
+        body = response.json()
+        return UUID(str(body["lease_id"])) if body.get("limits") and body.get("lease_id") else None
+
+
+async def _renew(client: PrefectClient, lease: UUID) -> None:
+    while True:
+        await anyio.sleep(LLM_SLOT_LEASE_SECONDS * 0.75)
+        try:
+            await client.renew_concurrency_lease(lease_id=lease, lease_duration=LLM_SLOT_LEASE_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - the call goes on; the limit may be exceeded once
+            logger.warning("Could not renew LLM slot lease %s: %s", lease, exc)
 
 
 async def no_limit(settings: FailureInsightsSettings, call: Callable[[], Awaitable[T]]) -> T:

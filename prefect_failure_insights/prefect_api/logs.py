@@ -1,16 +1,22 @@
-"""Reading a failed run's logs: waiting until they are complete, then streaming them.
+"""Reading a failed run's logs: following them while they arrive, or streaming them whole.
 
 Logs reach the API late: for a 50,000-line run, up to ~46 s after the run ended, and
-Prefect ships them in batches every 2 s. The last record a flow run writes is
-``Finished in state Failed(...)`` (or ``Crashed``) from the ``prefect.flow_runs``
-logger, so `wait_for_run_logs` polls for that marker, with a quiet-period rule for runs
-that never write it (killed processes, logging to the API turned off) and an
+Prefect ships them in batches every 2 s, in the order they were logged. The last record
+a flow run writes is ``Finished in state Failed(...)`` (or ``Crashed``) from the
+``prefect.flow_runs`` logger: the "logs are complete" marker, with a quiet-period rule
+for runs that never write it (killed processes, logging to the API turned off) and an
 overall bound.
 
-`read_run_logs` streams each run's ``GET /flow_runs/{id}/logs/download`` (CSV, paged
-1,000 rows at a time on the server) straight to a temporary file, falling back to
-paging ``/logs/filter`` when the endpoint is missing. `RunLogs` then parses the files
-lazily and merges the runs in time order: memory stays flat whatever the log size.
+`follow_run_logs` reads the records *while* they arrive, with a timestamp cursor per run
+(``POST /logs/filter``, time order, one page per request, the records at the cursor's
+instant told apart by id), spooling them to temporary files; when the marker is stored,
+only the last page is left to read. Then it checks with one request per run that the
+server holds no record older than the cursor beyond those read (a record shipped out of
+order): if it does, the run is read again whole. `read_run_logs` streams each run's
+``GET /flow_runs/{id}/logs/download`` (CSV, paged 1,000 rows at a time on the server) to a
+file, falling back to paging ``/logs/filter`` when the endpoint is missing. `RunLogs`
+then parses the files lazily and merges the runs in time order: memory stays flat
+whatever the log size.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -31,6 +38,7 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterLevel
 from prefect.client.schemas.sorting import LogSort
 
+from prefect_failure_insights.defaults import API_PAGE
 from prefect_failure_insights.models import LogLine, LogWait, TaskRunInfo
 from prefect_failure_insights.prefect_api.paging import pages
 from prefect_failure_insights.prefect_api.runs import failed_subflows
@@ -40,7 +48,6 @@ MARKER = "Finished in state"
 MARKER_LOGGER = "prefect.flow_runs"
 QUIET_SECONDS = 5.0
 POLL_SECONDS = 0.2
-NEWEST = 20  # on_failure hooks may log after the marker
 
 csv.field_size_limit(sys.maxsize)  # a traceback or a dumped payload can be megabytes
 
@@ -117,58 +124,120 @@ class RedactedLines:
         return f"redacted {self._logs!r}"
 
 
-async def _latest_logs(client: PrefectClient, run_id: str) -> list[Any]:
-    # Text search (LogFilterTextSearch) would find the marker directly, but it fails
-    # with HTTP 500 on SQLite servers whose SQLite lacks concat(); the marker is among
-    # the newest records anyway.
-    return await client.read_logs(
-        log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)])),
-        limit=NEWEST,
-        sort=LogSort.TIMESTAMP_DESC,
-    )
+def _is_marker(record: dict[str, Any]) -> bool:
+    return (record.get("task_run_id") is None and record.get("name") == MARKER_LOGGER
+            and str(record.get("message", "")).startswith(MARKER))
 
 
-def _is_marker(log: Any) -> bool:
-    return log.task_run_id is None and log.name == MARKER_LOGGER and log.message.startswith(MARKER)
+class _Cursor:
+    """One run's records read so far, in time order, spooled to a CSV file in `RunLogs`' format."""
+
+    def __init__(self, run_id: str, path: Path) -> None:
+        self.run_id = run_id
+        self.path = path
+        self._fh = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed by `close`
+        self._writer = csv.writer(self._fh)
+        self.after: str | None = None  # the newest record's timestamp, as the API wrote it
+        self._newest: datetime | None = None
+        self._at_newest: set[str] = set()  # ids of the records read at that instant
+        self.count = 0
+        self.marker = False
+        self.last_new = time.monotonic()
+
+    def _filter(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"flow_run_id": {"any_": [self.run_id]}}
+        if self.after is not None:
+            found["timestamp"] = {"after_": self.after}  # inclusive: the instant's other records
+        return found
+
+    async def poll(self, client: PrefectClient) -> int:
+        """Read the records stored since the last poll; return how many were new."""
+        new = 0
+        while True:
+            # Skip the records at the cursor's instant already read (their order among equal
+            # timestamps is the database's; the completeness check catches a reordering).
+            response = await client._client.post("/logs/filter", json={
+                "logs": self._filter(), "sort": "TIMESTAMP_ASC", "limit": API_PAGE,
+                "offset": len(self._at_newest)})
+            page = response.json()
+            for record in page:
+                if str(record["id"]) in self._at_newest:
+                    continue
+                stamp = datetime.fromisoformat(record["timestamp"])
+                if self._newest is None or stamp > self._newest:
+                    self._newest, self.after, self._at_newest = stamp, record["timestamp"], set()
+                self._at_newest.add(str(record["id"]))
+                self._writer.writerow((stamp.isoformat(), record.get("level") or 0, record.get("task_run_id") or "",
+                                       record.get("message", ""), record.get("name") or ""))
+                self.marker = self.marker or _is_marker(record)
+                new += 1
+            if len(page) < API_PAGE:
+                break
+        if new:
+            self.count += new
+            self.last_new = time.monotonic()
+        return new
+
+    async def missed(self, client: PrefectClient) -> bool:
+        """Whether the server holds a record at or before the cursor that was not read (one
+        was stored out of time order): one request, past the records read."""
+        self.close()
+        found = self._filter()
+        if self.after is not None:
+            found["timestamp"] = {"before_": self.after}
+        response = await client._client.post("/logs/filter", json={
+            "logs": found, "sort": "TIMESTAMP_ASC", "limit": 1, "offset": self.count})
+        return bool(response.json())
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
 
 
-async def wait_for_logs(
+async def follow_logs(
     client: PrefectClient,
     run_ids: Iterable[str],
     max_wait_s: float,
     quiet_s: float = QUIET_SECONDS,
     poll_s: float = POLL_SECONDS,
-) -> LogWait:
-    """Wait until every run's logs are complete, at most ``max_wait_s`` seconds.
+) -> tuple[LogWait, RunLogs]:
+    """Read every run's records as they are stored, until its logs are complete (its final-state
+    marker is stored, or no new record arrived for ``quiet_s``), at most ``max_wait_s`` seconds.
 
-    A run's logs are complete when its final-state marker is stored, or when no
-    new record has arrived for ``quiet_s`` seconds.
+    Returns how the wait went and the logs read. Nothing is lost to the cursor: a run whose
+    server holds more records up to the cursor than were read is read again whole.
     """
     started = time.monotonic()
     all_runs = list(dict.fromkeys(run_ids))
-    pending = list(all_runs)
-    newest: dict[str, tuple[str | None, float]] = {}
-    while True:
-        still: list[str] = []
-        for run_id in pending:
-            recent = await _latest_logs(client, run_id)
-            if any(_is_marker(log) for log in recent):
-                continue
-            latest = str(recent[0].id) if recent else None
+    directory = tempfile.TemporaryDirectory(prefix="failure-insights-logs-")
+    cursors = {run_id: _Cursor(run_id, Path(directory.name) / f"{run_id}.csv") for run_id in all_runs}
+    source = "follow"
+    try:
+        pending = list(cursors.values())
+        while True:
+            for cursor in pending:
+                await cursor.poll(client)
             now = time.monotonic()
-            seen, since = newest.get(run_id, (None, now))
-            if run_id not in newest or latest != seen:
-                newest[run_id] = (latest, now)
-                still.append(run_id)
-            elif now - since < quiet_s:
-                still.append(run_id)
-        pending = still
-        waited = time.monotonic() - started
-        if not pending:
-            return LogWait(complete=True, waited_s=waited, run_ids=all_runs)
-        if waited >= max_wait_s:
-            return LogWait(complete=False, waited_s=waited, run_ids=all_runs, incomplete_runs=pending)
-        await anyio.sleep(min(poll_s, max(max_wait_s - waited, 0)))
+            pending = [c for c in pending if not c.marker and now - c.last_new < quiet_s]
+            waited = now - started
+            if not pending or waited >= max_wait_s:
+                break
+            await anyio.sleep(min(poll_s, max(max_wait_s - waited, 0)))
+        lines = 0
+        for cursor in cursors.values():
+            if await cursor.missed(client):
+                source = "follow, re-read (records stored out of time order)"
+                cursor.count, _ = await _download_or_page(client, cursor.run_id, cursor.path)
+            lines += cursor.count
+    except BaseException:
+        for cursor in cursors.values():
+            cursor.close()
+        directory.cleanup()
+        raise
+    wait = LogWait(complete=not pending, waited_s=waited, run_ids=all_runs,
+                   incomplete_runs=[c.run_id for c in pending])
+    files = {run_id: cursor.path for run_id, cursor in cursors.items()}
+    return wait, RunLogs(files, directory, source, (time.monotonic() - started) * 1000, lines)
 
 
 async def _download_csv(client: PrefectClient, run_id: str, path: Path) -> int:
@@ -222,6 +291,17 @@ async def _page_filter(client: PrefectClient, run_id: str, path: Path, min_level
     return count
 
 
+async def _download_or_page(client: PrefectClient, run_id: str, path: Path) -> tuple[int, str]:
+    """Every record of the run into ``path``: the CSV download, or pages where it is missing;
+    the count and how it was read."""
+    try:
+        return await _download_csv(client, run_id, path), "csv"
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code not in (404, 405, 501):
+            raise
+        return await _page_filter(client, run_id, path), "filter"
+
+
 async def read_run_logs(client: PrefectClient, run_ids: list[str], min_level: int | None = None) -> RunLogs:
     """Stream the logs of these flow runs (a root and its failed subflows) to temporary files;
     with ``min_level``, only the records at that level or above, filtered by the server (their
@@ -239,13 +319,8 @@ async def read_run_logs(client: PrefectClient, run_ids: list[str], min_level: in
                 lines += await _page_filter(client, run_id, path, min_level)
                 files[run_id] = path
                 continue
-            try:
-                lines += await _download_csv(client, run_id, path)
-            except httpx.HTTPStatusError as exc:
-                if exc.response.status_code not in (404, 405, 501):
-                    raise
-                source = "filter"
-                lines += await _page_filter(client, run_id, path)
+            count, source = await _download_or_page(client, run_id, path)
+            lines += count
             files[run_id] = path
     except BaseException:
         directory.cleanup()
@@ -253,7 +328,7 @@ async def read_run_logs(client: PrefectClient, run_ids: list[str], min_level: in
     return RunLogs(files, directory, source, (time.perf_counter() - started) * 1000, lines)
 
 
-async def wait_for_run_logs(client: PrefectClient, root_id: str, max_wait_s: float) -> LogWait:
-    """Wait (bounded) until the late-arriving logs of the run and its failed subflows are stored."""
+async def follow_run_logs(client: PrefectClient, root_id: str, max_wait_s: float) -> tuple[LogWait, RunLogs]:
+    """Read the logs of the run and its failed subflows while their late records arrive (bounded)."""
     subflows = await failed_subflows(client, root_id)
-    return await wait_for_logs(client, [root_id, *(s.id for s in subflows)], max_wait_s)
+    return await follow_logs(client, [root_id, *(s.id for s in subflows)], max_wait_s)
