@@ -28,6 +28,15 @@ def _record(run_id: str, at: datetime, i: int, message: str | None = None, name:
     return LogCreate(name=name, level=level, message=message or f"line {i}", timestamp=at, flow_run_id=run_id)
 
 
+async def _follow_while(client, run_id: str, arriving):
+    """Follow the run's log while ``arriving`` stores records; the wait, the logs and their lines."""
+    (wait, logs), _ = await asyncio.gather(follow_logs(client, [run_id], max_wait_s=30, poll_s=0.1), arriving)
+    try:
+        return wait, logs, list(logs.lines(Redactor()))
+    finally:
+        logs.close()
+
+
 def test_records_arriving_in_order_are_read_as_they_come_and_once_each(prefect_server) -> None:
     async def go():
         async with get_client() as client:
@@ -45,12 +54,7 @@ def test_records_arriving_in_order_are_read_as_they_come_and_once_each(prefect_s
                 await client.create_logs([_record(run_id, start + timedelta(seconds=1), -1,
                                                   f"{MARKER} Failed('boom')", MARKER_LOGGER, 40)])
 
-            (wait, logs), _ = await asyncio.gather(follow_logs(client, [run_id], max_wait_s=30, poll_s=0.1), arrive())
-            try:
-                lines = list(logs.lines(Redactor()))
-            finally:
-                logs.close()
-            return wait, logs, lines
+            return await _follow_while(client, run_id, arrive())
 
     wait, logs, lines = asyncio.run(go())
     assert wait.complete and logs.source == "follow"
@@ -73,12 +77,7 @@ def test_records_stored_out_of_time_order_are_not_lost(prefect_server) -> None:
                 await client.create_logs([_record(run_id, start + timedelta(seconds=6), -1,
                                                   f"{MARKER} Failed('boom')", MARKER_LOGGER, 40)])
 
-            (wait, logs), _ = await asyncio.gather(follow_logs(client, [run_id], max_wait_s=30, poll_s=0.1), late())
-            try:
-                lines = list(logs.lines(Redactor()))
-            finally:
-                logs.close()
-            return wait, logs, lines
+            return await _follow_while(client, run_id, late())
 
     wait, logs, lines = asyncio.run(go())
     assert wait.complete and "re-read" in logs.source
