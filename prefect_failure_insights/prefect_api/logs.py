@@ -124,6 +124,11 @@ class RedactedLines:
         return f"redacted {self._logs!r}"
 
 
+def _row(timestamp: str, level: Any, task_run_id: Any, message: str, logger: str | None) -> tuple[Any, ...]:
+    """A record as `RunLogs` files hold it: timestamp, level, task run id, message, logger."""
+    return timestamp, level or 0, task_run_id or "", message, logger or ""
+
+
 def _is_marker(record: dict[str, Any]) -> bool:
     return (record.get("task_run_id") is None and record.get("name") == MARKER_LOGGER
             and str(record.get("message", "")).startswith(MARKER))
@@ -150,8 +155,8 @@ class _Cursor:
             found["timestamp"] = {"after_": self.after}  # inclusive: the instant's other records
         return found
 
-    async def poll(self, client: PrefectClient) -> int:
-        """Read the records stored since the last poll; return how many were new."""
+    async def poll(self, client: PrefectClient) -> None:
+        """Read the records stored since the last poll."""
         new = 0
         while True:
             # Skip the records at the cursor's instant already read (their order among equal
@@ -167,8 +172,8 @@ class _Cursor:
                 if self._newest is None or stamp > self._newest:
                     self._newest, self.after, self._at_newest = stamp, record["timestamp"], set()
                 self._at_newest.add(str(record["id"]))
-                self._writer.writerow((stamp.isoformat(), record.get("level") or 0, record.get("task_run_id") or "",
-                                       record.get("message", ""), record.get("name") or ""))
+                self._writer.writerow(_row(stamp.isoformat(), record.get("level"), record.get("task_run_id"),
+                                           record.get("message", ""), record.get("name")))
                 self.marker = self.marker or _is_marker(record)
                 new += 1
             if len(page) < API_PAGE:
@@ -176,7 +181,6 @@ class _Cursor:
         if new:
             self.count += new
             self.last_new = time.monotonic()
-        return new
 
     async def missed(self, client: PrefectClient) -> bool:
         """Whether the server holds a record at or before the cursor that was not read (one
@@ -268,7 +272,7 @@ async def _download_csv(client: PrefectClient, run_id: str, path: Path) -> int:
                         header = False
                     elif len(record) >= 5:
                         ts, level, _flow_run, task_run, message = record[:5]
-                        writer.writerow((ts.replace(" ", "T", 1), level or 0, task_run, message, ""))
+                        writer.writerow(_row(ts.replace(" ", "T", 1), level, task_run, message, None))
                         count += 1
                 pending, quotes = [], 0
     finally:
@@ -285,8 +289,7 @@ async def _page_filter(client: PrefectClient, run_id: str, path: Path, min_level
         async for page in pages(lambda offset, size: client.read_logs(
                 log_filter=log_filter, limit=size, offset=offset, sort=LogSort.TIMESTAMP_ASC)):
             for log in page:
-                writer.writerow((log.timestamp.isoformat(), log.level, log.task_run_id or "", log.message,
-                                 log.name or ""))
+                writer.writerow(_row(log.timestamp.isoformat(), log.level, log.task_run_id, log.message, log.name))
             count += len(page)
     return count
 
