@@ -8,7 +8,7 @@ request from a script, then the default applies:
 ``500`` / ``503``    that HTTP status
 ``429``              rate limited, with ``Retry-After: <retry_after>`` (default 0)
 ``401`` / ``404``    key rejected / model not found
-``slow``             answers after `FakeLLM.slow_seconds`
+``slow``             answers after `FakeLLM.slow_seconds`, or at once on `FakeLLM.reset`
 ``invalid_json``     content that is not JSON
 ``truncated``        JSON cut off, ``finish_reason: length``
 ``wrong_schema``     valid JSON of the wrong shape
@@ -63,6 +63,7 @@ class FakeLLM(LocalHTTPServer):
         self.requests: list[dict[str, Any]] = []
         self._script: deque[str] = deque()
         self._lock = threading.Lock()
+        self._wake = threading.Event()  # set by reset(): a slow answer still pending is sent now
 
     # -- control ---------------------------------------------------------------------
     def script(self, *behaviours: str) -> FakeLLM:
@@ -76,6 +77,8 @@ class FakeLLM(LocalHTTPServer):
             self.requests.clear()
             self.default = default
             self.answer = dict(DEFAULT_ANSWER)
+            self._wake.set()
+            self._wake = threading.Event()
         return self
 
     @property
@@ -184,7 +187,7 @@ class FakeLLM(LocalHTTPServer):
             send(200, self._completion(json.dumps(answer), body=body))
         else:
             if behaviour == "slow":
-                time.sleep(self.slow_seconds)
+                self._wake.wait(self.slow_seconds)
             send(200, self._completion(json.dumps(self._answer_for(body)), body=body))
 
     def _respond_anthropic(self, send: Any, behaviour: str, body: dict) -> None:
@@ -197,7 +200,7 @@ class FakeLLM(LocalHTTPServer):
         if behaviour in {"401", "404"}:
             return send(int(behaviour), {"type": "error", "error": {"type": "authentication_error", "message": "x"}})
         if behaviour == "slow":
-            time.sleep(self.slow_seconds)
+            self._wake.wait(self.slow_seconds)
         answer = self._answer_for({"messages": [{"content": body.get("system", "")}, *body.get("messages", [])]})
         if behaviour == "unknown_category":
             answer["category"] = "COSMIC_RAYS"

@@ -71,7 +71,8 @@ def faults_system(tmp_path_factory: pytest.TempPathFactory, fake_llm_server: Fak
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: server.ui_url,
                                          PREFECT_HOME: str(server.home)}):
-            system.save_block(LLMCredentials(base_url=fake_llm_server.url, model="fake-model", timeout=60,
+            # An LLM call may outlast the slowest start of four summaries on a loaded machine.
+            system.save_block(LLMCredentials(base_url=fake_llm_server.url, model="fake-model", timeout=115,
                                              max_retries=0), "default")
             yield system
     finally:
@@ -85,11 +86,13 @@ def faults(faults_system: Faults, fake_llm: FakeLLM) -> Faults:
 
 
 def test_serve_killed_mid_summary_then_restarted_summarizes_every_failure_once(faults: Faults) -> None:
-    faults.fake.default, faults.fake.slow_seconds = "slow", 30  # every summary is mid-LLM when serve dies
+    # Every summary is mid-LLM when serve dies: the fake answers only when reset, or after 110 s
+    # (under the LLM deadline), however far apart the four summaries start.
+    faults.fake.default, faults.fake.slow_seconds = "slow", 110
     faults.start_serve()
     with ThreadPoolExecutor(4) as pool:
         failures = list(pool.map(faults.run_pipeline, ["vendor", "vendor", "vendor", "subflow"]))
-    wait_for(lambda: len(faults.running_summarizers()) >= len(failures), 90)
+    wait_for(lambda: len(faults.running_summarizers()) >= len(failures), 100)
     engine = faults.sqlite_engine()
     # Killed between the two answers: every failure has its provisional card already.
     wait_for(lambda: all((s := get_summary(engine, run_id)) is not None and s.status == "provisional"
