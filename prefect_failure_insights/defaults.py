@@ -136,6 +136,11 @@ PROVISIONAL_MIN_LEVEL = 30
 #: Seconds between polls for new summarizer runs, and summaries at once.
 SERVE_POLL_SECONDS = 1.0
 SERVE_LIMIT = 10
+#: `serve` starts a summary on the failure event itself (`serve.at_once`); the automation's run
+#: for the same failure is dropped if it comes within this many seconds, and the automation's
+#: trigger (and whether it is enabled) is read again this often.
+AT_ONCE_PAIRING_SECONDS = 300.0
+AT_ONCE_TRIGGER_SECONDS = 30.0
 #: Batches need no second-by-second polling (the event stream wakes the executor for a new
 #: run at once), and fewer polls leave the server to the summaries.
 BATCH_POLL_SECONDS = 10.0

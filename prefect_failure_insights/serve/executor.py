@@ -12,7 +12,9 @@ background tasks:
   announces a new scheduled run of it;
 * claim each run by proposing ``Pending`` (the server rejects the proposal if
   another executor or worker got there first);
-* execute it with Prefect's flow engine, concurrently up to ``limit`` runs.
+* execute it with Prefect's flow engine, concurrently up to ``limit`` runs;
+* for the summarizer, also create and start a run the moment a failure event arrives,
+  dropping the automation's run for it when that comes later (`serve.at_once`).
 
 Each run is a normal flow run: states, logs, task runs and artifacts appear in
 the UI as for any other. What is not provided: cancelling a run from the UI
@@ -31,13 +33,15 @@ from uuid import UUID
 import anyio
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun
-from prefect.exceptions import Abort
+from prefect.exceptions import Abort, ObjectNotFound
 from prefect.flow_engine import run_flow
 from prefect.flows import Flow
 from prefect.states import Crashed, Pending
 from prefect.utilities.engine import propose_state
 
 from prefect_failure_insights.defaults import SERVE_LIMIT, SERVE_POLL_SECONDS
+from prefect_failure_insights.prefect_api.prompt import promptly
+from prefect_failure_insights.serve.at_once import FailureEvents, Pairing, failed_run_of, from_automation
 
 logger = logging.getLogger("prefect_failure_insights.executor")
 
@@ -50,16 +54,19 @@ class InProcessExecutor:
         deployment_id: The deployment to poll.
         poll_seconds: Seconds between polls.
         limit: Most runs executing at once; further runs wait for the next poll.
+        at_once: Start a run on each failure event the automation covers (the summarizer).
     """
 
     def __init__(self, flow: Flow[Any, Any], deployment_id: UUID, poll_seconds: float = SERVE_POLL_SECONDS,
-                 limit: int = SERVE_LIMIT) -> None:
+                 limit: int = SERVE_LIMIT, at_once: bool = False) -> None:
         self.flow = flow
         self.deployment_id = deployment_id
         self.poll_seconds = poll_seconds
         self.limit = limit
         self.active: set[UUID] = set()
+        self.pairing = Pairing() if at_once else None
         self._wake = anyio.Event()
+        self._tasks: anyio.abc.TaskGroup | None = None
 
     async def _listen(self) -> None:
         """Wake the poll loop as soon as the server announces a new run of the deployment.
@@ -110,6 +117,41 @@ class InProcessExecutor:
         finally:
             self.active.discard(flow_run.id)
 
+    async def start_at_once(self, client: PrefectClient, failed_run_id: str, event_id: str) -> bool:
+        """Create and start the summarizer run of a failure whose event just arrived, unless the
+        automation's run came first or the executor is full (then that run is executed as usual).
+        Whether one was started."""
+        if self.pairing is None or self._tasks is None or not self.pairing.start_at_once(failed_run_id):
+            return False
+        if len(self.active) >= self.limit:
+            self.pairing.undo(failed_run_id)
+            return False
+        try:
+            # One run per event, even with two `serve` processes listening: the server keeps the first.
+            response = await promptly(client, "POST", f"/deployments/{self.deployment_id}/create_flow_run", {
+                "parameters": {"flow_run_id": failed_run_id},
+                "idempotency_key": f"failure-insights: at once for event {event_id}",
+            })
+            flow_run = FlowRun.model_validate(response.json())
+        except BaseException:
+            self.pairing.undo(failed_run_id)
+            raise
+        self.active.add(flow_run.id)  # before the claim: a poll meanwhile must not start it too
+        if not await self._claim(client, flow_run):
+            self.active.discard(flow_run.id)
+            return False
+        self._tasks.start_soon(self._execute, client, flow_run)
+        return True
+
+    async def _drop(self, client: PrefectClient, flow_run: FlowRun) -> None:
+        """Delete the automation's run of a failure whose summary was started at once."""
+        try:
+            await client.delete_flow_run(flow_run.id)
+        except ObjectNotFound:
+            return  # another `serve` dropped it
+        logger.debug("Dropped %s, the automation's run for %s: its summary started at the failure event.",
+                    flow_run.name, failed_run_of(flow_run))
+
     async def poll_once(self, client: PrefectClient, task_group: anyio.abc.TaskGroup) -> int:
         """Claim and start the runs that are due; return how many were started."""
         free = self.limit - len(self.active)
@@ -122,7 +164,13 @@ class InProcessExecutor:
         )
         started = 0
         for flow_run in due:
-            if flow_run.id in self.active or not await self._claim(client, flow_run):
+            if flow_run.id in self.active:
+                continue
+            if self.pairing is not None and from_automation(flow_run) \
+                    and self.pairing.is_duplicate(failed_run_of(flow_run)):
+                await self._drop(client, flow_run)
+                continue
+            if not await self._claim(client, flow_run):
                 continue
             self.active.add(flow_run.id)
             task_group.start_soon(self._execute, client, flow_run)
@@ -132,7 +180,10 @@ class InProcessExecutor:
     async def run(self, stop: anyio.Event, drain_seconds: float = 60.0) -> None:
         """Poll and execute until ``stop`` is set, then let running flow runs finish."""
         async with get_client() as client, anyio.create_task_group() as task_group:
+            self._tasks = task_group
             task_group.start_soon(self._listen)
+            if self.pairing is not None:
+                task_group.start_soon(FailureEvents(self).run, client)
             while not stop.is_set():
                 self._wake = anyio.Event()
                 try:
@@ -147,6 +198,7 @@ class InProcessExecutor:
 
                         waiting.start_soon(until, stop)
                         waiting.start_soon(until, self._wake)
+            self._tasks = None  # stopping: no more starts at once either
             with anyio.move_on_after(drain_seconds):
                 while self.active:
                     await anyio.sleep(0.1)

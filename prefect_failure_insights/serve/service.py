@@ -5,7 +5,8 @@ long-lived process that registers the ``summarize-failure/failure-insights``
 deployment (and ``retry-transient-failure/failure-insights-retry``, which only runs when
 ``failure-insights retry install`` asked for automatic retries), installs (or updates) the
 automation, and executes summarizer runs as
-the automation creates them, inside the process (see `serve.executor`). Unless told
+the automation creates them, inside the process (see `serve.executor`); a summary starts at the
+failure event itself, without waiting for the automation's run (see `serve.at_once`). Unless told
 otherwise it also registers ``batch-insights/batch-insights`` with its daily
 schedule and executes those runs the same way. It reconciles (`prefect_failure_insights.reconcile`)
 at start and every `RECONCILE_SECONDS`: a summarizer that died, here or elsewhere, is
@@ -132,7 +133,7 @@ async def serve_plugin(
         tags=[PLUGIN_TAG],
         parameters=common,
     )
-    executors = [InProcessExecutor(summarize_failure, await deployment.aapply(), poll_seconds, limit),
+    executors = [InProcessExecutor(summarize_failure, await deployment.aapply(), poll_seconds, limit, at_once=True),
                  InProcessExecutor(retry_transient_failure, await retry.aapply(), poll_seconds, limit)]
     print(f"Deployments {SUMMARIZER_DEPLOYMENT} and {RETRY_DEPLOYMENT} ready.", flush=True)
     if schedule is not None:

@@ -1,0 +1,68 @@
+"""A summary starts at the failure event itself; the automation's run for it is dropped.
+
+Measured, the server's run-deployment action sometimes took 2.5-6 s to create the summarizer
+run (its own client's 2 s backoff on a busy SQLite server's 503); `serve` starts the run
+from the event instead (`serve.at_once`).
+"""
+
+from __future__ import annotations
+
+import time
+from uuid import uuid4
+
+import pytest
+from prefect.events.schemas.events import Event
+
+from prefect_failure_insights.automations.failure_trigger import AUTOMATION_NAME
+from prefect_failure_insights.defaults import SUMMARIZER_DEPLOYMENT
+from prefect_failure_insights.serve.at_once import FailureEvents
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def test_each_failure_has_one_summarizer_run_started_at_its_event(e2e) -> None:
+    failures = [e2e.run_pipeline("vendor") for _ in range(2)]
+    engine = e2e.sqlite_engine()
+    for run_id in failures:
+        e2e.wait_for_row(engine, run_id)
+    time.sleep(3)  # the automation's runs have come (and gone)
+    runs = {run_id: e2e.wait_for_summarizers_done(run_id) for run_id in failures}
+    assert all(len(found) == 1 and found[0].state.is_completed() for found in runs.values()), runs
+    # Usually the start at once wins (the failure event precedes the automation run's event).
+    keys = [found[0].idempotency_key for found in runs.values()]
+    assert any(k.startswith("failure-insights: at once for event") for k in keys), keys
+
+
+def _event(name: str, flow: str) -> Event:
+    run_id = uuid4()
+    return Event(event=name, resource={"prefect.resource.id": f"prefect.flow-run.{run_id}"},
+                 related=[{"prefect.resource.id": f"prefect.flow.{uuid4()}", "prefect.resource.role": "flow",
+                           "prefect.resource.name": flow}])
+
+
+def test_the_installed_automation_decides_which_failures_start_at_once(e2e) -> None:
+    class Summarizer:
+        deployment_id = None
+
+    async def covered(client, *events: Event) -> list[bool]:
+        Summarizer.deployment_id = (await client.read_deployment_by_name(SUMMARIZER_DEPLOYMENT)).id
+        watcher = FailureEvents(Summarizer())
+        return [await watcher.covered(client, event) == event.resource.id.removeprefix("prefect.flow-run.")
+                for event in events]
+
+    events = [_event("prefect.flow-run.Failed", "etl"), _event("prefect.flow-run.Crashed", "etl"),
+              _event("prefect.flow-run.Completed", "etl"), _event("prefect.flow-run.Failed", "summarize-failure")]
+    assert e2e.call(covered, *events) == [True, True, False, False]
+
+    async def set_enabled(client, enabled: bool) -> None:
+        (automation,) = await client.read_automations_by_name(AUTOMATION_NAME)
+        await (client.resume_automation if enabled else client.pause_automation)(automation.id)
+
+    e2e.call(set_enabled, False)
+    try:  # disabled in the UI: no summary starts at once either
+        assert e2e.call(covered, events[0]) == [False]
+    finally:
+        e2e.call(set_enabled, True)
+    wait_for(lambda: e2e.call(covered, events[0]) == [True], 10)
