@@ -3,6 +3,10 @@
 Nothing here is timed (speed is what the benchmarks themselves measure); a
 benchmark broken by a change elsewhere fails here instead of on the day someone
 wants its figures.
+
+Every benchmark is a few processes mostly waiting on its own server: the selected ones run
+three at a time (the longest first), all started when the first of these tests runs, and each
+test waits for its own.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,9 +22,10 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
+AT_ONCE = 3
+LONGEST_FIRST = ("faults.py", "failure_to_artifact.py", "classification.py", "first_answer.py")
 
-
-@pytest.mark.parametrize(("args", "expected"), [
+CASES = [
     (["evidence.py", "--sizes", "1000"], ["ours", "last 100 lines", "1,000"]),
     (["log_reading.py", "500"], ["download", "200 per page"]),
     (["bundles.py", "2000"], ["ours (streamed, spooled)", "baseline (json.loads"]),
@@ -36,11 +42,35 @@ ROOT = Path(__file__).resolve().parents[2]
                                           "baseline: global limit only"]),
     (["failure_to_artifact.py", "1", "50"], ["[in-process] 1/1 failures got an artifact",
                                               "[runner] 1/1 failures got an artifact"]),
-], ids=lambda value: value[0] if isinstance(value, list) and value and value[0].endswith(".py") else "")
-def test_the_benchmark_runs(args: list[str], expected: list[str], tmp_path: Path) -> None:
+]
+
+
+def _name(args: list[str]) -> str:
+    return args[0]
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "FI_BENCH_DEV_SET": ""}  # the tests never read ../shared
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / args[0]), *args[1:]], cwd=tmp_path, env=env,
+    return subprocess.run([sys.executable, str(ROOT / "bench" / args[0]), *args[1:]], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=420)
+
+
+@pytest.fixture(scope="module")
+def benchmark_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    selected = [item.callspec.params["args"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_the_benchmark_runs"]
+    selected.sort(key=lambda args: LONGEST_FIRST.index(args[0]) if args[0] in LONGEST_FIRST else len(LONGEST_FIRST))
+    with ThreadPoolExecutor(AT_ONCE) as pool:
+        futures = {_name(args): pool.submit(_run, args, tmp_path_factory.mktemp(_name(args).removesuffix(".py")))
+                   for args in selected}
+        yield futures
+        for future in futures.values():  # nothing left running after the module
+            future.cancel()
+
+
+@pytest.mark.parametrize(("args", "expected"), CASES, ids=[_name(args) for args, _ in CASES])
+def test_the_benchmark_runs(args: list[str], expected: list[str], benchmark_runs: dict[str, Future]) -> None:
+    done = benchmark_runs[_name(args)].result()
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     for fragment in expected:
         assert fragment in done.stdout, done.stdout[-3000:]
