@@ -7,7 +7,7 @@ failure and as median / p95:
 
   total       failed run's end -> artifact created
   trigger     failed run's end -> summarizer run started, made of:
-  automation    failed run's end -> summarizer run created by the automation
+  automation    failed run's end -> summarizer run created (by `serve` at the failure event, else the automation)
   start         created -> started (runner poll + new Python process)
   logs        following the failed run's logs until they are complete (read as they arrive)
   read        reading the run and its task runs

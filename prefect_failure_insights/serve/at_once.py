@@ -117,7 +117,7 @@ class FailureEvents:
         every ``trigger_ttl_s``."""
         if time.monotonic() - self._read_at < self.trigger_ttl_s:
             return self._trigger
-        from prefect.server.events.schemas.automations import EventTrigger  # ~1.5 s: read once, in the background
+        from prefect.server.events.schemas.automations import EventTrigger  # ~1.5 s, once: see run()
 
         found = await client.read_automations_by_name(self.automation_name)
         ours = [a for a in found if a.enabled and any(
@@ -143,6 +143,7 @@ class FailureEvents:
 
         event_filter = EventFilter(event=EventNameFilter(name=sorted(FAILURE_EVENTS)))
         try:
+            await self.trigger(client)  # its import and first read now, not on the first failure's path
             async with get_events_subscriber(filter=event_filter, reconnect_on_clean_close=True) as events:
                 async for event in events:
                     try:
