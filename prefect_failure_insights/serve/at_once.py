@@ -26,6 +26,7 @@ from prefect.events.actions import RunDeployment
 
 from prefect_failure_insights.automations.failure_trigger import AUTOMATION_NAME, FAILURE_EVENTS
 from prefect_failure_insights.defaults import AT_ONCE_PAIRING_SECONDS, AT_ONCE_TRIGGER_SECONDS
+from prefect_failure_insights.serve.stream import follow_events
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -138,20 +139,20 @@ class FailureEvents:
 
     async def run(self, client: PrefectClient) -> None:
         """Until cancelled. Without an event stream, summaries simply start with the automation's runs."""
-        from prefect.events.clients import get_events_subscriber
         from prefect.events.filters import EventFilter, EventNameFilter
 
-        event_filter = EventFilter(event=EventNameFilter(name=sorted(FAILURE_EVENTS)))
+        async def start(event: Any) -> None:
+            try:
+                if failed_run_id := await self.covered(client, event):
+                    await self.starter.start_at_once(client, failed_run_id, str(event.id))
+            except Exception as exc:  # noqa: BLE001 - the automation's run still comes
+                logger.warning("Could not start the summary of %s at once (%s: %s); the automation's run will.",
+                               event.resource.id, type(exc).__name__, exc)
+
+        without = "summaries start with the automation's runs"
         try:
             await self.trigger(client)  # its import and first read now, not on the first failure's path
-            async with get_events_subscriber(filter=event_filter, reconnect_on_clean_close=True) as events:
-                async for event in events:
-                    try:
-                        if failed_run_id := await self.covered(client, event):
-                            await self.starter.start_at_once(client, failed_run_id, str(event.id))
-                    except Exception as exc:  # noqa: BLE001 - the automation's run still comes
-                        logger.warning("Could not start the summary of %s at once (%s: %s); the automation's "
-                                       "run will.", event.resource.id, type(exc).__name__, exc)
         except Exception as exc:  # noqa: BLE001 - an optimisation only
-            logger.warning("No failure event stream (%s); summaries start with the automation's runs.",
-                           type(exc).__name__)
+            logger.warning("Could not read the automation (%s); %s.", type(exc).__name__, without)
+            return
+        await follow_events(EventFilter(event=EventNameFilter(name=sorted(FAILURE_EVENTS))), start, without)

@@ -42,6 +42,7 @@ from prefect.utilities.engine import propose_state
 from prefect_failure_insights.defaults import SERVE_LIMIT, SERVE_POLL_SECONDS
 from prefect_failure_insights.prefect_api.prompt import promptly
 from prefect_failure_insights.serve.at_once import FailureEvents, Pairing, failed_run_of, from_automation
+from prefect_failure_insights.serve.stream import follow_events
 
 logger = logging.getLogger("prefect_failure_insights.executor")
 
@@ -75,23 +76,19 @@ class InProcessExecutor:
         the next poll (half a poll interval on average). Without a stream (an old
         server, a proxy that drops websockets) the executor simply keeps polling.
         """
-        from prefect.events.clients import get_events_subscriber
         from prefect.events.filters import (
             EventFilter,
             EventNameFilter,
             EventRelatedFilter,
         )
 
-        event_filter = EventFilter(
+        async def wake(_event: Any) -> None:
+            self._wake.set()
+
+        await follow_events(EventFilter(
             event=EventNameFilter(name=["prefect.flow-run.Scheduled"]),
             related=EventRelatedFilter(id=[f"prefect.deployment.{self.deployment_id}"]),
-        )
-        try:
-            async with get_events_subscriber(filter=event_filter, reconnect_on_clean_close=True) as events:
-                async for _event in events:
-                    self._wake.set()
-        except Exception as exc:  # noqa: BLE001 - an optimisation only
-            logger.warning("No event stream (%s); new runs wait for the next poll.", type(exc).__name__)
+        ), wake, "new runs wait for the next poll")
 
     async def _claim(self, client: PrefectClient, flow_run: FlowRun) -> bool:
         try:
