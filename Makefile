@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+# The suite runs on this many workers (pytest-xdist), a test module each at a time: the end-to-end
+# tests mostly wait on their servers. 1 runs it in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test test-live install install-dev install-live bench lock clean
 
@@ -41,7 +44,7 @@ demo: install
 
 ## Run the whole test suite (unit + end-to-end on a real Prefect server, SQLite and PostgreSQL).
 test: install-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## Contract tests against real models: a local llama.cpp server (and OpenAI when OPENAI_API_KEY is set).
 test-live: $(VENV)/.installed-live

@@ -131,7 +131,7 @@ async def resolve_deployments(client: PrefectClient, names: tuple[str, ...]) -> 
     return tuple(ids)
 
 
-async def install(client: PrefectClient, block: str, categories: tuple[str, ...] = (), tags: tuple[str, ...] = (),
+async def install(client: PrefectClient, block: str, categories: tuple[str, ...] = (), *, tags: tuple[str, ...] = (),
                   deployments: tuple[str, ...] = (), include_provisional: bool = False) -> InstallResult:
     """Install (or update in place) the notification automation of ``block``."""
     block_id = await notification_block_id(client, block)

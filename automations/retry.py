@@ -61,7 +61,7 @@ def retry_trigger(categories: tuple[str, ...]) -> EventTrigger:
 
 
 def build_automation(retry_deployment_id: UUID, max_retries: int, delay_s: float,
-                     categories: tuple[str, ...]) -> AutomationCore:
+                     *, categories: tuple[str, ...]) -> AutomationCore:
     return AutomationCore(
         name=AUTOMATION_NAME,
         description=(f"Installed by prefect-failure-insights (`failure-insights retry install`): retries a "
@@ -82,11 +82,11 @@ def build_automation(retry_deployment_id: UUID, max_retries: int, delay_s: float
 
 
 async def install(client: PrefectClient, max_retries: int = RETRY_MAX_RETRIES, delay_s: float = RETRY_DELAY_SECONDS,
-                  categories: tuple[str, ...] = RETRY_CATEGORIES) -> InstallResult:
+                  *, categories: tuple[str, ...] = RETRY_CATEGORIES) -> InstallResult:
     """Install (or update in place) the retry automation."""
     check_limits(max_retries, delay_s)
     return await upsert(client, build_automation(await deployment_id(client, RETRY_DEPLOYMENT), max_retries,
-                                                 delay_s, tuple(categories)))
+                                                 delay_s, categories=tuple(categories)))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ task, secrets sprinkled in), then condenses it into evidence in a fresh process 
 reader and reports its time and peak RSS:
 
 * ours: `load_bundle` (streamed with ijson, log lines spooled to a temporary file) ->
-  `bundle_evidence`, the code `failure-insights evidence --bundle` runs;
+  `bundle_evidence`, the code `failure-insights summary evidence --bundle` runs;
 * baseline: the previous release's reader, the whole file decompressed, `json.loads`ed and
   validated into models at once, then the same evidence code.
 

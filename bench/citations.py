@@ -127,7 +127,7 @@ def _answer(body: dict, mode: str, evidence_text: str, root: int) -> dict:
 
 def measure(verbose: bool = False) -> tuple[Counter, Counter, Counter, int]:
     from prefect_failure_insights.analysis.fallback import deterministic_analysis
-    from prefect_failure_insights.analysis.summary import compose_summary
+    from prefect_failure_insights.analysis.compose import compose_summary
     from prefect_failure_insights.evidence.builder import build_evidence
     from prefect_failure_insights.llm.prompts import summary_messages
     from prefect_failure_insights.models import AnalysisResult, FailureAnalysis
@@ -159,7 +159,8 @@ def live(url: str, model: str, budget: int, timeout: float) -> None:
     """A real model's answers on the same runs (``--llm URL --model M``): how often its citations hold."""
     import asyncio
 
-    from prefect_failure_insights.analysis.summary import analyze, compose_summary
+    from prefect_failure_insights.analysis.answer import analyze
+    from prefect_failure_insights.analysis.compose import compose_summary
     from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
     from prefect_failure_insights.evidence.builder import build_evidence
 
@@ -170,7 +171,7 @@ def live(url: str, model: str, budget: int, timeout: float) -> None:
         failed, lines, root, _block = NO_LLM.generate(case, seed)
         evidence = build_evidence(failed, lines, budget_tokens=budget)
         started = time.monotonic()
-        result = asyncio.run(analyze(failed, evidence, settings, llm))
+        result = asyncio.run(analyze(failed, evidence, settings, llm=llm))
         summary = compose_summary(failed, evidence, result)
         v = summary.verification
         counts["answered (not the fallback)"] += result.status == "llm"

@@ -74,7 +74,7 @@ def write_calibration() -> None:
 
 
 def _predict(rows: list[dict], calibration) -> tuple[list[str], list[str], list[str]]:
-    from prefect_failure_insights.analysis.rules import classify
+    from prefect_failure_insights.analysis.matching import classify
 
     found = [classify(r["error_text"], r.get("exception_type") or None, calibration=calibration) for r in rows]
     return ([str(getattr(m.category, "value", m.category)) for m in found], [m.classified_by for m in found],
@@ -155,7 +155,7 @@ def speed() -> None:
     from prefect_failure_insights.blocks import FailureInsightsSettings
 
     from prefect_failure_insights.analysis.classifier import Classifier
-    from prefect_failure_insights.analysis.rules import classify
+    from prefect_failure_insights.analysis.matching import classify
     from prefect_failure_insights.models import ErrorItem
 
     rows = [json.loads(line) for line in SETS["ours (tests/fixtures)"].read_text().splitlines() if line.strip()]

@@ -131,7 +131,7 @@ def run_one(path: str, marker: str, kind: str, mode: str) -> dict:
             id="bench", name="bench", flow_name="orders-pipeline", state=state, state_type=state.upper(),
             state_message=None if kind == "crash" else f"Flow run encountered an exception: ValueError: {marker}",
         ), task_runs=tasks)
-        logs = RunLogs({"bench": Path(path)}, None, "bench", 0.0, 0)
+        logs = RunLogs({"bench": Path(path)}, None, "bench", read_ms=0.0, line_count=0)
         logs.task_names = {ROOT_TASK: "load_orders-3b4", "t-extract": "extract_orders-1a2", "t-cleanup": "cleanup-5c6"}
         texts = {"ours": build_evidence(failed, logs.lines(Redactor())).text}
     else:

@@ -41,9 +41,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def collect(run_ids: list[str]) -> list[dict]:
-    from prefect_failure_insights.tasks import summary as tasks_of
+    from prefect_failure_insights.tasks import analysis, claims, delivery, loading, reading
 
-    KNOWN_TASKS = {t.name for t in vars(tasks_of).values() if hasattr(t, "fn") and hasattr(t, "name")}  # noqa: N806
+    KNOWN_TASKS = {t.name for module in (analysis, claims, delivery, loading, reading)  # noqa: N806
+                   for t in vars(module).values() if hasattr(t, "fn") and hasattr(t, "name")}
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -87,11 +88,11 @@ async def collect(run_ids: list[str]) -> list[dict]:
                 "trigger": (summarizer.start_time - end).total_seconds(),
                 "automation": (summarizer.created - end).total_seconds(),
                 "start": (summarizer.start_time - summarizer.created).total_seconds(),
-                "logs": dur.get(tasks_of.follow_run_logs.name, 0.0),
-                "read": dur.get(tasks_of.read_failed_run.name, 0.0),
-                "llm": dur.get(tasks_of.analyze_failure.name, 0.0),
-                "deliver": sum(dur.get(t.name, 0.0) for t in (tasks_of.claim_summary, tasks_of.store_summary,
-                                                              tasks_of.publish_artifact, tasks_of.record_artifact)),
+                "logs": dur.get(reading.follow_run_logs.name, 0.0),
+                "read": dur.get(reading.read_failed_run.name, 0.0),
+                "llm": dur.get(analysis.analyze_failure.name, 0.0),
+                "deliver": sum(dur.get(t.name, 0.0) for t in (claims.claim_summary, delivery.store_summary,
+                                                              delivery.publish_artifact, delivery.record_artifact)),
             })
     return rows
 

@@ -48,7 +48,7 @@ STAGES = {
     "load-secret-values": "setup", "follow-run-logs": "late logs", "read-failed-run": "reads",
     "read-run-logs": "reads", "compare-with-last-good-run": "reads", "load-log-sources": "reads",
     "read-external-logs": "reads", "build-evidence": "evidence", "provisional-summary": "analysis",
-    "load-llm": "analysis", "analyze-failure": "analysis", "store-summary": "delivery",
+    "load-llm": "setup", "analyze-failure": "analysis", "store-summary": "delivery",
     "publish-artifact": "delivery", "record-artifact": "delivery", "release-summary": "delivery",
     "emit-summary-event": "delivery", "find-similar-failures": "analysis",
 }
@@ -186,7 +186,7 @@ async def stages(client, run_id: str, ended: datetime) -> dict[str, float]:
 
 
 def memory(sizes: list[int]) -> None:
-    """Peak resident memory of `failure-insights summarize` (the whole summarizer, one process)
+    """Peak resident memory of `failure-insights summary create` (the whole summarizer, one process)
     on failed runs of ``sizes`` lines, all stored (no late records, the bulk written straight into
     the server's database), with the instant test LLM. The smallest size is the baseline: the
     process itself (Python, Prefect, the SDKs)."""
@@ -215,9 +215,9 @@ def memory(sizes: list[int]) -> None:
                     started = time.monotonic()
                     log = Path(tmp) / f"summarize-{n}.log"  # a file, not a pipe nobody reads while it waits
                     with open(log, "wb") as out:
-                        child = subprocess.Popen([sys.executable, "-m", "prefect_failure_insights.cli", "summarize",
-                                                  run_id, "--format", "json"], env=env, stdout=subprocess.DEVNULL,
-                                                 stderr=out)
+                        child = subprocess.Popen([sys.executable, "-m", "prefect_failure_insights.cli", "summary",
+                                                  "create", run_id, "--format", "json"], env=env,
+                                                 stdout=subprocess.DEVNULL, stderr=out)
                         _, status, usage = os.wait4(child.pid, 0)
                         child.returncode = os.waitstatus_to_exitcode(status)
                     if child.returncode:

@@ -9,14 +9,8 @@ import asyncio
 from prefect_failure_insights.serve import service
 
 
-class _NoLocalSlots:
-    def set(self, _value: object) -> None:
-        return None
-
-
 async def main() -> None:
-    service.LOCAL_SLOTS = _NoLocalSlots()  # type: ignore[assignment]
-    await service.serve_plugin(poll_seconds=1.0, batch_cron=None)
+    await service.serve_plugin(poll_seconds=1.0, batch_cron=None, local_slots=False)
 
 
 if __name__ == "__main__":

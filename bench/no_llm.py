@@ -237,10 +237,10 @@ def _max_template_lines(text: str) -> int:
 
 
 def measure(build_evidence, analyse, verbose: bool = False) -> dict[str, int]:
-    from prefect_failure_insights.analysis.summary import compose_summary
+    from prefect_failure_insights.analysis.compose import compose_summary
     from prefect_failure_insights.evidence.signals import clean_traceback
     from prefect_failure_insights.models import AnalysisResult
-    from prefect_failure_insights.reporting.summary import render_markdown
+    from prefect_failure_insights.reporting.card import render_markdown
 
     score = Counter()
     for seed, case in enumerate(CASES, start=1):

@@ -2,7 +2,7 @@
 
 Quality, on `tests/fixtures/secrets` (secret formats from public scanner rule sets, values
 generated; look-alikes that must survive), each secret planted in every place text enters
-a summary (the same placements as `tests/test_redaction_corpus.py`), reported by split:
+a summary (the same placements as `tests/redaction/test_corpus.py`), reported by split:
 ``dev`` (what the rules were tuned on) and ``frozen`` (held out while tuning).
 Speed: 1,000,000 generated pipeline log lines (Prefect, dbt, HTTP, SQL, Kubernetes,
 secrets planted in 0.5 % of them), and the time redaction adds to reading one summary's
@@ -80,7 +80,7 @@ def _corpus(name: str) -> list[dict]:
 
 def _placements() -> tuple[list[str], Callable[[str, str], dict], Callable]:
     sys.path.insert(0, str(ROOT / "tests"))
-    spec = importlib.util.spec_from_file_location("corpus_test", ROOT / "tests" / "test_redaction_corpus.py")
+    spec = importlib.util.spec_from_file_location("corpus_test", ROOT / "tests" / "redaction" / "test_corpus.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module.PLACEMENTS, module._bundle, module._outputs
@@ -175,7 +175,7 @@ def per_summary() -> None:
                 writer = csv.writer(fh)
                 for i, line in enumerate(_log_lines(size, seed=size)):
                     writer.writerow((f"2026-11-20T02:00:00.{i:06d}+00:00", 20, "", line, ""))
-            logs = RunLogs({"run": path}, None, "bench", 0.0, size)
+            logs = RunLogs({"run": path}, None, "bench", read_ms=0.0, line_count=size)
             timing = {}
             for name, redactor in (("without", Identity()), ("with", Redactor())):
                 best = float("inf")

@@ -188,7 +188,7 @@ def lookup(n_summaries: int, n_lookups: int) -> None:
         pid = pattern_id(text)
         if pid not in known:
             known[pid] = text
-            store.index_pattern(engine, pid, text, bands(shingles(text)))
+            store.index_pattern(engine, pid, text, bands=bands(shingles(text)))
         rows.append({"flow_run_id": f"{i:036d}", "flow_run_name": f"run-{i}", "flow_name": f"flow-{i % 300}",
                      "tags": "[]", "state": "Failed", "status": "llm", "title": error[:80], "pattern": text,
                      "pattern_id": pid, "failed_at": now(), "regenerated_count": 0, "created_at": now(),
@@ -208,10 +208,10 @@ def lookup(n_summaries: int, n_lookups: int) -> None:
     for i, text in enumerate(queries):
         t0 = time.perf_counter()
         lsh = bands(shingles(text))
-        store.index_pattern(engine, pattern_id(text), text, lsh)
+        store.index_pattern(engine, pattern_id(text), text, bands=lsh)
         scores = similar_patterns(text, store.candidate_patterns(engine, lsh, SIMILARITY_CANDIDATES),
                                   SIMILARITY_THRESHOLD)
-        store.similar_summaries(engine, scores, f"query-{i}", SIMILAR_LINKS)
+        store.similar_summaries(engine, scores, f"query-{i}", links=SIMILAR_LINKS)
         ours.append((time.perf_counter() - t0) * 1000)
         found_sets.append(set(scores))
 

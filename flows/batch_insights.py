@@ -35,7 +35,7 @@ from prefect_failure_insights.tasks.batch import (
     run_partitions,
     save_batch,
 )
-from prefect_failure_insights.tasks.summary import (
+from prefect_failure_insights.tasks.loading import (
     load_database,
     load_llm,
     load_settings,
@@ -110,12 +110,12 @@ async def batch_insights(
     log = get_run_logger()
     started = time.monotonic()
     filters = Filters(tags=tags or [], deployments=deployments or [], flows=flows or [], work_pools=work_pools or [])
-    window = await resolve_window(hours, since, until, filters, _scheduled_for())
+    window = await resolve_window(hours, since, until, filters=filters, scheduled=_scheduled_for())
     settings = await load_settings(settings_block)
     async with await load_database(settings) as database:
         if partition_by != "none":
-            names = await list_partitions(window, partition_by, partitions or [], max_runs)
-            children = await run_partitions(window, partition_by, names, max_parallel, {
+            names = await list_partitions(window, partition_by, partitions or [], max_runs=max_runs)
+            children = await run_partitions(window, partition_by, names, max_parallel=max_parallel, parameters={
                 "max_runs": max_runs, "use_llm": use_llm, "llm_url": llm_url, "llm_model": llm_model,
                 "settings_block": settings_block})
             rows, metrics = await load_partitions(database, children)
@@ -126,14 +126,15 @@ async def batch_insights(
             if choice and llm is None:
                 log.warning("Errors the rules do not classify stay UNKNOWN: %s", choice.source)
             earlier = await load_batch_errors(database, window)
-            rows, metrics = await classify_errors(read, settings, database, llm, earlier, progress)
+            rows, metrics = await classify_errors(read, settings, database, llm=llm, previous=earlier,
+                                                  progress=progress)
         rows = await group_similar(rows)
         metrics.duration_s = round(time.monotonic() - started, 2)
         previous = await load_batch_errors(database, window.previous())
-        text = await render_report(rows, metrics, window, previous)
+        text = await render_report(rows, metrics, window, previous=previous)
         await save_batch(database, BatchRecord(window=window, metrics=metrics, report=text,
                                                flow_run_id=str(current_run.id or "") or None), rows)
-    artifact_id = await publish_report(str(current_run.id) if current_run.id else None, text, rows, window) \
+    artifact_id = await publish_report(str(current_run.id) if current_run.id else None, text, rows, window=window) \
         if publish else None
     log.info("Batch %s: %d errors in %d runs; %s; %d unknown; %.1f s", window.batch_id, len(rows),
              metrics.runs_queried, metrics.classified_by, metrics.unknown, metrics.duration_s)

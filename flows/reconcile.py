@@ -5,13 +5,13 @@
 
 ``failure-insights serve`` reconciles on its own, at start and every 30 s. With work pools
 and workers, this flow's deployment in prefect.yaml does it on a schedule (every 5
-minutes); ``failure-insights reconcile`` does it once, from a shell or cron.
+minutes); ``failure-insights summary reconcile`` does it once, from a shell or cron.
 """
 
 # No `from __future__ import annotations`: Prefect validates parameters from real annotations.
 from prefect import flow
 from prefect_failure_insights.tasks.reconcile import reconcile
-from prefect_failure_insights.tasks.summary import load_database, load_settings
+from prefect_failure_insights.tasks.loading import load_database, load_settings
 
 from prefect_failure_insights.defaults import (
     DEFAULT_BLOCK_NAME,
@@ -35,4 +35,4 @@ async def reconcile_summaries(hours: float = RECONCILE_HOURS, limit: int = RECON
     """
     settings = await load_settings(settings_block)
     async with await load_database(settings) as database:
-        return await reconcile(database, settings, hours, limit)
+        return await reconcile(database, settings, hours, limit=limit)

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from prefect import flow
 from prefect_failure_insights.tasks.retry import note_retry, retry_failed_run
-from prefect_failure_insights.tasks.summary import load_database, load_settings
+from prefect_failure_insights.tasks.loading import load_database, load_settings
 
 from prefect_failure_insights.defaults import (
     DEFAULT_BLOCK_NAME,
@@ -49,8 +49,8 @@ async def retry_transient_failure(
         categories: The categories whose transient failures are retried.
         settings_block: The settings block naming the summaries' database.
     """
-    outcome = await retry_failed_run(flow_run_id, max_retries, delay_seconds, transience, category, categories,
-                                     title)
+    outcome = await retry_failed_run(flow_run_id, max_retries, delay_seconds, transience=transience, category=category,
+                                     categories=categories, reason=title)
     if not outcome.retried:
         return outcome
     settings = await load_settings(settings_block)

@@ -106,7 +106,7 @@ API_PAGE = 200
 
 # -- reconciling ------------------------------------------------------------------------------
 
-#: The look-back of `failure-insights reconcile` (and of `serve` at start and every hour):
+#: The look-back of `failure-insights summary reconcile` (and of `serve` at start and every hour):
 #: failed runs in it without a summary get one.
 RECONCILE_HOURS = 24.0
 #: Most summarizer runs one reconcile pass starts (oldest failure first); the rest wait for the next.

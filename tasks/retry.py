@@ -18,12 +18,13 @@ from prefect_failure_insights.store import summaries as rows
 
 
 @task(name="retry-failed-run", cache_policy=NO_CACHE)
-async def retry_failed_run(flow_run_id: UUID | str, max_retries: int, delay_s: float, transience: str,
+async def retry_failed_run(flow_run_id: UUID | str, max_retries: int, delay_s: float, *, transience: str,
                            category: str, categories: Sequence[str], reason: str = "") -> RetryOutcome:
     """Set the failed run AwaitingRetry after ``delay_s``, unless the guard refuses (see `prefect_api.retries`)."""
     async with get_client() as client:
-        outcome = await retries.retry_failed_run(client, flow_run_id, max_retries, delay_s, transience, category,
-                                                 categories, reason)
+        outcome = await retries.retry_failed_run(client, flow_run_id, max_retries, delay_s=delay_s,
+                                                 transience=transience, category=category, categories=categories,
+                                                 reason=reason)
     get_run_logger().info("%s %s: %s", "Retrying" if outcome.retried else "Not retrying", outcome.flow_run_id,
                           outcome.reason)
     return outcome

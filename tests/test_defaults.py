@@ -71,13 +71,22 @@ def test_the_cli_options_take_their_defaults_from_the_defaults_module() -> None:
 
     from prefect_failure_insights.cli import app
 
-    command = typer.main.get_command(app)
-    params = {(name, p.name): p for name, sub in command.commands.items() for p in getattr(sub, "params", [])}
-    assert params[("summarize", "budget")].default == defaults.EVIDENCE_TOKEN_BUDGET
-    assert params[("evidence", "budget")].default == defaults.EVIDENCE_TOKEN_BUDGET
-    assert params[("summarize", "budget")].min == params[("evidence", "budget")].min \
+    def commands(group, prefix: str = ""):
+        for name, sub in group.commands.items():
+            yield f"{prefix}{name}", sub
+            if hasattr(sub, "commands"):
+                yield from commands(sub, f"{prefix}{name} ")
+
+    params = {(name, p.name): p for name, sub in commands(typer.main.get_command(app))
+              for p in getattr(sub, "params", [])}
+    assert params[("summary create", "budget")].default == defaults.EVIDENCE_TOKEN_BUDGET
+    assert params[("summary evidence", "budget")].default == defaults.EVIDENCE_TOKEN_BUDGET
+    assert params[("summary create", "budget")].min == params[("summary evidence", "budget")].min \
         == defaults.EVIDENCE_TOKEN_BUDGET_MIN
+    assert params[("batch run", "hours")].default == defaults.BATCH_HOURS
+    assert params[("batch run", "max_runs")].default == defaults.BATCH_MAX_RUNS
+    # The previous release's names take the same options.
+    assert params[("summarize", "budget")].default == defaults.EVIDENCE_TOKEN_BUDGET
     assert params[("insights", "hours")].default == defaults.BATCH_HOURS
-    assert params[("insights", "max_runs")].default == defaults.BATCH_MAX_RUNS
     assert params[("serve", "batch_cron")].default == defaults.BATCH_CRON
     assert params[("serve", "poll_seconds")].default == defaults.SERVE_POLL_SECONDS

@@ -56,7 +56,7 @@ def _label(value: object) -> str:
 
 
 def calibrate(items: Sequence[Labelled], rules: Sequence[Rule] = RULES, target: float = TARGET_PRECISION,
-              prior_strength: float = PRIOR_STRENGTH, source: str = "") -> Calibration:
+              *, prior_strength: float = PRIOR_STRENGTH, source: str = "") -> Calibration:
     """Measure every rule on ``items`` and choose the threshold (see the module docstring)."""
     matched = [candidates(text, exc, rules) for text, exc, _ in items]
     stats: dict[str, RuleStats] = {}

@@ -28,8 +28,8 @@ from prefect_failure_insights.analysis.fingerprint import (
     error_signature,
     fingerprint,
 )
-from prefect_failure_insights.analysis.rules import classify as rule_classify
-from prefect_failure_insights.analysis.summary import over_budget
+from prefect_failure_insights.analysis.matching import classify as rule_classify
+from prefect_failure_insights.analysis.gate import over_budget
 from prefect_failure_insights.analysis.taxonomy import (
     Taxonomy,
     answer_model,
@@ -50,6 +50,7 @@ from prefect_failure_insights.llm.prompts import (
     classify_schema,
 )
 from prefect_failure_insights.llm.structured import (
+    FormatMemory,
     RetryPolicy,
     request_structured,
     response_formats,
@@ -107,6 +108,7 @@ class Classifier:
         self.taxonomy = Taxonomy(settings.extra_categories)
         self.answer_model = answer_model(self.taxonomy)
         self.formats = response_formats("failure_classification", classify_schema(self.taxonomy.names))
+        self.format_memory = FormatMemory()
         self.extra = user_rules(settings, self.taxonomy)
         self.corrections = {c.fingerprint: c for c in corrections}
         self.llm = llm
@@ -116,7 +118,8 @@ class Classifier:
         self.redactor = Redactor()
 
     async def classify(self, items: Sequence[ErrorItem],
-                       progress: Callable[[int], None] | None = None) -> list[Classification]:
+                       progress: Callable[[int, int], None] | None = None) -> list[Classification]:
+        """Each item's classification, in order; ``progress(done, total)`` as they are decided."""
         groups: dict[str, list[ErrorItem]] = {}
         for item in items:
             groups.setdefault(error_signature(item.error_text, item.exception_type), []).append(item)
@@ -143,9 +146,9 @@ class Classifier:
             else:
                 pending.append((sig, rest))
         if progress:
-            progress(len(decided))
+            progress(len(decided), len(items))
         if pending:
-            await self._ask_llm(pending, decided, progress)
+            await self._ask_llm(pending, decided, len(items), progress)
         return [decided[item.id] for item in items]
 
     # -- the steps -------------------------------------------------------------------------
@@ -183,7 +186,7 @@ class Classifier:
         return self._result(sig, item, Category.UNKNOWN.value, 0.0, "none", why)
 
     async def _ask_llm(self, pending: list[tuple[str, list[ErrorItem]]], decided: dict[str, Classification],
-                       progress: Callable[[int], None] | None) -> None:
+                       total: int, progress: Callable[[int, int], None] | None) -> None:
         limit = anyio.CapacityLimiter(self.settings.max_concurrent_llm_calls)
 
         async def one(sig: str, members: list[ErrorItem]) -> None:
@@ -194,7 +197,7 @@ class Classifier:
                     result = await self._llm_one(sig, members[0])
             decided.update({m.id: result.model_copy(update={"id": m.id}) for m in members})
             if progress:
-                progress(len(members))
+                progress(len(decided), total)
 
         async with anyio.create_task_group() as tg:
             for sig, members in pending:
@@ -210,13 +213,13 @@ class Classifier:
         assert self.llm is not None
         examples = [(c.error_text, c.category) for c in similar(list(self.corrections.values()), item.error_text)]
         messages = classification_messages(self.redactor.redact(item.error_text), item.exception_type,
-                                           self.taxonomy.meanings, examples)
+                                           self.taxonomy.meanings, examples=examples)
         backend = backend_for(self.llm)
         policy = RetryPolicy(max_retries=self.llm.max_retries, timeout=self.llm.timeout,
                              deadline=self.settings.llm_deadline_seconds)
         try:
-            answer = await request_structured(backend, messages, self.answer_model, self.formats, policy,
-                                              max_tokens=MAX_CLASSIFICATION_TOKENS)
+            answer = await request_structured(backend, messages, self.answer_model, formats=self.formats, policy=policy,
+                                              max_tokens=MAX_CLASSIFICATION_TOKENS, memory=self.format_memory)
         except LLMInvalidAnswer as exc:  # it answered (and cost tokens), twice unusably
             self.usage.llm_calls += 1
             result = self._unknown(sig, item, f"No rule matched; the LLM's answer was unusable: {exc}")
@@ -238,7 +241,8 @@ class Classifier:
         """Count an exchange's tokens and cost; recorded even when UNKNOWN (never reused then),
         so that the daily budgets count every call."""
         assert self.llm is not None
-        cost = estimate_cost(answered_by or self.llm.model, prompt_tokens, completion_tokens, self.settings.llm_prices)
+        cost = estimate_cost(answered_by or self.llm.model, prompt_tokens, completion_tokens,
+                             overrides=self.settings.llm_prices)
         self.usage.prompt_tokens += prompt_tokens
         self.usage.completion_tokens += completion_tokens
         self.usage.cost_usd += cost or 0.0
@@ -247,7 +251,7 @@ class Classifier:
         spent = Spent(self.llm.model, CLASSIFY_PROMPT_VERSION, prompt_tokens, completion_tokens, cost)
         try:
             await self.database.run(record_classification, self._key(result.fingerprint), result,
-                                    self.redactor.redact(item.error_text), spent)
+                                    error_text=self.redactor.redact(item.error_text), spent=spent)
         except StorageError as exc:
             logger.warning("%s", exc)
 
@@ -276,7 +280,7 @@ class Classifier:
 
 
 async def open_classifier(settings: FailureInsightsSettings, database: Database | None, llm: LLMCredentials | None,
-                          previous: Sequence[ClassifiedError] = ()) -> Classifier:
+                          *, previous: Sequence[ClassifiedError] = ()) -> Classifier:
     """A `Classifier` with the workspace's corrections; ``previous`` (a batch's rows from an
     earlier run of the same window) keeps what the LLM said for each of its errors."""
     corrections = await database.run(load_corrections) if database is not None else []
@@ -285,8 +289,9 @@ async def open_classifier(settings: FailureInsightsSettings, database: Database 
 
 
 async def classify_errors(errors: Sequence[FailureError], classifier: Classifier,
-                          progress: Callable[[int], None] | None = None) -> list[ClassifiedError]:
-    """Classify a batch's errors; a run whose failure summary has an LLM category reuses it."""
+                          progress: Callable[[int, int], None] | None = None) -> list[ClassifiedError]:
+    """Classify a batch's errors; a run whose failure summary has an LLM category reuses it.
+    ``progress(done, total)`` as they are decided."""
     database = classifier.database
     known = await database.run(llm_categories, [e.run.id for e in errors]) if database is not None else {}
     items = [ErrorItem(id=e.error_id, error_text=e.error_text, exception_type=e.exception_type,

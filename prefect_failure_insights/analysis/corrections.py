@@ -53,7 +53,7 @@ def read_csv(engine: Engine, path: str | Path, taxonomy: Taxonomy) -> tuple[list
     """Rows ready to store, and how many rows had no correction; InputError on any bad row."""
     file = Path(path)
     if not file.is_file():
-        raise InputError(f"No such file: {file}. Give the CSV exported by `failure-insights insights --format csv`.")
+        raise InputError(f"No such file: {file}. Give the CSV exported by `failure-insights batch run --format csv`.")
     header, numbered = _strict_rows(file)
     columns = {kind: _column(header, kind) for kind in COLUMNS}
     if columns["category"] is None or (columns["error_text"] is None and columns["flow_run_id"] is None):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from prefect_failure_insights.analysis.citations import sent_lines
-from prefect_failure_insights.analysis.rules import RuleMatch, classify
+from prefect_failure_insights.analysis.matching import RuleMatch, classify
 from prefect_failure_insights.models import (
     Category,
     Citation,

@@ -12,7 +12,7 @@ type is the strongest signal), else those whose pattern matches the text; of the
 with the highest *measured* confidence wins, so a precise rule beats a generic one whatever
 the order. A rule's confidence is its precision on the labelled corpus's training split
 (`analysis.calibration`, with the author's prior for rules that rarely fire), and below
-the calibrated threshold the answer is UNKNOWN: a rule that is right half the time is a
+the calibrated threshold the answer is UNKNOWN (`analysis.matching`): a rule that is right half the time is a
 lead for the reader (``RuleMatch.near``), not a category.
 
 Rules are written for *families* that carry over to failures nobody here has seen:
@@ -37,12 +37,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from prefect_failure_insights.models import Category, Transience
-
-if TYPE_CHECKING:
-    from prefect_failure_insights.analysis.calibration import Calibration
 
 D, T, W = Category.INPUT_DATA_QUALITY, Category.THIRD_PARTY_SYSTEM, Category.WORKFLOW_ENGINE
 TR, IN, PE, UN = Transience.TRANSIENT, Transience.INTERMITTENT, Transience.PERMANENT, Transience.UNKNOWN
@@ -517,64 +513,8 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class RuleMatch:
-    """The answer of the knowledge base for one error text."""
-
-    rule: Rule | None  # the cause that answers (confident enough), or None: UNKNOWN
-    confidence: float = 0.0
-    near: Rule | None = None  # the best cause below the threshold: a lead for the reader, not a category
-
-    @property
-    def category(self) -> Category | str:
-        return self.rule.category if self.rule else Category.UNKNOWN
-
-    @property
-    def transience(self) -> Transience:
-        return self.rule.transience if self.rule else UN
-
-    @property
-    def classified_by(self) -> str:
-        return f"rule:{self.rule.name}" if self.rule else "none"
-
-    @property
-    def cause(self) -> Rule | None:
-        """The cause to explain the failure with: the answering rule, else the lead."""
-        return self.rule or self.near
-
-
 def candidates(text: str, exception_type: str | None = None, rules: Sequence[Rule] = RULES) -> list[Rule]:
     """The rules that may answer, in table order: those that list the exception's type, if any do
     (the type is the strongest signal), else those whose pattern matches the text."""
     typed = [rule for rule in rules if rule.matches_type(exception_type)]
     return typed or [rule for rule in rules if rule.matches_text(text)]
-
-
-def classify(text: str, exception_type: str | None = None, extra: Sequence[Rule] = (),
-             calibration: Calibration | None = None) -> RuleMatch:
-    """The cause of ``text`` / ``exception_type``: the first of the team's ``extra`` rules that
-    matches, else the matching built-in rule with the highest calibrated confidence, if that is
-    at least the calibration's threshold (else UNKNOWN, with the rule as ``near``).
-
-    Example:
-        >>> classify("requests.exceptions.HTTPError: 429 Client Error: Too Many Requests").classified_by
-        'rule:rate-limited'
-    """
-    for rule in extra:
-        if rule.matches(text, exception_type):
-            return RuleMatch(rule, rule.confidence)
-    if calibration is None:
-        from prefect_failure_insights.analysis.calibration import default_calibration
-
-        calibration = default_calibration()
-    best: Rule | None = None
-    best_confidence = -1.0
-    for rule in candidates(text, exception_type):
-        confidence = calibration.confidence(rule)
-        if confidence > best_confidence:
-            best, best_confidence = rule, confidence
-    if best is None:
-        return RuleMatch(None)
-    if best_confidence < calibration.threshold:
-        return RuleMatch(None, best_confidence, near=best)
-    return RuleMatch(best, best_confidence)

@@ -127,10 +127,10 @@ async def find_similar_failures(database: Database, recurrence: Recurrence, run_
     if not recurrence.pattern or not recurrence.pattern_id:
         return SimilarFailures()
     lsh = bands(shingles(recurrence.pattern))
-    await database.run(similar_store.index_pattern, recurrence.pattern_id, recurrence.pattern, lsh)
+    await database.run(similar_store.index_pattern, recurrence.pattern_id, recurrence.pattern, bands=lsh)
     candidates = await database.run(similar_store.candidate_patterns, lsh, SIMILARITY_CANDIDATES)
     scores = similar_patterns(recurrence.pattern, candidates, SIMILARITY_THRESHOLD)
-    return await database.run(similar_store.similar_summaries, scores, run_id, SIMILAR_LINKS)
+    return await database.run(similar_store.similar_summaries, scores, run_id, links=SIMILAR_LINKS)
 
 
 def group_similar(rows: list[ClassifiedError], threshold: float = SIMILARITY_THRESHOLD) -> list[ClassifiedError]:

@@ -14,7 +14,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from prefect_failure_insights.analysis.rules import Rule, classify
+from prefect_failure_insights.analysis.matching import classify
+from prefect_failure_insights.analysis.rules import Rule
 from prefect_failure_insights.evidence.signals import short_type
 from prefect_failure_insights.models import ClassifiedError, Correction
 
@@ -61,7 +62,7 @@ class _Example:
 
 
 def suggest(corrected: list[Correction], by_llm: list[ClassifiedError], min_count: int = 1,
-            extra: tuple[Rule, ...] = ()) -> list[Suggestion]:
+            *, extra: tuple[Rule, ...] = ()) -> list[Suggestion]:
     """Rule suggestions from the team's corrections and the LLM's batch answers, most frequent first."""
     examples = {
         "correction": [_Example(c.signature, c.error_text, c.exception_type, c.category) for c in corrected],

@@ -1,6 +1,6 @@
 """Run bundles: a failed run as one self-contained JSON file, for offline analysis.
 
-``failure-insights export RUN_ID -o run.json.gz`` writes one (`bundles.export`);
+``failure-insights summary export RUN_ID -o run.json.gz`` writes one (`bundles.export`);
 ``summarize --bundle`` and ``evidence --bundle`` analyse it with no Prefect server, through
 the same evidence, analysis and rendering code as the live flow (`bundles.offline`). Users attach bundles to bug reports and
 replay prompts on them; the tests use them as fixtures.
@@ -286,7 +286,7 @@ def _not_json(path: Path, exc: Exception) -> BundleError:
     return BundleError(
         f"{path} is not a bundle: not valid JSON{' (gzip)' if path.suffix == '.gz' else ''} "
         f"({(str(exc).splitlines() or [type(exc).__name__])[0]}). "
-        f"Create one with `failure-insights export RUN_ID -o {path.name}`."
+        f"Create one with `failure-insights summary export RUN_ID -o {path.name}`."
     )
 
 

@@ -42,7 +42,7 @@ async def _llm_answers(llm) -> Check:
 
     backend = backend_for(llm)
     try:
-        await backend.complete([{"role": "user", "content": "Reply with OK."}], None, 5, min(llm.timeout, 20.0))
+        await backend.complete([{"role": "user", "content": "Reply with OK."}], None, 5, timeout=min(llm.timeout, 20.0))
     except LLMRejected as exc:
         return Check("LLM", "fail", str(exc))
     except LLMError as exc:
@@ -77,7 +77,7 @@ async def _llm_limit(client, settings) -> Check:
 
 
 async def _budget(database, settings) -> Check | None:
-    from prefect_failure_insights.analysis.summary import over_budget
+    from prefect_failure_insights.analysis.gate import over_budget
 
     if settings.daily_token_budget is None and settings.daily_cost_budget_usd is None:
         return None
@@ -201,7 +201,7 @@ async def _batch(client) -> Check:
     crons = [s.schedule.cron for s in deployment.schedules or [] if s.active and getattr(s.schedule, "cron", None)]
     if not crons or deployment.paused:
         return Check("Batch insights", "warn", f"{BATCH_DEPLOYMENT} has no active schedule: it runs only when "
-                     "started (`failure-insights insights` or the UI).")
+                     "started (`failure-insights batch run` or the UI).")
     if not _served(deployment):
         return Check("Batch insights", "warn", f"{BATCH_DEPLOYMENT} is scheduled but nothing is polling it: "
                      "its runs will wait as Late runs.")

@@ -39,8 +39,9 @@ def notify_install(
     from prefect_failure_insights.cli.common import run
 
     cats = run(lambda: categories_option(category))
-    result = with_client(lambda client: install(client, block, cats, tuple(tag or ()), tuple(deployment or ()),
-                                                include_provisional))
+    result = with_client(lambda client: install(client, block, cats, tags=tuple(tag or ()),
+                                                deployments=tuple(deployment or ()),
+                                                include_provisional=include_provisional))
     which = "provisional and final summaries" if include_provisional else "final summaries"
     typer.echo(f"Notification automation {result.action} ({result.automation_id}): {which} are sent "
                f"through {block}.")

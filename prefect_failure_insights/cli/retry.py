@@ -25,7 +25,7 @@ def retry_install(
 
     cats = run(lambda: categories_option(category)) or RETRY_CATEGORIES
     run(lambda: check_limits(max_retries, delay))
-    result = with_client(lambda client: install(client, max_retries, delay, cats))
+    result = with_client(lambda client: install(client, max_retries, delay, categories=cats))
     typer.echo(f"Retry automation {result.action} ({result.automation_id}): transient {', '.join(cats)} failures "
                f"of deployment runs are retried {delay:g} s later, at most {max_retries} time(s) per run.")
 

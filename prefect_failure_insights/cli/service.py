@@ -38,8 +38,9 @@ def serve(
     async def main():
         from prefect_failure_insights.serve.service import serve_plugin
 
-        await serve_plugin(poll_seconds, limit, not no_automation, settings_block,
-                           None if no_batch else batch_cron, batch_hours, reconcile_hours)
+        await serve_plugin(poll_seconds, limit, not no_automation, settings_block=settings_block,
+                           batch_cron=None if no_batch else batch_cron, batch_hours=batch_hours,
+                           reconcile_hours=reconcile_hours)
 
     run(main)
 

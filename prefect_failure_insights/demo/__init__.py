@@ -134,7 +134,7 @@ def run_demo(keep_server: bool = False) -> int:
             return 1
         _say("     ", f"artifact on the run {time.monotonic() - failed_at:.1f}s after the pipeline returned")
 
-        from prefect_failure_insights.reporting.summary import render_text
+        from prefect_failure_insights.reporting.card import render_text
 
         print("\nThe failure summary:\n")
         print(render_text(summary))
@@ -166,9 +166,9 @@ def run_demo(keep_server: bool = False) -> int:
         _step(8, f"Notifications received: {len(receiver.wait_for(2, 30))} (one per failure, each with its "
               "summary)")
 
-        _say(f"\n[9/{STEPS}]", "Batch insights over the last hour: `failure-insights insights --hours 1` "
+        _say(f"\n[9/{STEPS}]", "Batch insights over the last hour: `failure-insights batch run --hours 1` "
              "(`serve` also runs them daily at 06:00 UTC):\n")
-        batch = _cli(env, home, "insights", "--hours", "1", "--verbose")
+        batch = _cli(env, home, "batch", "run", "--hours", "1", "--verbose")
         (home / "insights.log").write_text(batch.stdout + batch.stderr)
         if batch.returncode != 0:
             _say("ERROR", f"batch insights failed; see {home / 'insights.log'}")

@@ -122,6 +122,7 @@ class EvidenceBuilder:
         failed: FailedRun,
         budget_tokens: int = EVIDENCE_TOKEN_BUDGET,
         redactor: Redactor | None = None,
+        *,
         baseline: Baseline | None = None,
         notes: Iterable[str] = (),
         prefix: str = "L",
@@ -492,6 +493,7 @@ def build_evidence(
     failed: FailedRun,
     lines: Iterable[LogLine],
     budget_tokens: int = EVIDENCE_TOKEN_BUDGET,
+    *,
     redactor: Redactor | None = None,
     baseline: Baseline | None = None,
     notes: Iterable[str] = (),
@@ -509,7 +511,8 @@ def build_evidence(
     redactor = redactor or Redactor()
     sections = list(sections)
     main_budget = budget_tokens - int(budget_tokens * SECTIONS_SHARE) if sections else budget_tokens
-    evidence = EvidenceBuilder(failed, main_budget, redactor, baseline, notes, prefix).add_all(lines).finish()
+    evidence = EvidenceBuilder(failed, main_budget, redactor, baseline=baseline, notes=notes,
+                               prefix=prefix).add_all(lines).finish()
     if not sections:
         return evidence
     share = (budget_tokens - evidence.tokens) // len(sections) - 2

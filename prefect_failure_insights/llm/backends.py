@@ -48,7 +48,7 @@ class ChatBackend(Protocol):
     model: str
 
     async def complete(self, messages: list[dict[str, str]], response_format: dict[str, Any] | None,
-                       max_tokens: int, timeout: float) -> Completion: ...
+                       max_tokens: int, *, timeout: float) -> Completion: ...
 
     async def close(self) -> None: ...
 
@@ -100,7 +100,7 @@ class OpenAIChat:
         self._client = credentials.get_async_client().with_options(max_retries=0)
 
     async def complete(self, messages: list[dict[str, str]], response_format: dict[str, Any] | None,
-                       max_tokens: int, timeout: float) -> Completion:
+                       max_tokens: int, *, timeout: float) -> Completion:
         import openai
 
         kwargs: dict[str, Any] = {"temperature": 0, "max_tokens": max_tokens, "timeout": timeout}
@@ -165,7 +165,7 @@ class AnthropicChat:
         self._client = httpx.AsyncClient(headers=headers)
 
     async def complete(self, messages: list[dict[str, str]], response_format: dict[str, Any] | None,
-                       max_tokens: int, timeout: float) -> Completion:
+                       max_tokens: int, *, timeout: float) -> Completion:
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
         turns = [{"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"]
         turns.append({"role": "assistant", "content": "{"})  # prefill: the answer starts as JSON

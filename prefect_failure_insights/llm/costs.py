@@ -41,7 +41,7 @@ def price_for(model: str | None, overrides: Mapping[str, Sequence[float]] | None
 
 
 def estimate_cost(model: str | None, prompt_tokens: int | None, completion_tokens: int | None,
-                  overrides: Mapping[str, Sequence[float]] | None = None) -> float | None:
+                  *, overrides: Mapping[str, Sequence[float]] | None = None) -> float | None:
     """USD for one answer, or None when the model's price is unknown."""
     price = price_for(model, overrides)
     if price is None:

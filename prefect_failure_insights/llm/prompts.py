@@ -124,6 +124,7 @@ def summary_messages(
     evidence: Evidence,
     failed: FailedRun,
     custom_instructions: str | None = None,
+    *,
     extra_questions: list[str] | None = None,
     language: str | None = None,
 ) -> list[dict[str, str]]:
@@ -206,6 +207,7 @@ def classification_messages(
     error_text: str,
     exception_type: str | None,
     categories: dict[str, str],
+    *,
     examples: list[tuple[str, str]] | None = None,
 ) -> list[dict[str, str]]:
     """The request that classifies one error, with the team's corrections as few-shot examples."""

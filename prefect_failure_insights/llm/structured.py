@@ -6,7 +6,8 @@ Structured output that survives real endpoints and small models:
 2. if the endpoint refuses that (HTTP 400/422, or the 500 llama.cpp's server answers
    to json_schema), ask with ``{"type": "json_object", "schema": ...}``, then plain
    ``json_object``, then no response format; what worked is remembered per endpoint
-   and model for the life of the process;
+   and model by whoever asks many questions (`FormatMemory`: the summaries' `LLMGate`, a
+   batch's classifier), so that the next question starts there;
 3. extract the JSON object from the text (code fences, prose around it), validate it
    with pydantic (categories outside the taxonomy are mapped or rejected), and send at
    most one repair round-trip when it is invalid or was cut off
@@ -58,7 +59,31 @@ def response_formats(name: str, schema: dict[str, Any]) -> tuple[dict[str, Any] 
 
 
 RESPONSE_FORMATS = response_formats("failure_analysis", ANSWER_SCHEMA)
-_WORKING_FORMAT: dict[tuple[str, str, str], int] = {}
+
+
+class FormatMemory:
+    """Which of the response formats each endpoint and model took, so that the next request to
+    it starts there instead of probing again (an endpoint that refuses ``json_schema`` costs one
+    refused request, once). Owned by whoever asks an endpoint many questions, and passed in."""
+
+    def __init__(self) -> None:
+        self._took: dict[tuple[str, str, str], int] = {}
+
+    @staticmethod
+    def _key(backend: ChatBackend) -> tuple[str, str, str]:
+        return backend.name, backend.base_url, backend.model
+
+    def first(self, backend: ChatBackend) -> int:
+        """The index of the format to try first with ``backend``."""
+        return self._took.get(self._key(backend), 0)
+
+    def took(self, backend: ChatBackend, index: int) -> None:
+        """``backend`` answered a request with the format at ``index``."""
+        self._took[self._key(backend)] = index
+
+    def remembered(self) -> dict[tuple[str, str, str], int]:
+        """What is remembered: (backend, base URL, model) -> the format's index."""
+        return dict(self._took)
 
 
 @dataclass(frozen=True)
@@ -157,7 +182,7 @@ class _Exchange:
             self.requests += 1
             try:
                 done = await self.backend.complete(messages, fmt, self.max_tokens,
-                                                   min(self.policy.timeout, remaining))
+                                                   timeout=min(self.policy.timeout, remaining))
             except LLMTransient as exc:
                 if not retry_server_errors and exc.status == 500:
                     raise FormatRejected(str(exc)) from exc
@@ -179,20 +204,26 @@ async def request_analysis(
     backend: ChatBackend,
     messages: list[dict[str, str]],
     policy: RetryPolicy | None = None,
+    *,
+    memory: FormatMemory | None = None,
 ) -> LLMAnswer[FailureAnalysis]:
     """Ask for a `FailureAnalysis` (see `request_structured`)."""
-    return await request_structured(backend, messages, FailureAnalysis, RESPONSE_FORMATS, policy)
+    return await request_structured(backend, messages, FailureAnalysis, formats=RESPONSE_FORMATS, policy=policy,
+                                    memory=memory)
 
 
 async def request_structured(
     backend: ChatBackend,
     messages: list[dict[str, str]],
     model: type[M],
+    *,
     formats: tuple[dict[str, Any] | None, ...],
     policy: RetryPolicy | None = None,
     max_tokens: int = MAX_ANSWER_TOKENS,
+    memory: FormatMemory | None = None,
 ) -> LLMAnswer[M]:
     """Ask for an answer validated as ``model``; bounded retries, at most one repair round-trip.
+    ``memory``: where the response format that worked is remembered (none: probe from the first).
 
     Raises:
         LLMUnavailable: unreachable, timing out, rate-limited, 5xx, deadline passed.
@@ -200,8 +231,10 @@ async def request_structured(
         LLMInvalidAnswer: no valid answer, even after a repair.
     """
     exchange = _Exchange(backend, policy or RetryPolicy(), max_tokens)
-    memory_key = (backend.name, backend.base_url, backend.model)
-    index = _WORKING_FORMAT.get(memory_key, 0) if backend.name == "openai" else len(formats) - 1
+    if backend.name != "openai":
+        index = len(formats) - 1
+    else:
+        index = memory.first(backend) if memory is not None else 0
     conversation = list(messages)
     repaired = False
     while True:
@@ -214,7 +247,8 @@ async def request_structured(
                 raise
             index += 1
             continue
-        _WORKING_FORMAT[memory_key] = index
+        if memory is not None:
+            memory.took(backend, index)
         content = done.content
         if done.choices == 0:
             problem = "the response has no choices"

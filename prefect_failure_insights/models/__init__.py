@@ -60,6 +60,7 @@ from prefect_failure_insights.models.runs import (
 from prefect_failure_insights.models.summary import (
     Claim,
     Delivery,
+    EventAction,
     OutcomeAction,
     Reconciled,
     RetryOutcome,
@@ -70,7 +71,7 @@ from prefect_failure_insights.models.summary import (
 
 __all__ = [
     "CATEGORY_GUIDE", "AnalysisResult", "Baseline", "BatchMetrics", "BatchRecord", "BatchResult", "BatchWindow", "Category", "Claim",
-    "Classification", "ClassificationUsage", "ClassifiedError", "Correction", "Delivery", "ErrorItem", "Evidence",
+    "Classification", "ClassificationUsage", "ClassifiedError", "Correction", "Delivery", "ErrorItem", "EventAction", "Evidence",
     "EvidenceRef", "FailedRun", "FailureAnalysis", "FailureError", "Filters", "FlowRunInfo", "LLMUsage", "LogLine",
     "LogSection", "LogWait", "OutcomeAction", "Reconciled", "RetryOutcome", "PartitionRun", "Recurrence", "Summary", "Stored", "SummaryOutcome", "SummaryStatus", "Target",
     "TaskRunInfo", "Citation", "SimilarFailures", "SimilarRun", "Citations", "ClaimCheck", "EvidenceStatus", "Verification", "TRANSIENCE_GUIDE", "Transience", "parse_transience", "WindowFailures", "level_name", "parse_category", "failed_runs", "resolve_window", "utc", "Progress", "Redacted", "redacted_with",

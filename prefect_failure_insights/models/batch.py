@@ -58,7 +58,7 @@ class BatchWindow(BaseModel):
 
 
 def resolve_window(hours: float, since: datetime | None = None, until: datetime | None = None,
-                   filters: Filters | None = None, scheduled: datetime | None = None) -> BatchWindow:
+                   *, filters: Filters | None = None, scheduled: datetime | None = None) -> BatchWindow:
     """A batch's window: explicit bounds, else the ``hours`` before ``until``, or before a
     scheduled run's scheduled time (to the minute, so that consecutive scheduled windows
     tile exactly), or before now (an ad-hoc run: a failure of a second ago is in it).
@@ -191,7 +191,7 @@ class BatchMetrics(BaseModel):
 
     @classmethod
     def of(cls, rows: list[ClassifiedError], read: WindowFailures, usage: ClassificationUsage,
-           llm_model: str | None) -> BatchMetrics:
+           *, llm_model: str | None) -> BatchMetrics:
         """The figures of a batch classified here."""
         return cls(
             runs_queried=read.runs_queried, capped=read.capped, skipped=read.skipped,
@@ -201,7 +201,7 @@ class BatchMetrics(BaseModel):
 
     @classmethod
     def combined(cls, rows: list[ClassifiedError], partitions: list[str], children: list[BatchMetrics],
-                 failed_partitions: list[str]) -> BatchMetrics:
+                 *, failed_partitions: list[str]) -> BatchMetrics:
         """The figures of a fan-out: its children's, added up."""
         return cls(
             partitions=partitions, failed_partitions=failed_partitions,

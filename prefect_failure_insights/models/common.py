@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel
 
-from prefect_failure_insights.redaction import Redactor, redact_text
+from prefect_failure_insights.redaction import Redactor
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -27,7 +27,11 @@ def utc(value: datetime | None) -> datetime | None:
 #: built, so no evidence, prompt, artifact, row or event can be made of the raw text. (The
 #: exact values of Secret blocks are removed where the text is read, with the workspace's
 #: `Redactor`; this is the pattern pass, which needs nothing but the text.)
-Redacted = Annotated[str, AfterValidator(redact_text)]
+def _redacted(text: str) -> str:
+    return Redactor().redact(text)
+
+
+Redacted = Annotated[str, AfterValidator(_redacted)]
 
 
 def redacted_with(model: M, redactor: Redactor) -> M:

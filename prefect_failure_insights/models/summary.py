@@ -104,6 +104,8 @@ class Claim(BaseModel):
 
 
 OutcomeAction = Literal["created", "replaced", "exists", "skipped"]
+#: What a summary event says of the summary: its first delivery, or a replacement.
+EventAction = Literal["created", "updated"]
 
 
 class Stored(BaseModel):
@@ -140,7 +142,7 @@ class RetryOutcome(BaseModel):
 
 
 class Reconciled(BaseModel):
-    """What one reconcile pass found and did (`prefect_failure_insights.reconcile`)."""
+    """What one reconcile pass found and did (`prefect_failure_insights.lifecycle.reconciler`)."""
 
     hours: float = Field(description="The look-back window.")
     failures: int = Field(default=0, description="Failed or crashed runs in the window and in scope.")

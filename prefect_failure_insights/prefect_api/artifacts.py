@@ -11,12 +11,12 @@ from prefect.client.schemas.actions import ArtifactCreate, ArtifactUpdate
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 
-from prefect_failure_insights.prefect_api.prompt import promptly
+from prefect_failure_insights.prefect_api.quick_retry import promptly
 from prefect_failure_insights.defaults import BATCH_ARTIFACT_KEY
 from prefect_failure_insights.models import Summary
-from prefect_failure_insights.redaction import redact_text
+from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.reporting import markdown as md
-from prefect_failure_insights.reporting.summary import (
+from prefect_failure_insights.reporting.card import (
     artifact_description,
     artifact_key,
     render_markdown,
@@ -34,29 +34,29 @@ async def publish_artifact(client: PrefectClient, summary: Summary) -> str:
     failed run's id. Written `promptly`: the card is what the user waits for.
     """
     key = artifact_key(summary.run.flow_name)
-    data = redact_text(render_markdown(summary, run_url(summary.run.id)))  # a second pass over everything
-    description = redact_text(artifact_description(summary))
+    data = Redactor().redact(render_markdown(summary, run_url(summary.run.id)))  # a second pass over everything
+    description = Redactor().redact(artifact_description(summary))
     existing = await client.read_artifacts(
         artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]),
                                        flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(summary.run.id)])),
         sort=ArtifactSort.CREATED_DESC, limit=1)
     if existing:
         update = ArtifactUpdate(data=data, description=description)
-        await promptly(client, "PATCH", f"/artifacts/{existing[0].id}", update.model_dump(mode="json",
+        await promptly(client, "PATCH", f"/artifacts/{existing[0].id}", json=update.model_dump(mode="json",
                                                                                            exclude_unset=True))
         return str(existing[0].id)
     create = ArtifactCreate(flow_run_id=summary.run.id, type="markdown", key=key, data=data, description=description)
-    response = await promptly(client, "POST", "/artifacts/", create.model_dump(mode="json", exclude_unset=True))
+    response = await promptly(client, "POST", "/artifacts/", json=create.model_dump(mode="json", exclude_unset=True))
     return str(response.json()["id"])
 
 
-async def publish_report(client: PrefectClient, flow_run_id: str | None, report: str, table: list[dict[str, Any]],
+async def publish_report(client: PrefectClient, flow_run_id: str | None, report: str, *, table: list[dict[str, Any]],
                          title: str) -> str:
     """The batch report (markdown) and its errors (a table) on the batch run's page; the report's id."""
     markdown = await client.create_artifact(ArtifactCreate(
-        flow_run_id=flow_run_id, type="markdown", key=BATCH_ARTIFACT_KEY, data=redact_text(report),
-        description=redact_text(md.text(title))[:500]))
+        flow_run_id=flow_run_id, type="markdown", key=BATCH_ARTIFACT_KEY, data=Redactor().redact(report),
+        description=Redactor().redact(md.text(title))[:500]))
     await client.create_artifact(ArtifactCreate(
         flow_run_id=flow_run_id, type="table", key=f"{BATCH_ARTIFACT_KEY}-errors",
-        data=redact_text(json.dumps(table)), description=redact_text(md.text(f"Errors of {title}"))[:500]))
+        data=Redactor().redact(json.dumps(table)), description=Redactor().redact(md.text(f"Errors of {title}"))[:500]))
     return str(markdown.id)

@@ -90,7 +90,7 @@ async def last_good_run(client: PrefectClient, failed: FlowRun) -> FlowRun | Non
 
 
 async def good_run_templates(client: PrefectClient, run_id: UUID, limit: int = MAX_BASELINE_LINES,
-                             redactor: Redactor | None = None) -> list[str]:
+                             *, redactor: Redactor | None = None) -> list[str]:
     """Templates of the run's WARNING and ERROR lines, redacted (at most ``limit`` lines read)."""
     redactor = redactor or Redactor()
     seen: dict[str, None] = {}

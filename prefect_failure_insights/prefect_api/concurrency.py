@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
@@ -13,7 +12,7 @@ import httpx
 from prefect.client.orchestration import PrefectClient, get_client
 
 from prefect_failure_insights.defaults import LLM_CONCURRENCY_LIMIT, LLM_SLOT_LEASE_SECONDS
-from prefect_failure_insights.prefect_api.prompt import promptly
+from prefect_failure_insights.prefect_api.quick_retry import promptly
 
 if TYPE_CHECKING:
     from prefect_failure_insights.blocks import FailureInsightsSettings
@@ -27,15 +26,14 @@ async def ensure_llm_limit(client: PrefectClient, settings: FailureInsightsSetti
     await client.upsert_global_concurrency_limit_by_name(LLM_CONCURRENCY_LIMIT, settings.max_concurrent_llm_calls)
 
 
-#: The process's own LLM slots, set by `serve` (whose summarizers share one process): a
-#: summary waits here for a slot another summary of the process hands over at once, and
-#: only asks the server's global limit (shared with other processes) once it has one.
-LOCAL_SLOTS: ContextVar[anyio.Semaphore | None] = ContextVar("failure_insights_llm_slots", default=None)
-
-
-async def llm_slot(settings: FailureInsightsSettings, call: Callable[[], Awaitable[T]]) -> T:
+async def llm_slot(settings: FailureInsightsSettings, call: Callable[[], Awaitable[T]], *,
+                   local: anyio.Semaphore | None = None) -> T:
     """Run ``call`` holding a slot of the global LLM concurrency limit (when it exists);
     TimeoutError when no slot frees up within the LLM deadline.
+
+    ``local``: the process's own slots (`serve`, whose summaries share one process): a summary
+    waits there for a slot another summary of the process hands over at once, and only asks
+    the server's global limit (shared with other processes) once it has one.
 
     The slot is leased for `LLM_SLOT_LEASE_SECONDS` and renewed while held, so that the
     slot of a process that dies is free again within a minute, not Prefect's default five.
@@ -44,7 +42,6 @@ async def llm_slot(settings: FailureInsightsSettings, call: Callable[[], Awaitab
     backoff on HTTP 503) added 2.0 s to a summary whose LLM answered in 30 ms.
     """
     deadline = anyio.current_time() + settings.llm_deadline_seconds
-    local = LOCAL_SLOTS.get()
     if local is not None:
         with anyio.move_on_after(settings.llm_deadline_seconds) as waiting:
             await local.acquire()
@@ -66,7 +63,7 @@ async def llm_slot(settings: FailureInsightsSettings, call: Callable[[], Awaitab
                 with anyio.CancelScope(shield=True):
                     try:
                         await promptly(client, "POST", "/v2/concurrency_limits/decrement-with-lease",
-                                       {"lease_id": str(lease)})
+                                       json={"lease_id": str(lease)})
                     except Exception:  # noqa: BLE001 - the lease runs out on its own within a minute
                         logger.warning("Could not release LLM slot lease %s; it expires within %ss", lease,
                                        LLM_SLOT_LEASE_SECONDS)
@@ -80,7 +77,7 @@ async def _acquire(client: PrefectClient, deadline: float) -> UUID | None:
     until ``deadline``; None when the limit does not exist."""
     while True:
         try:
-            response = await promptly(client, "POST", "/v2/concurrency_limits/increment-with-lease", {
+            response = await promptly(client, "POST", "/v2/concurrency_limits/increment-with-lease", json={
                 "names": [LLM_CONCURRENCY_LIMIT], "slots": 1, "mode": "concurrency",
                 "lease_duration": LLM_SLOT_LEASE_SECONDS})
         except httpx.HTTPStatusError as exc:

@@ -10,7 +10,7 @@ from prefect_failure_insights.defaults import BATCH_DEPLOYMENT
 from prefect_failure_insights.models import BatchWindow, PartitionRun
 
 
-async def run_partitions(window: BatchWindow, partition_by: str, names: list[str], max_parallel: int,
+async def run_partitions(window: BatchWindow, partition_by: str, names: list[str], *, max_parallel: int,
                          parameters: dict[str, Any]) -> list[PartitionRun]:
     """One child run of the batch deployment per partition, at most ``max_parallel`` at once.
 

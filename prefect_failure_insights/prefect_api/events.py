@@ -19,7 +19,9 @@ run's, and automations matching on ``flow`` or ``deployment`` could no longer te
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 from uuid import uuid4
 
 from prefect.events import Event
@@ -34,22 +36,22 @@ from prefect_failure_insights.defaults import (
     SUMMARY_RESOURCE_PREFIX,
     SUMMARY_UPDATED_EVENT,
 )
-from prefect_failure_insights.models import Summary
-from prefect_failure_insights.redaction import redact_text
+from prefect_failure_insights.models import EventAction, Summary
+from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.reporting.markdown import message
-from prefect_failure_insights.reporting.summary import artifact_url, run_url
+from prefect_failure_insights.reporting.card import artifact_url, run_url
 
-EventAction = Literal["created", "updated"]
-EVENT_NAMES: dict[str, str] = {"created": SUMMARY_CREATED_EVENT, "updated": SUMMARY_UPDATED_EVENT}
+EVENT_NAMES: Mapping[str, str] = MappingProxyType({"created": SUMMARY_CREATED_EVENT, "updated": SUMMARY_UPDATED_EVENT})
 
 
 def _safe(value: object, limit: int) -> str:
-    return message(redact_text(str(value)), limit)
+    return message(Redactor().redact(str(value)), limit)
 
 
 def summary_event(summary: Summary, action: EventAction, summarizer_id: str | None = None) -> Event:
     """The event announcing ``summary`` (``action``: its first delivery, or a replacement)."""
     run, a = summary.run, summary.analysis
+    redact = Redactor().redact  # a second pass over every name from the run
     final = summary.status != "provisional"
     resource = {
         "prefect.resource.id": f"{SUMMARY_RESOURCE_PREFIX}{run.id}",
@@ -61,19 +63,20 @@ def summary_event(summary: Summary, action: EventAction, summarizer_id: str | No
     }
     related: list[dict[str, str]] = [
         {"prefect.resource.id": f"prefect.flow-run.{run.id}", "prefect.resource.role": "flow-run",
-         "prefect.resource.name": redact_text(run.name)},
+         "prefect.resource.name": redact(run.name)},
     ]
     if run.flow_id:
         related.append({"prefect.resource.id": f"prefect.flow.{run.flow_id}", "prefect.resource.role": "flow",
-                        "prefect.resource.name": redact_text(run.flow_name)})
+                        "prefect.resource.name": redact(run.flow_name)})
     if run.deployment_id:
         related.append({"prefect.resource.id": f"prefect.deployment.{run.deployment_id}",
                         "prefect.resource.role": "deployment",
-                        "prefect.resource.name": redact_text((run.deployment or "").split("/", 1)[-1])})
+                        "prefect.resource.name": redact((run.deployment or "").split("/", 1)[-1])})
     if run.work_pool_id:
         related.append({"prefect.resource.id": f"prefect.work-pool.{run.work_pool_id}",
-                        "prefect.resource.role": "work-pool", "prefect.resource.name": redact_text(run.work_pool or "")})
-    related += [{"prefect.resource.id": f"prefect.tag.{redact_text(tag)}", "prefect.resource.role": "tag"}
+                        "prefect.resource.role": "work-pool",
+                        "prefect.resource.name": redact(run.work_pool or "")})
+    related += [{"prefect.resource.id": f"prefect.tag.{redact(tag)}", "prefect.resource.role": "tag"}
                 for tag in run.tags[:EVENT_MAX_TAGS]]
     if summarizer_id:
         related.append({"prefect.resource.id": f"prefect.flow-run.{summarizer_id}",

@@ -52,7 +52,7 @@ from prefect_failure_insights.prefect_api.runs import flow_run_info, read_task_r
 CHUNK = API_PAGE  # runs whose task runs and logs are read in one go
 
 
-async def list_failed_runs(client: PrefectClient, start: datetime, end: datetime, filters: Filters,
+async def list_failed_runs(client: PrefectClient, start: datetime, end: datetime, *, filters: Filters,
                            max_runs: int | None = None) -> tuple[list, bool]:
     """Failed and crashed flow runs that ended in [start, end), newest first; and whether capped."""
     run_filter = FlowRunFilter(
@@ -148,14 +148,14 @@ def _descendants(run_id: str, parent_of: dict[str, str], infos: dict[str, FlowRu
 
 
 async def read_failures(client: PrefectClient, window: BatchWindow, max_runs: int,
-                        progress: Callable[[int, int], None] | None = None) -> WindowFailures:
+                        *, progress: Callable[[int, int], None] | None = None) -> WindowFailures:
     """The window's failed and crashed runs, and their errors (one per failed task).
 
     ``progress(done, total)`` is called as runs are read. The plugin's own runs are not the
     user's failures (a failing summarizer is reported by its own logs): they are counted
     in ``skipped`` and left out.
     """
-    runs, capped = await list_failed_runs(client, window.start, window.end, window.filters, max_runs)
+    runs, capped = await list_failed_runs(client, window.start, window.end, filters=window.filters, max_runs=max_runs)
     done = 0
 
     def step(n: int) -> None:
@@ -169,10 +169,10 @@ async def read_failures(client: PrefectClient, window: BatchWindow, max_runs: in
     return WindowFailures(errors=mine, runs_queried=len(runs), capped=capped, skipped=len(errors) - len(mine))
 
 
-async def list_partitions(client: PrefectClient, window: BatchWindow, partition_by: str, allow: list[str],
+async def list_partitions(client: PrefectClient, window: BatchWindow, partition_by: str, *, allow: list[str],
                           max_runs: int) -> list[str]:
     """The work pools (or tags) of the window's failed runs, within ``allow`` when it is given."""
-    runs, _ = await list_failed_runs(client, window.start, window.end, window.filters, max_runs)
+    runs, _ = await list_failed_runs(client, window.start, window.end, filters=window.filters, max_runs=max_runs)
     found: set[str] = set()
     for r in runs:
         found |= set(r.tags or []) if partition_by == "tag" else {r.work_pool_name or ""}

@@ -63,7 +63,7 @@ class RunLogs:
     """
 
     def __init__(self, files: dict[str, Path], directory: tempfile.TemporaryDirectory[str] | None,
-                 source: str, read_ms: float, line_count: int) -> None:
+                 source: str, *, read_ms: float, line_count: int) -> None:
         self.files = files  # run id -> CSV file (timestamp, level, task_run_id, message, logger)
         self._directory = directory
         self.source = source
@@ -202,6 +202,7 @@ async def follow_logs(
     client: PrefectClient,
     run_ids: Iterable[str],
     max_wait_s: float,
+    *,
     quiet_s: float = QUIET_SECONDS,
     poll_s: float = POLL_SECONDS,
 ) -> tuple[LogWait, RunLogs]:
@@ -241,7 +242,7 @@ async def follow_logs(
     wait = LogWait(complete=not pending, waited_s=waited, run_ids=all_runs,
                    incomplete_runs=[c.run_id for c in pending])
     files = {run_id: cursor.path for run_id, cursor in cursors.items()}
-    return wait, RunLogs(files, directory, source, (time.monotonic() - started) * 1000, lines)
+    return wait, RunLogs(files, directory, source, read_ms=(time.monotonic() - started) * 1000, line_count=lines)
 
 
 async def _download_csv(client: PrefectClient, run_id: str, path: Path) -> int:
@@ -328,7 +329,7 @@ async def read_run_logs(client: PrefectClient, run_ids: list[str], min_level: in
     except BaseException:
         directory.cleanup()
         raise
-    return RunLogs(files, directory, source, (time.perf_counter() - started) * 1000, lines)
+    return RunLogs(files, directory, source, read_ms=(time.perf_counter() - started) * 1000, line_count=lines)
 
 
 async def follow_run_logs(client: PrefectClient, root_id: str, max_wait_s: float) -> tuple[LogWait, RunLogs]:

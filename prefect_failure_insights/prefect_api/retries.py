@@ -28,11 +28,11 @@ from prefect.states import AwaitingRetry
 
 from prefect_failure_insights.defaults import OWN_FLOWS, RETRY_STATE_MARK
 from prefect_failure_insights.models import RetryOutcome
-from prefect_failure_insights.redaction import redact_text
+from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.prefect_api.runs import FAILED_TYPES, read_flow_run, automatic_retries
 
 
-def refusal(run: FlowRun, flow_name: str, states: Iterable[State], max_retries: int, transience: str,
+def refusal(run: FlowRun, flow_name: str, states: Iterable[State], *, max_retries: int, transience: str,
             category: str, categories: Sequence[str]) -> str | None:
     """Why ``run`` must not be retried, or None (see the module docstring for the order)."""
     if flow_name in OWN_FLOWS:
@@ -52,21 +52,22 @@ def refusal(run: FlowRun, flow_name: str, states: Iterable[State], max_retries: 
     return None
 
 
-async def retry_failed_run(client: PrefectClient, flow_run_id: UUID | str, max_retries: int, delay_s: float,
+async def retry_failed_run(client: PrefectClient, flow_run_id: UUID | str, max_retries: int, *, delay_s: float,
                            transience: str, category: str, categories: Sequence[str],
                            reason: str = "") -> RetryOutcome:
     """Retry the run (AwaitingRetry at now + ``delay_s``) unless the guard refuses; what was done."""
     run = await read_flow_run(client, flow_run_id)
     flow_name = (await client.read_flow(run.flow_id)).name
     states = await client.read_flow_run_states(run.id)
-    why_not = refusal(run, flow_name, states, max_retries, transience, category, categories)
+    why_not = refusal(run, flow_name, states, max_retries=max_retries, transience=transience, category=category,
+                      categories=categories)
     done = automatic_retries(states)
     if why_not is not None:
         return RetryOutcome(flow_run_id=str(run.id), retried=False, reason=why_not, retries=done)
     attempt = done + 1
     at = datetime.now(timezone.utc) + timedelta(seconds=delay_s)
     note = f"{RETRY_STATE_MARK} {attempt} of {max_retries}: {transience.lower()} {category} failure"
-    message = f"{note} ({redact_text(reason)})" if reason else note
+    message = f"{note} ({Redactor().redact(reason)})" if reason else note
     result = await client.set_flow_run_state(run.id, AwaitingRetry(scheduled_time=at, message=message[:1000]))
     accepted = result.status.value == "ACCEPT"
     return RetryOutcome(flow_run_id=str(run.id), retried=accepted, retries=attempt if accepted else attempt - 1,

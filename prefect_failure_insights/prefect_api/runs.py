@@ -50,7 +50,7 @@ def _redactor(redactor: Redactor | None):
 
 
 async def flow_run_info(client: PrefectClient, run: FlowRun, names: dict[UUID, str],
-                        redactor: Redactor | None = None) -> FlowRunInfo:
+                        *, redactor: Redactor | None = None) -> FlowRunInfo:
     """The facts of ``run``, redacted; ``names`` caches flow and deployment names by id across calls."""
     r = _redactor(redactor)
     if run.flow_id not in names:
@@ -181,7 +181,7 @@ async def failed_subflows(client: PrefectClient, root_id: str) -> list[FlowRunIn
 
 
 async def read_task_runs(client: PrefectClient, run_ids: list[str], name_limit: int = 1000,
-                         redactor: Redactor | None = None) -> list[TaskRunInfo]:
+                         *, redactor: Redactor | None = None) -> list[TaskRunInfo]:
     """All failed task runs of these flow runs, plus up to ``name_limit`` others.
 
     The failed ones are what a summary needs; the others only give names to the
@@ -213,10 +213,10 @@ async def read_task_runs(client: PrefectClient, run_ids: list[str], name_limit: 
 
 
 async def read_failed_run(client: PrefectClient, root_id: str, subflow_ids: list[str],
-                          redactor: Redactor | None = None) -> FailedRun:
+                          *, redactor: Redactor | None = None) -> FailedRun:
     """The final states of the root run and its failed subflows, and their task runs."""
     names: dict[UUID, str] = {}
-    root = await flow_run_info(client, await read_flow_run(client, root_id), names, redactor)
+    root = await flow_run_info(client, await read_flow_run(client, root_id), names, redactor=redactor)
     if root.run_count > 1:  # it ran again: by its own retries, the UI's Retry or ours
         states = await client.read_flow_run_states(UUID(root_id))
         root = root.model_copy(update={"auto_retries": automatic_retries(states)})
@@ -226,6 +226,6 @@ async def read_failed_run(client: PrefectClient, root_id: str, subflow_ids: list
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in subflow_ids]))
         )
         by_id = {str(r.id): r for r in found}
-        subflows = [await flow_run_info(client, by_id[i], names, redactor) for i in subflow_ids if i in by_id]
+        subflows = [await flow_run_info(client, by_id[i], names, redactor=redactor) for i in subflow_ids if i in by_id]
     task_runs = await read_task_runs(client, [root.id, *(s.id for s in subflows)], redactor=redactor)
     return FailedRun(run=root, subflows=subflows, task_runs=task_runs)

@@ -70,7 +70,7 @@ async def summarizer_deployment(client: PrefectClient) -> UUID:
         ) from None
 
 
-async def start_summarizer(client: PrefectClient, deployment_id: UUID, failed_run_id: str, attempt: int) -> FlowRun:
+async def start_summarizer(client: PrefectClient, deployment_id: UUID, failed_run_id: str, *, attempt: int) -> FlowRun:
     """A new run of the summarizer deployment for ``failed_run_id``. The idempotency key makes two
     reconcilers (``serve`` and a scheduled one) that decide the same at once start one run, not two."""
     return await client.create_flow_run_from_deployment(

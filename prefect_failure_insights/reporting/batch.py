@@ -118,7 +118,7 @@ def _trend(now_n: int, before: int | None) -> str:
 
 
 def render_report(rows: list[ClassifiedError], metrics: BatchMetrics, title: str,
-                  previous: list[ClassifiedError] | None = None) -> str:
+                  *, previous: list[ClassifiedError] | None = None) -> str:
     """The report artifact (text from runs and LLMs escaped; categories are the taxonomy's own
     names, ``[A-Z0-9_]``). Only figures of the rows: what one execution spent (time, LLM
     tokens) is in the batch's metrics row, so re-running a window reproduces the report."""
@@ -179,7 +179,7 @@ def render_report(rows: list[ClassifiedError], metrics: BatchMetrics, title: str
                    f"{_cell(e.failed_task, 40)} | {_cell(e.error_text, 100)} | {c.category} | "
                    f"{_cell(c.classified_by)} | {c.confidence:.2f} |")
     if total > 200:
-        out.append(f"\n…and {total - 200} more: export with `failure-insights insights --format csv`.")
+        out.append(f"\n…and {total - 200} more: export with `failure-insights batch run --format csv`.")
     out += ["", "<details><summary>Reasoning per error</summary>", ""]
     for row in rows[:200]:
         c = row.classification
@@ -222,7 +222,7 @@ def to_json(rows: list[ClassifiedError], metrics: dict[str, Any], previous: list
 
 
 def render_text(result: BatchResult, verbose: bool = False) -> str:
-    """The batch for the terminal (`failure-insights insights`)."""
+    """The batch for the terminal (`failure-insights batch run`)."""
     rows, m, w = result.rows, result.metrics, result.window
     by = m.classified_by
     lines = [

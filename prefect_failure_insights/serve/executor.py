@@ -26,6 +26,7 @@ prefect.yaml use Prefect's usual process-per-run path instead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
@@ -40,7 +41,7 @@ from prefect.states import Crashed, Pending
 from prefect.utilities.engine import propose_state
 
 from prefect_failure_insights.defaults import SERVE_LIMIT, SERVE_POLL_SECONDS
-from prefect_failure_insights.prefect_api.prompt import promptly
+from prefect_failure_insights.prefect_api.quick_retry import promptly
 from prefect_failure_insights.serve.at_once import FailureEvents, Pairing, failed_run_of, from_automation
 from prefect_failure_insights.serve.stream import follow_events
 
@@ -56,16 +57,20 @@ class InProcessExecutor:
         poll_seconds: Seconds between polls.
         limit: Most runs executing at once; further runs wait for the next poll.
         at_once: Start a run on each failure event the automation covers (the summarizer).
+        in_process: Parameters given to every run besides its own, for in-process callers only
+            (never stored: the summarizer's ``gate``, shared by the process's summaries).
     """
 
     def __init__(self, flow: Flow[Any, Any], deployment_id: UUID, poll_seconds: float = SERVE_POLL_SECONDS,
-                 limit: int = SERVE_LIMIT, at_once: bool = False) -> None:
+                 *, limit: int = SERVE_LIMIT, at_once: bool = False,
+                 in_process: Mapping[str, Any] | None = None) -> None:
         self.flow = flow
         self.deployment_id = deployment_id
         self.poll_seconds = poll_seconds
         self.limit = limit
         self.active: set[UUID] = set()
         self.pairing = Pairing() if at_once else None
+        self.in_process = dict(in_process or {})
         self._wake = anyio.Event()
         self._tasks: anyio.abc.TaskGroup | None = None
 
@@ -99,7 +104,8 @@ class InProcessExecutor:
 
     async def _execute(self, client: PrefectClient, flow_run: FlowRun) -> None:
         try:
-            outcome = run_flow(self.flow, flow_run=flow_run, return_type="state")
+            parameters = {**flow_run.parameters, **self.in_process} if self.in_process else None
+            outcome = run_flow(self.flow, flow_run=flow_run, parameters=parameters, return_type="state")
             if hasattr(outcome, "__await__"):
                 await outcome
         except BaseException as exc:  # noqa: BLE001 - the engine already records flow errors
@@ -125,7 +131,7 @@ class InProcessExecutor:
             return False
         try:
             # One run per event, even with two `serve` processes listening: the server keeps the first.
-            response = await promptly(client, "POST", f"/deployments/{self.deployment_id}/create_flow_run", {
+            response = await promptly(client, "POST", f"/deployments/{self.deployment_id}/create_flow_run", json={
                 "parameters": {"flow_run_id": failed_run_id},
                 "idempotency_key": f"failure-insights: at once for event {event_id}",
             })

@@ -8,11 +8,11 @@ automation, and executes summarizer runs as
 the automation creates them, inside the process (see `serve.executor`); a summary starts at the
 failure event itself, without waiting for the automation's run (see `serve.at_once`). Unless told
 otherwise it also registers ``batch-insights/batch-insights`` with its daily
-schedule and executes those runs the same way. It reconciles (`prefect_failure_insights.reconcile`)
+schedule and executes those runs the same way. It reconciles (`prefect_failure_insights.lifecycle.reconciler`)
 at start and every `RECONCILE_SECONDS`: a summarizer that died, here or elsewhere, is
-replaced, and a failure the automation missed is summarized. Its summaries share the
-process's LLM slots (`LOCAL_SLOTS`) before they ask the server's global limit. With work
-pools and workers, deploy from prefect.yaml instead.
+replaced, and a failure the automation missed is summarized. Its summaries share one
+`LLMGate`: the process's own LLM slots, handed from one summary to the next before the server's
+global limit is asked. With work pools and workers, deploy from prefect.yaml instead.
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ from prefect_failure_insights.exceptions import InputError
 from prefect_failure_insights.flows.batch_insights import batch_insights
 from prefect_failure_insights.flows.on_failure_summary import summarize_failure
 from prefect_failure_insights.flows.retry_transient_failure import retry_transient_failure
-from prefect_failure_insights.prefect_api.concurrency import LOCAL_SLOTS, ensure_llm_limit
-from prefect_failure_insights.reconcile import describe, reconcile
+from prefect_failure_insights.analysis.gate import LLMGate
+from prefect_failure_insights.prefect_api.concurrency import ensure_llm_limit
+from prefect_failure_insights.lifecycle.reconciler import describe, reconcile
 from prefect_failure_insights.serve.executor import InProcessExecutor
 
 logger = logging.getLogger("prefect_failure_insights.serve")
@@ -85,7 +86,7 @@ async def reconcile_forever(stop: anyio.Event, settings: FailureInsightsSettings
             full = last_full is None or anyio.current_time() - last_full >= RECONCILE_FULL_SECONDS
             window = hours if full else min(hours, RECONCILE_RECENT_MINUTES / 60)
             try:
-                report = await reconcile(client, database, settings, window)
+                report = await reconcile(client, database, settings, hours=window)
             except Exception as exc:  # noqa: BLE001 - the next pass tries again
                 logger.warning("Reconciling failed (%s: %s); trying again in %gs", type(exc).__name__, exc,
                                RECONCILE_SECONDS)
@@ -102,10 +103,12 @@ async def serve_plugin(
     poll_seconds: float = SERVE_POLL_SECONDS,
     limit: int = SERVE_LIMIT,
     install_automation: bool = True,
+    *,
     settings_block: str | None = None,
     batch_cron: str | None = BATCH_CRON,
     batch_hours: float = BATCH_HOURS,
     reconcile_hours: float = RECONCILE_HOURS,
+    local_slots: bool = True,
 ) -> None:
     """Register the deployments, install the automation and run their flow runs until stopped.
 
@@ -118,6 +121,9 @@ async def serve_plugin(
         batch_hours: The window of each scheduled batch, in hours before its scheduled time.
         reconcile_hours: The reconciler's look-back for failures without a summary (0: only
             replace dead summarizers and summarize the failures they left).
+        local_slots: The summaries of the process hand LLM slots to each other at once before
+            they ask the server's global limit (False: every summary polls the server, as the
+            fault benchmark's baseline does).
     """
     schedule = batch_schedule(batch_cron) if batch_cron is not None else None  # a bad one: before any change
     common = {"settings_block": settings_block} if settings_block else {}
@@ -133,8 +139,11 @@ async def serve_plugin(
         tags=[PLUGIN_TAG],
         parameters=common,
     )
-    executors = [InProcessExecutor(summarize_failure, await deployment.aapply(), poll_seconds, limit, at_once=True),
-                 InProcessExecutor(retry_transient_failure, await retry.aapply(), poll_seconds, limit)]
+    settings = await load_settings(settings_block)
+    gate = LLMGate(local_slots=settings.max_concurrent_llm_calls if local_slots else None)
+    executors = [InProcessExecutor(summarize_failure, await deployment.aapply(), poll_seconds, limit=limit,
+                                   at_once=True, in_process={"gate": gate}),
+                 InProcessExecutor(retry_transient_failure, await retry.aapply(), poll_seconds, limit=limit)]
     print(f"Deployments {SUMMARIZER_DEPLOYMENT} and {RETRY_DEPLOYMENT} ready.", flush=True)
     if schedule is not None:
         batch = await batch_insights.ato_deployment(
@@ -145,10 +154,9 @@ async def serve_plugin(
             schedules=[schedule],
         )
         executors.append(InProcessExecutor(batch_insights, await batch.aapply(),
-                                           max(poll_seconds, BATCH_POLL_SECONDS), BATCH_LIMIT))
+                                           max(poll_seconds, BATCH_POLL_SECONDS), limit=BATCH_LIMIT))
         print(f"Deployment {BATCH_DEPLOYMENT} ready: cron '{batch_cron}' (UTC), the {batch_hours:g} hours before.",
               flush=True)
-    settings = await load_settings(settings_block)
     async with get_client() as client:
         await ensure_llm_limit(client, settings)
         if install_automation:
@@ -156,7 +164,6 @@ async def serve_plugin(
             print(f"Automation {result.action}: {result.automation_id}", flush=True)
 
     stop = anyio.Event()
-    LOCAL_SLOTS.set(anyio.Semaphore(settings.max_concurrent_llm_calls))  # seen by every run started below
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(_stop_on_signal, stop)
         task_group.start_soon(reconcile_forever, stop, settings, reconcile_hours)

@@ -77,4 +77,4 @@ def load_partitions(engine: Engine, runs: list[PartitionRun]) -> tuple[list[Clas
             children.append(record.metrics)
     out = sorted(rows.values(), key=lambda r: r.error.error_id)
     failed = [r.problem for r in runs if r.problem]
-    return out, BatchMetrics.combined(out, [r.name for r in runs], children, failed)
+    return out, BatchMetrics.combined(out, [r.name for r in runs], children, failed_partitions=failed)

@@ -36,7 +36,7 @@ def cached_classification(engine: Engine, cache_key: str) -> tuple[str, float, s
     return (row.category, row.confidence or 0.5, row.reasoning or "", row.transience or "UNKNOWN") if row else None
 
 
-def record_classification(engine: Engine, cache_key: str, result: Classification, error_text: str,
+def record_classification(engine: Engine, cache_key: str, result: Classification, *, error_text: str,
                           spent: Spent) -> None:
     """Remember an LLM classification and what it cost."""
     if result.category == Category.UNKNOWN.value:

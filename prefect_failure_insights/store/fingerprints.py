@@ -63,7 +63,7 @@ def _claim(engine: Engine, key: CacheKey, run_id: str, me: str) -> bool:
         }))
 
 
-def lookup(engine: Engine, key: CacheKey, run_id: str, me: str, take_over: bool = False,
+def lookup(engine: Engine, key: CacheKey, run_id: str, *, me: str, take_over: bool = False,
            take_over_from: str | None = None, lease: timedelta = CLAIM_LEASE) -> Lookup:
     """One look: the known answer, or the claim, or who holds a live claim (the caller waits
     and looks again). A claim whose lease ran out, whose holder is ``take_over_from`` (known
@@ -112,7 +112,7 @@ def release_expired(engine: Engine, lease: timedelta = CLAIM_LEASE) -> int:
             fingerprints.c.claimed_at.is_(None) | (fingerprints.c.claimed_at < now() - lease))).rowcount
 
 
-def store(engine: Engine, key: CacheKey, analysis: FailureAnalysis, run_id: str, me: str,
+def store(engine: Engine, key: CacheKey, analysis: FailureAnalysis, *, run_id: str, me: str,
           replace: bool = False) -> None:
     """Record the LLM's answer for the key (as its owner, or replacing it on regenerate)."""
     values = {"status": READY, "analysis": analysis.model_dump_json(), "last_seen": now(), "claimed_by": me}

@@ -11,7 +11,7 @@ from prefect_failure_insights.store.summaries import UNFINISHED
 from prefect_failure_insights.store.tables import pattern_bands, patterns, summaries
 
 
-def index_pattern(engine: Engine, pattern_id: str, pattern: str, bands: list[tuple[int, str]]) -> None:
+def index_pattern(engine: Engine, pattern_id: str, pattern: str, *, bands: list[tuple[int, str]]) -> None:
     """Store a pattern and its bands (once: a known pattern changes nothing)."""
     with guard(engine, "index the failure pattern"), engine.begin() as conn:
         if insert_ignore(conn, patterns, {"pattern_id": pattern_id, "pattern": pattern, "created_at": now()}):
@@ -37,7 +37,7 @@ def candidate_patterns(engine: Engine, bands: list[tuple[int, str]], limit: int)
         return {r.pattern_id: r.pattern for r in rows}
 
 
-def similar_summaries(engine: Engine, scores: dict[str, float], exclude_run_id: str, links: int) -> SimilarFailures:
+def similar_summaries(engine: Engine, scores: dict[str, float], exclude_run_id: str, *, links: int) -> SimilarFailures:
     """The finished summaries of the patterns in ``scores`` (id -> similarity), except
     ``exclude_run_id``'s: how many, their flows, first and last seen, and the ``links`` most
     similar (newest first among equals)."""

@@ -31,7 +31,7 @@ PROVISIONAL = "provisional"
 UNFINISHED = (PENDING, PROVISIONAL)
 
 
-def claim_summary(engine: Engine, run: FlowRunInfo, claimed_by: str, regenerate: bool = False,
+def claim_summary(engine: Engine, run: FlowRunInfo, claimed_by: str, *, regenerate: bool = False,
                   lease: timedelta = CLAIM_LEASE, take_over_from: str | None = None) -> Claim:
     """Claim the right to write ``run``'s summary (see the module docstring).
 
@@ -165,7 +165,7 @@ def release_summary(engine: Engine, flow_run_id: str, claimed_by: str) -> None:
         )
 
 
-def record_artifact(engine: Engine, flow_run_id: str, artifact_id: str, claimed_by: str) -> None:
+def record_artifact(engine: Engine, flow_run_id: str, artifact_id: str, *, claimed_by: str) -> None:
     """Record the artifact of the summary this summarizer wrote (not a later one's)."""
     with guard(engine, "record the artifact id"), engine.begin() as conn:
         conn.execute(
@@ -196,7 +196,7 @@ def get_summary(engine: Engine, flow_run_id: str) -> Summary | None:
     return from_row(row, summaries, Summary) if row is not None else None
 
 
-def list_summaries(engine: Engine, limit: int = 20, offset: int = 0, category: str | None = None,
+def list_summaries(engine: Engine, limit: int = 20, offset: int = 0, *, category: str | None = None,
                    flow: str | None = None, since: datetime | None = None) -> tuple[list[Summary], int]:
     """Finished summaries, newest first, and the total matching count."""
     conditions = [summaries.c.status != PENDING]

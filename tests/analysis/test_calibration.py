@@ -12,7 +12,8 @@ from prefect_failure_insights.analysis.calibration import (
     choose_threshold,
     default_calibration,
 )
-from prefect_failure_insights.analysis.rules import RULES, Rule, classify
+from prefect_failure_insights.analysis.matching import classify
+from prefect_failure_insights.analysis.rules import RULES, Rule
 from prefect_failure_insights.models import Category
 
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "classification" / "corpus.jsonl"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefect_failure_insights.analysis.fallback import deterministic_analysis
-from prefect_failure_insights.analysis.rules import classify
+from prefect_failure_insights.analysis.matching import classify
 from prefect_failure_insights.evidence.builder import build_evidence
 from prefect_failure_insights.models import Category, FailedRun, FlowRunInfo, LogLine
 from prefect_failure_insights.testing.samples import failed_run

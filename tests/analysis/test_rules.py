@@ -9,7 +9,8 @@ import pytest
 
 from prefect_failure_insights.analysis.evaluation import evaluate
 from prefect_failure_insights.analysis.calibration import Calibration
-from prefect_failure_insights.analysis.rules import RULES, classify
+from prefect_failure_insights.analysis.matching import classify
+from prefect_failure_insights.analysis.rules import RULES
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "labelled_errors.jsonl"
 CATEGORIES = {"INPUT_DATA_QUALITY", "THIRD_PARTY_SYSTEM", "WORKFLOW_ENGINE", "UNKNOWN"}

@@ -14,7 +14,8 @@ from prefect_failure_insights.automations import notify, retry
 from prefect_failure_insights.automations.installing import same
 from prefect_failure_insights.blocks import FailureInsightsSettings
 
-from prefect_failure_insights.analysis.summary import analyze, compose_summary
+from prefect_failure_insights.analysis.answer import analyze
+from prefect_failure_insights.analysis.compose import compose_summary
 from prefect_failure_insights.evidence.builder import build_evidence
 from prefect_failure_insights.models import Summary, Transience
 from prefect_failure_insights.prefect_api.events import summary_event
@@ -27,7 +28,7 @@ def _summary(status: str = "llm", transience: Transience = Transience.TRANSIENT,
              deployment: bool = True, tags: tuple[str, ...] = ("critical",)) -> Summary:
     failed, lines = failed_run(flow_name=flow_name)
     evidence = build_evidence(failed, lines)
-    result = asyncio.run(analyze(failed, evidence, FailureInsightsSettings(), None, "no LLM"))
+    result = asyncio.run(analyze(failed, evidence, FailureInsightsSettings(), llm=None, no_llm_reason="no LLM"))
     summary = compose_summary(failed, evidence, result)
     run = summary.run.model_copy(update={"flow_id": FLOW, "tags": list(tags),
                                          "deployment_id": DEPLOYMENT if deployment else None,
@@ -90,7 +91,7 @@ def test_retries_fire_only_for_final_transient_summaries_of_deployment_runs_not_
 
 
 def test_the_retry_action_passes_the_failed_run_and_the_limits() -> None:
-    automation = retry.build_automation(uuid4(), 3, 30.0, ("THIRD_PARTY_SYSTEM",))
+    automation = retry.build_automation(uuid4(), 3, 30.0, categories=("THIRD_PARTY_SYSTEM",))
     params = automation.actions[0].parameters
     assert params["flow_run_id"] == "{{ event.resource.id | replace('failure-insights.summary.', '') }}"
     assert (params["max_retries"], params["delay_seconds"], params["categories"]) == (3, 30.0, ["THIRD_PARTY_SYSTEM"])

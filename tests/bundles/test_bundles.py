@@ -81,7 +81,7 @@ def test_nested_subflows_are_flattened_and_merged_in_time_order(tmp_path: Path) 
 
 def test_offline_summary_without_an_llm_is_the_marked_fallback(tmp_path: Path) -> None:
     bundle = load_bundle(_write(tmp_path, _flat()))
-    summary = asyncio.run(summarize_bundle(bundle, FailureInsightsSettings(), None, "No LLM configured."))
+    summary = asyncio.run(summarize_bundle(bundle, FailureInsightsSettings(), None, no_llm_reason="No LLM configured."))
     assert summary.status == "fallback" and summary.reason == "No LLM configured."
     # "17 nulls" names the cause, but such texts are the data's fault only ~60 % of the time on
     # the labelled corpus: below the calibrated threshold, a lead rather than a category.

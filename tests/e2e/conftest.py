@@ -161,6 +161,20 @@ class E2E:
         response.raise_for_status()
         return sorted(response.json()["events"], key=lambda e: e["occurred"])
 
+    def automation_actions(self, name: str, since: datetime) -> list[dict]:
+        """The actions the automation ``name`` executed (or failed to) since ``since``, as events."""
+        import httpx
+        from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+        (automation,) = self.call(lambda client: client.read_automations_by_name(name))
+        wanted = EventFilter(
+            event=EventNameFilter(name=["prefect.automation.action.executed", "prefect.automation.action.failed"]),
+            resource=EventResourceFilter(id=[f"prefect.automation.{automation.id}"]))
+        response = httpx.post(f"{self.server.api_url}/events/filter",
+                              json={"filter": wanted.model_dump(mode="json"), "limit": 50}, timeout=30)
+        response.raise_for_status()
+        return [e for e in response.json()["events"] if datetime.fromisoformat(e["occurred"]) >= since]
+
     def flow_run(self, run_id: str):
         from uuid import UUID
 

@@ -7,7 +7,7 @@ from the event instead (`serve.at_once`).
 
 from __future__ import annotations
 
-import time
+from datetime import datetime, timezone
 from uuid import uuid4
 
 import pytest
@@ -23,13 +23,21 @@ pytestmark = pytest.mark.e2e
 
 
 def test_each_failure_has_one_summarizer_run_started_at_its_event(e2e) -> None:
+    started = datetime.now(timezone.utc)
     failures = [e2e.run_pipeline("vendor") for _ in range(2)]
     engine = e2e.sqlite_engine()
     for run_id in failures:
         e2e.wait_for_row(engine, run_id)
-    time.sleep(3)  # the automation's runs have come (and gone)
-    runs = {run_id: e2e.wait_for_summarizers_done(run_id) for run_id in failures}
-    assert all(len(found) == 1 and found[0].state.is_completed() for found in runs.values()), runs
+    # The automation has acted on both failures (its runs were created, then dropped by serve).
+    wait_for(lambda: len(e2e.automation_actions(AUTOMATION_NAME, started)) >= len(failures), 60)
+
+    def one_each() -> dict | None:
+        found = {run_id: e2e.summarizer_runs(run_id) for run_id in failures}
+        done = all(len(runs) == 1 and runs[0].state and runs[0].state.is_final() for runs in found.values())
+        return found if done else None
+
+    runs = wait_for(one_each, 60)
+    assert all(found[0].state.is_completed() for found in runs.values()), runs
     # Usually the start at once wins (the failure event precedes the automation run's event).
     keys = [found[0].idempotency_key for found in runs.values()]
     assert any(k.startswith("failure-insights: at once for event") for k in keys), keys

@@ -90,7 +90,7 @@ def test_a_correction_changes_the_next_batch_and_becomes_a_few_shot_example(batc
     since, until = start.isoformat(), end.isoformat()
 
     export = tmp_path / "week.csv"
-    done = batch.cli("insights", "--since", since, "--until", until, "--tag", "corr", "--format", "csv",
+    done = batch.cli("batch", "run", "--since", since, "--until", until, "--tag", "corr", "--format", "csv",
                      "-o", str(export))
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(export.read_text())))
@@ -143,7 +143,7 @@ async def _classify_one(text: str):
 
 
 def test_bad_input_is_one_line_and_writes_nothing(batch, tmp_path) -> None:
-    empty = batch.cli("insights", "--since", "2026-01-02", "--until", "2026-01-01")
+    empty = batch.cli("batch", "run", "--since", "2026-01-02", "--until", "2026-01-01")
     assert empty.returncode == 2 and empty.stderr.strip().startswith("Error: The window is empty")
     bad = tmp_path / "bad.csv"
     bad.write_text("Error Text,Corrected Category\nKeyError: 'x',INPUT_DATA_QUALITY\nboom,COSMIC_RAYS\n")

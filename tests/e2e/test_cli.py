@@ -23,23 +23,32 @@ def _one_line_error(result, code: int, *fragments: str) -> None:
 
 
 def test_bad_input_is_one_line_and_exit_code_2(e2e) -> None:
-    _one_line_error(e2e.cli("summarize", str(uuid.uuid4())), 2, "No flow run with id")
-    _one_line_error(e2e.cli("summarize", "not-a-run-id"), 2, "No flow run with id")
+    _one_line_error(e2e.cli("summary", "create", str(uuid.uuid4())), 2, "No flow run with id")
+    _one_line_error(e2e.cli("summary", "create", "not-a-run-id"), 2, "No flow run with id")
     ok_id = e2e.run_pipeline("ok")
-    _one_line_error(e2e.cli("summarize", ok_id), 2, "is Completed, not Failed or Crashed")
-    _one_line_error(e2e.cli("show", str(uuid.uuid4())), 2, "No summary for flow run")
-    _one_line_error(e2e.cli("show", ok_id, "--settings-block", "nope"), 2,
+    _one_line_error(e2e.cli("summary", "create", ok_id), 2, "is Completed, not Failed or Crashed")
+    _one_line_error(e2e.cli("summary", "show", str(uuid.uuid4())), 2, "No summary for flow run")
+    _one_line_error(e2e.cli("summary", "show", ok_id, "--settings-block", "nope"), 2,
                     "No failure-insights-settings block named 'nope'")
-    _one_line_error(e2e.cli("list", "--since", "yesterday-ish"), 2, "--since")
-    _one_line_error(e2e.cli("list", "--category", "COSMIC"), 2, "--category")
+    _one_line_error(e2e.cli("summary", "list", "--since", "yesterday-ish"), 2, "--since")
+    _one_line_error(e2e.cli("summary", "list", "--category", "COSMIC"), 2, "--category")
     _one_line_error(e2e.cli("serve", "--batch-cron", "every morning"), 2, "is not a cron expression")
     # No summarizer run was created for any of that bad input.
     assert e2e.summarizer_runs(ok_id) == []
 
 
+def test_the_previous_release_names_still_work_and_say_the_new_one(e2e) -> None:
+    """Renamed commands (`show` is `summary show` now) keep working for one release, with a note."""
+    result = e2e.cli("show", str(uuid.uuid4()))
+    assert result.returncode == 2
+    note, error = result.stderr.strip().splitlines()
+    assert note.startswith("Note: `failure-insights show` is now `failure-insights summary show`")
+    assert error.startswith("Error: No summary for flow run")
+
+
 def test_unreachable_api_and_database_are_one_line_and_exit_code_1(e2e) -> None:
     env = {**e2e.env, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
-    _one_line_error(e2e.cli("show", str(uuid.uuid4()), env=env), 1, "Cannot reach the Prefect API")
+    _one_line_error(e2e.cli("summary", "show", str(uuid.uuid4()), env=env), 1, "Cannot reach the Prefect API")
 
     from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector
 
@@ -47,7 +56,7 @@ def test_unreachable_api_and_database_are_one_line_and_exit_code_1(e2e) -> None:
         driver="postgresql+psycopg", username="etl", password="hunter2", host="127.0.0.1",
         port=free_port(), database="x")), "down-db")
     e2e.save_block(FailureInsightsSettings(database_block_name="down-db"), "db-down")
-    result = e2e.cli("list", "--settings-block", "db-down")
+    result = e2e.cli("summary", "list", "--settings-block", "db-down")
     _one_line_error(result, 1, "Check that the database is running")
     assert "hunter2" not in result.stderr
 
@@ -56,26 +65,26 @@ def test_summarize_show_list_and_regenerate(e2e) -> None:
     run_id = e2e.run_pipeline("vendor")
     e2e.wait_for_row(e2e.sqlite_engine(), run_id)
 
-    existing = e2e.cli("summarize", run_id)
+    existing = e2e.cli("summary", "create", run_id)
     assert existing.returncode == 0, existing.stderr
     assert "existing summary" in existing.stderr and "What happened:" in existing.stdout
 
-    regenerated = e2e.cli("summarize", run_id, "--regenerate", "--format", "json")
+    regenerated = e2e.cli("summary", "create", run_id, "--regenerate", "--format", "json")
     assert regenerated.returncode == 0, regenerated.stderr
     assert json.loads(regenerated.stdout)["delivery"]["regenerated"] is True
     artifacts = e2e.summary_artifacts(run_id)
     assert len(artifacts) == 1 and "Regenerated at" in artifacts[0].data  # one per run, updated in place
 
-    shown = e2e.cli("show", run_id, "--format", "json")
+    shown = e2e.cli("summary", "show", run_id, "--format", "json")
     assert shown.returncode == 0
     data = json.loads(shown.stdout)
     assert data["run"]["id"] == run_id and data["delivery"]["regenerated"] is True
     assert data["usage"]["prompt_version"] and data["usage"]["model"] == "fake-model"
 
-    listed = json.loads(e2e.cli("list", "--format", "json", "--flow", "e2e-vendor-sync").stdout)
+    listed = json.loads(e2e.cli("summary", "list", "--format", "json", "--flow", "e2e-vendor-sync").stdout)
     assert listed["total"] >= 1
     assert any(s["flow_run_id"] == run_id and s["prompt_tokens"] for s in listed["summaries"])
-    text = e2e.cli("list", "--limit", "1")
+    text = e2e.cli("summary", "list", "--limit", "1")
     assert text.returncode == 0 and "Showing 1-1 of" in text.stdout
 
 
@@ -85,14 +94,14 @@ def test_llm_url_and_model_override_the_block_for_one_call(e2e) -> None:
     run_id = e2e.run_pipeline("vendor")
     e2e.wait_for_row(e2e.sqlite_engine(), run_id)
     with FakeLLM(model="other-model") as other:
-        result = e2e.cli("summarize", run_id, "--regenerate", "--format", "json",
+        result = e2e.cli("summary", "create", run_id, "--regenerate", "--format", "json",
                          "--llm-url", other.url, "--llm-model", "other-model")
         assert result.returncode == 0, result.stderr
         bodies = other.completions()
     assert len(bodies) == 1 and bodies[0]["model"] == "other-model"
     data = json.loads(result.stdout)
     assert data["status"] == "llm" and data["usage"]["model"] == "other-model"
-    listed = json.loads(e2e.cli("list", "--format", "json", "--flow", "e2e-vendor-sync").stdout)
+    listed = json.loads(e2e.cli("summary", "list", "--format", "json", "--flow", "e2e-vendor-sync").stdout)
     row = next(s for s in listed["summaries"] if s["flow_run_id"] == run_id)
     assert row["model"] == "other-model" and row["prompt_tokens"] and row["latency_ms"] and not row["cache_hit"]
     assert "cost_usd" in row  # unpriced model: present, null
@@ -206,7 +215,7 @@ def test_export_then_summarize_bundle_offline_reproduces_the_live_summary(e2e, t
     run_id = e2e.run_pipeline("vendor")
     live = e2e.wait_for_row(e2e.sqlite_engine(), run_id)
     path = tmp_path / "run.json.gz"
-    exported = e2e.cli("export", run_id, "-o", str(path))
+    exported = e2e.cli("summary", "export", run_id, "-o", str(path))
     assert exported.returncode == 0, exported.stderr
     raw = gzip.decompress(path.read_bytes()).decode()
     for secret in ["Pl4nted-DB-pass", "pLaNtEdBeArErToKeN0123456789abcdef", "AKIAPLANTED0EXAMPLE1"]:
@@ -215,7 +224,7 @@ def test_export_then_summarize_bundle_offline_reproduces_the_live_summary(e2e, t
     # Offline: no Prefect API at all, the LLM from the environment.
     offline_env = {**e2e.env, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
                    "FAILURE_INSIGHTS_LLM_URL": e2e.fake.url, "FAILURE_INSIGHTS_LLM_MODEL": "fake-model"}
-    result = e2e.cli("summarize", "--bundle", str(path), "--format", "json", env=offline_env)
+    result = e2e.cli("summary", "create", "--bundle", str(path), "--format", "json", env=offline_env)
     assert result.returncode == 0, result.stderr
     offline = json.loads(result.stdout)
     assert offline["evidence"] == live.evidence.model_dump(mode="json")
@@ -223,7 +232,7 @@ def test_export_then_summarize_bundle_offline_reproduces_the_live_summary(e2e, t
     assert offline["status"] == "llm" and offline["run"]["id"] == run_id
     assert offline["recurrence"]["fingerprint"] == live.recurrence.fingerprint
 
-    shown = e2e.cli("evidence", "--bundle", str(path), "--format", "json", env=offline_env)
+    shown = e2e.cli("summary", "evidence", "--bundle", str(path), "--format", "json", env=offline_env)
     data = json.loads(shown.stdout)
     assert data["text"] == live.evidence.text and data["root_error_line"] == live.evidence.root_error_line
     assert set(data) >= {"text", "tokens", "kept_lines", "redactions", "root_error", "failed_task", "elapsed_ms"}

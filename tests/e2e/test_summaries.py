@@ -185,9 +185,9 @@ def test_secrets_in_run_names_task_names_and_exception_reprs_reach_no_output(e2e
     outputs = [summary.model_dump_json(), e2e.summary_artifacts(run_id)[0].data,
                json.dumps([dict(r._mapping) for r in e2e.rows(engine, run_id)], default=str),
                json.dumps([r for r in e2e.fake.requests if run_id in json.dumps(r["body"])]),
-               e2e.cli("show", run_id, "--format", "markdown").stdout,
-               e2e.cli("evidence", run_id, "--format", "json").stdout,
-               e2e.cli("list", "--format", "json").stdout]
+               e2e.cli("summary", "show", run_id, "--format", "markdown").stdout,
+               e2e.cli("summary", "evidence", run_id, "--format", "json").stdout,
+               e2e.cli("summary", "list", "--format", "json").stdout]
     assert summary.run.name.startswith("load-") and "[REDACTED:" in summary.run.name
     for text in outputs:
         for secret in planted:

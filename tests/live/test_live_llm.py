@@ -18,13 +18,13 @@ from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredenti
 from pydantic import SecretStr
 
 from prefect_failure_insights.analysis.classifier import Classifier
-from prefect_failure_insights.analysis.summary import analyze
+from prefect_failure_insights.analysis.answer import analyze
 from prefect_failure_insights.evidence.builder import build_evidence
 from prefect_failure_insights.exceptions import LLMInvalidAnswer
-from prefect_failure_insights.llm import structured as llm_module
 from prefect_failure_insights.llm.backends import backend_for
 from prefect_failure_insights.llm.prompts import summary_messages
 from prefect_failure_insights.llm.structured import (
+    FormatMemory,
     RESPONSE_FORMATS,
     RetryPolicy,
     request_analysis,
@@ -42,7 +42,6 @@ EVIDENCE_TOKENS = 1200  # prompt + 1,500 answer tokens must fit the server's 4,0
 @pytest.fixture(params=["llama.cpp", "openai"])
 def endpoint(request, live_openai_api_key) -> LLMCredentials:
     """A real endpoint: the local llama.cpp server always, OpenAI when a key is set."""
-    llm_module._WORKING_FORMAT.clear()
     if request.param == "llama.cpp":
         return LLMCredentials(base_url=request.getfixturevalue("llama_server"), model="smollm2",
                               timeout=SLOW.timeout, max_retries=SLOW.max_retries)
@@ -100,9 +99,10 @@ def test_request_analysis_ends_in_a_valid_answer_or_a_clear_error(endpoint: LLMC
 
 def test_the_remembered_response_format_is_one_the_server_accepts(endpoint: LLMCredentials) -> None:
     """llama.cpp answers 500 to `json_schema`; the fallback must land on a format it takes."""
+    memory = FormatMemory()
     asyncio.run(analyze(*_failed_and_evidence(), FailureInsightsSettings(llm_deadline_seconds=SLOW.deadline),
-                        endpoint))
-    (_, base_url, _), index = next(iter(llm_module._WORKING_FORMAT.items()))
+                        endpoint, memory=memory))
+    (_, base_url, _), index = next(iter(memory.remembered().items()))
     fmt = RESPONSE_FORMATS[index]
     headers = {"Authorization": f"Bearer {endpoint.api_key.get_secret_value()}"} if endpoint.api_key else {}
     body = {"model": endpoint.model, "max_tokens": 16, "messages": [{"role": "user", "content": "{}"}]}
@@ -115,7 +115,7 @@ def test_the_remembered_response_format_is_one_the_server_accepts(endpoint: LLMC
 def test_analyze_always_returns_a_summary(endpoint: LLMCredentials) -> None:
     failed, evidence = _failed_and_evidence()
     result = asyncio.run(analyze(failed, evidence, FailureInsightsSettings(llm_deadline_seconds=SLOW.deadline),
-                                 endpoint))
+                                 llm=endpoint))
     assert result.status in {"llm", "fallback"}
     assert result.analysis.category in set(Category) and result.analysis.how_to_fix
     if result.status == "fallback":

@@ -9,7 +9,8 @@ from uuid import uuid4
 
 from prefect_failure_insights.blocks import FailureInsightsSettings
 
-from prefect_failure_insights.analysis.summary import analyze, compose_summary
+from prefect_failure_insights.analysis.answer import analyze
+from prefect_failure_insights.analysis.compose import compose_summary
 from prefect_failure_insights.evidence.builder import build_evidence
 from prefect_failure_insights.models import Summary
 from prefect_failure_insights.prefect_api.events import summary_event
@@ -19,7 +20,7 @@ from prefect_failure_insights.testing.samples import failed_run
 def _summary() -> Summary:
     failed, lines = failed_run(secrets=True)
     evidence = build_evidence(failed, lines)
-    result = asyncio.run(analyze(failed, evidence, FailureInsightsSettings(), None, "no LLM"))
+    result = asyncio.run(analyze(failed, evidence, FailureInsightsSettings(), llm=None, no_llm_reason="no LLM"))
     summary = compose_summary(failed, evidence, result)
     run = summary.run.model_copy(update={"flow_id": str(uuid4()), "deployment_id": str(uuid4()),
                                          "deployment": "nightly-orders/prod", "work_pool": "k8s",

@@ -17,7 +17,7 @@ def test_log_lines_can_only_be_read_redacted(tmp_path) -> None:
             ("2026-11-20T02:00:00+00:00", 20, "", "connecting to postgresql://etl:Pl4nted-pw@db:5432/x", ""),
             ("2026-11-20T02:00:01+00:00", 40, "t1", "partner refused key plainvalue-no-pattern-4471", ""),
         ])
-    logs = RunLogs({"run": path}, None, "test", 0.0, 2)
+    logs = RunLogs({"run": path}, None, "test", read_ms=0.0, line_count=2)
     lines = list(logs.lines(Redactor(literals=["plainvalue-no-pattern-4471"])))
     assert [ln.lineno for ln in lines] == [1, 2]
     text = " ".join(ln.message for ln in lines)

@@ -26,8 +26,10 @@ def _ours(n: int) -> list[State]:
 
 
 def test_a_failed_transient_vendor_failure_of_a_deployment_is_retried() -> None:
-    assert refusal(_run(), "etl", [], 1, "TRANSIENT", "THIRD_PARTY_SYSTEM", CATS) is None
-    assert refusal(_run(StateType.CRASHED), "etl", [], 1, "TRANSIENT", "THIRD_PARTY_SYSTEM", CATS) is None
+    assert refusal(_run(), "etl", [], max_retries=1, transience="TRANSIENT", category="THIRD_PARTY_SYSTEM",
+                   categories=CATS) is None
+    assert refusal(_run(StateType.CRASHED), "etl", [], max_retries=1, transience="TRANSIENT",
+                   category="THIRD_PARTY_SYSTEM", categories=CATS) is None
 
 
 @pytest.mark.parametrize(("run", "flow", "states", "transience", "category", "why"), [
@@ -42,7 +44,7 @@ def test_a_failed_transient_vendor_failure_of_a_deployment_is_retried() -> None:
     (_run(), "etl", _ours(1), "TRANSIENT", "THIRD_PARTY_SYSTEM", "1 of 1 automatic retry used"),
 ])
 def test_the_guard_refuses_with_its_reason(run, flow, states, transience, category, why) -> None:
-    reason = refusal(run, flow, states, 1, transience, category, CATS)
+    reason = refusal(run, flow, states, max_retries=1, transience=transience, category=category, categories=CATS)
     assert reason is not None and why in reason
 
 
@@ -51,4 +53,5 @@ def test_only_our_own_retries_count() -> None:
               State(type=StateType.SCHEDULED, name="AwaitingRetry", message=None),  # a flow's own retries
               State(type=StateType.FAILED, name="Failed", message=f"{RETRY_STATE_MARK} 1 of 1")]
     assert automatic_retries(others) == 0 and automatic_retries([*others, *_ours(2)]) == 2
-    assert refusal(_run(), "etl", [*others, *_ours(2)], 3, "TRANSIENT", "THIRD_PARTY_SYSTEM", CATS) is None
+    assert refusal(_run(), "etl", [*others, *_ours(2)], max_retries=3, transience="TRANSIENT",
+                   category="THIRD_PARTY_SYSTEM", categories=CATS) is None

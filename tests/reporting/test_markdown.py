@@ -11,7 +11,7 @@ import pytest
 from prefect_failure_insights.models import EvidenceRef, FailureAnalysis, FlowRunInfo, Summary
 from prefect_failure_insights.models.analysis import Category, Recurrence
 from prefect_failure_insights.reporting import markdown as md
-from prefect_failure_insights.reporting.summary import artifact_description, render_markdown
+from prefect_failure_insights.reporting.card import artifact_description, render_markdown
 from prefect_failure_insights.testing.markup import HOSTILE, live_elements, structure
 
 UI = "http://127.0.0.1:4200/runs/flow-run/"

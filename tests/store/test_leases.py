@@ -62,25 +62,25 @@ def test_expired_claims_are_released_and_live_ones_kept(engine) -> None:
 
 
 def test_a_fingerprint_owner_that_stops_renewing_is_replaced(engine) -> None:
-    assert cache.lookup(engine, KEY, RUN.id, "owner").owner
-    waiting = cache.lookup(engine, KEY, RUN.id, "waiter")
+    assert cache.lookup(engine, KEY, RUN.id, me="owner").owner
+    waiting = cache.lookup(engine, KEY, RUN.id, me="waiter")
     assert not waiting.owner and waiting.holder == "owner"
     assert cache.renew(engine, KEY, "owner")
-    assert cache.lookup(engine, KEY, RUN.id, "waiter", take_over_from="owner").owner  # its run ended
+    assert cache.lookup(engine, KEY, RUN.id, me="waiter", take_over_from="owner").owner  # its run ended
     assert not cache.renew(engine, KEY, "owner")
     _age(engine, fingerprints, 31)
     assert cache.release_expired(engine) == 1
-    assert cache.lookup(engine, KEY, RUN.id, "third").owner
+    assert cache.lookup(engine, KEY, RUN.id, me="third").owner
 
 
 def test_a_ready_answer_is_reused_and_never_expires(engine) -> None:
     analysis = FailureAnalysis(title="t", what_happened="w", how_to_fix=["f"], root_cause="r",
                                category="UNKNOWN", confidence=0.5)
-    assert cache.lookup(engine, KEY, RUN.id, "owner").owner
-    cache.store(engine, KEY, analysis, RUN.id, "owner")
+    assert cache.lookup(engine, KEY, RUN.id, me="owner").owner
+    cache.store(engine, KEY, analysis, run_id=RUN.id, me="owner")
     _age(engine, fingerprints, 3600)
     assert cache.release_expired(engine) == 0
-    assert cache.lookup(engine, KEY, "other-run", "waiter").hit.analysis == analysis
+    assert cache.lookup(engine, KEY, "other-run", me="waiter").hit.analysis == analysis
 
 
 def test_the_lease_is_renewed_in_the_background_while_the_holder_works(database) -> None:

@@ -55,7 +55,7 @@ def status_line(summary: Summary) -> str:
     if summary.status == "provisional":
         return (f"**Provisional**: the deterministic analysis of what was stored when the summarizer started. "
                 f"{md.text(summary.reason or '')} If this note stays for more than a few minutes, the final step "
-                "failed: run `failure-insights summarize` on this run.")
+                "failed: run `failure-insights summary create` on this run.")
     if summary.status == "llm":
         cost = f", est. ${usage.cost_usd:.4f}" if usage.cost_usd is not None else ""
         note = f" Note: {md.text(summary.reason)}." if summary.reason else ""
@@ -200,7 +200,7 @@ def render_markdown(summary: Summary, url: str | None = None) -> str:
 
 
 def render_text(summary: Summary) -> str:
-    """A plain-text version for the terminal (`failure-insights show`)."""
+    """A plain-text version for the terminal (`failure-insights summary show`)."""
     a = summary.analysis
     lines = [
         a.title,

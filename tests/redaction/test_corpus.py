@@ -27,11 +27,11 @@ from prefect_failure_insights.llm.prompts import summary_messages
 from prefect_failure_insights.models import BatchMetrics, FailureAnalysis
 from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.reporting.batch import render_report, to_csv
-from prefect_failure_insights.reporting.summary import render_markdown, render_text
+from prefect_failure_insights.reporting.card import render_markdown, render_text
 from prefect_failure_insights.store.mapping import to_row
 from prefect_failure_insights.store.tables import summaries
 
-FIXTURES = Path(__file__).parent / "fixtures" / "secrets"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "secrets"
 SECRETS = [json.loads(line) for line in (FIXTURES / "secrets.jsonl").read_text().splitlines() if line.strip()]
 LOOKALIKES = [json.loads(line) for line in (FIXTURES / "lookalikes.jsonl").read_text().splitlines() if line.strip()]
 # The AWS documentation's example key: gitleaks allow-lists it, removing it is harmless (see PROVENANCE.md).
@@ -90,7 +90,7 @@ def _outputs(bundle: Bundle) -> dict[str, str]:
     settings = FailureInsightsSettings()
     failed = bundle.failed_run()
     evidence = bundle_evidence(bundle)
-    summary = asyncio.run(summarize_bundle(bundle, settings, None, "No LLM configured."))
+    summary = asyncio.run(summarize_bundle(bundle, settings, None, no_llm_reason="No LLM configured."))
     rows = asyncio.run(classify_errors(errors_of(failed, bundle.log_lines()), Classifier(settings)))
     return {
         "evidence": evidence.model_dump_json(),

@@ -6,10 +6,11 @@ import re
 
 from prefect_failure_insights.blocks import FailureInsightsSettings
 
-from prefect_failure_insights.analysis.summary import analyze, compose_summary
+from prefect_failure_insights.analysis.answer import analyze
+from prefect_failure_insights.analysis.compose import compose_summary
 from prefect_failure_insights.evidence.builder import build_evidence
 from prefect_failure_insights.models import Summary
-from prefect_failure_insights.reporting.summary import (
+from prefect_failure_insights.reporting.card import (
     artifact_key,
     render_markdown,
     render_text,
@@ -22,8 +23,8 @@ def _fallback_summary() -> Summary:
 
     failed, lines = failed_run(secrets=True)
     evidence = build_evidence(failed, lines)
-    result = asyncio.run(analyze(failed, evidence, FailureInsightsSettings(), None,
-                                 "No LLM configured: create an llm-credentials block"))
+    result = asyncio.run(analyze(failed, evidence, FailureInsightsSettings(), llm=None,
+                                 no_llm_reason="No LLM configured: create an llm-credentials block"))
     return compose_summary(failed, evidence, result)
 
 

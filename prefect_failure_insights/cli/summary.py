@@ -1,4 +1,4 @@
-"""Summary commands: ``summarize``, ``evidence``, ``export``, ``show``, ``list``, ``reconcile``.
+"""``failure-insights summary create|show|list|evidence|export|reconcile``: failure summaries.
 
 Heavy modules are imported inside the commands: the CLI is imported by every summarizer
 subprocess that ``serve`` spawns, and by shell completion.
@@ -30,13 +30,17 @@ from prefect_failure_insights.defaults import (
 )
 
 
+app = typer.Typer(help="Failure summaries: make one now, read them, export a run, reconcile.",
+                  no_args_is_help=True)
+
+
 def _budget_option(help_text: str) -> Any:
     return typer.Option(EVIDENCE_TOKEN_BUDGET, "--budget", min=EVIDENCE_TOKEN_BUDGET_MIN,
                         max=EVIDENCE_TOKEN_BUDGET_MAX, help=help_text)
 
 
 def _print_summary(summary: Any, fmt: SummaryFormat, with_url: bool = True) -> None:
-    from prefect_failure_insights.reporting.summary import (
+    from prefect_failure_insights.reporting.card import (
         render_markdown,
         render_text,
         run_url,
@@ -59,7 +63,8 @@ def _load_bundle(path: str):
     return run(lambda: load_bundle(path))
 
 
-def summarize(
+@app.command("create")
+def create(
     run_id: str | None = typer.Argument(None, help="Id of the failed or crashed flow run."),
     bundle: str | None = typer.Option(None, "--bundle", help="Summarize a bundle file offline instead."),
     regenerate: bool = typer.Option(False, "--regenerate", help="Replace an existing summary."),
@@ -75,8 +80,8 @@ def summarize(
     (FAILURE_INSIGHTS_LLM_API_KEY / OPENAI_API_KEY), never from the command line.
 
     Examples:
-        failure-insights summarize 0b7c2c1e-... --regenerate
-        failure-insights summarize --bundle run.json.gz --format markdown
+        failure-insights summary create 0b7c2c1e-... --regenerate
+        failure-insights summary create --bundle run.json.gz --format markdown
     """
     if (run_id is None) == (bundle is None):
         raise fail("Give a RUN_ID or --bundle FILE (one of them).", 2)
@@ -121,9 +126,10 @@ def _summarize_bundle(path: str, budget: int, llm_url: str | None = None, llm_mo
     if llm_url or llm_model:
         llm = (llm or LLMCredentials()).with_overrides(llm_url, llm_model)
     settings = FailureInsightsSettings(evidence_token_budget=budget)
-    return run(lambda: summarize_bundle(loaded, settings, llm, None if llm else NO_LLM_HINT))
+    return run(lambda: summarize_bundle(loaded, settings, llm, no_llm_reason=None if llm else NO_LLM_HINT))
 
 
+@app.command("evidence")
 def evidence(
     run_id: str | None = typer.Argument(None, help="A failed flow run (read from the Prefect API)."),
     bundle: str | None = typer.Option(None, "--bundle", help="A bundle file (no Prefect server needed)."),
@@ -166,6 +172,7 @@ async def _export(run_id: str, settings_block: str = DEFAULT_BLOCK_NAME):
         return await export_bundle(client, run_id, configured_sources(await load_airbyte(settings)))
 
 
+@app.command("export")
 def export(
     run_id: str = typer.Argument(..., help="Id of the failed or crashed flow run."),
     output: str | None = typer.Option(None, "-o", "--output", help="File to write (.json or .json.gz)."),
@@ -185,6 +192,7 @@ def export(
                f"{len(loaded.task_runs)} task runs, {len(loaded.subflows)} failed subflow(s).")
 
 
+@app.command("show")
 def show(
     run_id: str = typer.Argument(..., help="Id of the failed flow run."),
     fmt: SummaryFormat = typer.Option(SummaryFormat.markdown, "--format", help="Output format."),
@@ -201,10 +209,11 @@ def show(
     summary, where = run(main)
     if summary is None:
         raise fail(f"No summary for flow run {run_id} in {where}: make one with "
-                   f"`failure-insights summarize {run_id}`.", 2)
+                   f"`failure-insights summary create {run_id}`.", 2)
     _print_summary(summary, fmt)
 
 
+@app.command("list")
 def list_(
     limit: int = typer.Option(20, min=1, max=1000, help="Rows to show."),
     offset: int = typer.Option(0, min=0, help="Rows to skip."),
@@ -225,8 +234,8 @@ def list_(
         from prefect_failure_insights.store.summaries import list_summaries
 
         async with await open_database(settings_block) as database:
-            return await database.run(list_summaries, limit, offset, category.upper() if category else None, flow,
-                                      since_dt)
+            return await database.run(list_summaries, limit, offset, category=category.upper() if category else None,
+                                      flow=flow, since=since_dt)
 
     rows, total = run(main)
     if fmt is TextOrJson.json:
@@ -258,6 +267,7 @@ def list_(
     typer.echo(f"Showing {offset + 1}-{offset + len(rows)} of {total}.")
 
 
+@app.command("reconcile")
 def reconcile(
     hours: float = typer.Option(RECONCILE_HOURS, "--hours", min=0.01, max=24 * 90,
                                 help="Look back this many hours for failures without a summary."),
@@ -275,20 +285,20 @@ def reconcile(
     or run this command from cron.
 
     Examples:
-        failure-insights reconcile --hours 6
-        failure-insights reconcile --dry-run --format json
+        failure-insights summary reconcile --hours 6
+        failure-insights summary reconcile --dry-run --format json
     """
     async def main():
         from prefect.client.orchestration import get_client
 
         from prefect_failure_insights.blocks.loading import load_settings
-        from prefect_failure_insights.reconcile import reconcile as reconcile_pass
+        from prefect_failure_insights.lifecycle.reconciler import reconcile as reconcile_pass
 
         settings = await load_settings(settings_block)
         async with await open_database(settings_block) as database, get_client() as client:
-            return await reconcile_pass(client, database, settings, hours, limit, start=not dry_run)
+            return await reconcile_pass(client, database, settings, hours=hours, limit=limit, start=not dry_run)
 
-    from prefect_failure_insights.reconcile import describe
+    from prefect_failure_insights.lifecycle.reconciler import describe
 
     report = run(main)
     if fmt is TextOrJson.json:

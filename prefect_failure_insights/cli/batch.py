@@ -1,5 +1,5 @@
-"""Batch-insights commands: ``insights``, ``classify``, ``eval``, ``corrections import``,
-``rules suggest``."""
+"""Batch-insights commands: ``batch run``, ``batch classify``, ``corrections import``,
+``rules suggest``, and ``eval`` (how well the classifier does on labelled texts)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from prefect_failure_insights.cli.common import (
 )
 from prefect_failure_insights.defaults import BATCH_HOURS, BATCH_MAX_RUNS
 
+app = typer.Typer(help="Batch insights: classify every failure of a window and report trends.",
+                  no_args_is_help=True)
 corrections_app = typer.Typer(help="Teach the classifier: import corrected categories.", no_args_is_help=True)
 rules_app = typer.Typer(help="Classification rules: suggest new ones from corrections and LLM answers.",
                         no_args_is_help=True)
@@ -122,6 +124,7 @@ def _classify_rows(rows: list[dict], settings_block: str, no_llm: bool, llm_url:
     return run(go)
 
 
+@app.command("classify")
 def classify(
     input_path: Path = typer.Option(..., "--input", "-i", help="JSONL: error_text, optional id and exception_type."),
     no_llm: bool = typer.Option(False, "--no-llm", help="Corrections and rules only."),
@@ -134,7 +137,7 @@ def classify(
     """Classify arbitrary error texts: one result per input line, in the same order.
 
     Example:
-        failure-insights classify --input errors.jsonl --no-llm
+        failure-insights batch classify --input errors.jsonl --no-llm
     """
     rows = run(lambda: _read_jsonl(input_path, ("error_text",)))
     results = _classify_rows(rows, settings_block, no_llm, llm_url, llm_model)
@@ -180,7 +183,8 @@ def eval_(
     typer.echo(json.dumps(result, indent=2) if fmt is TextOrJson.json else render(result))
 
 
-def insights(
+@app.command("run")
+def run_batch(
     hours: float = typer.Option(BATCH_HOURS, "--hours", min=0.01, help="Window length, ending now."),
     since: str | None = typer.Option(None, "--since", help="Window start: ISO time or a duration like 7d."),
     until: str | None = typer.Option(None, "--until", help="Window end (exclusive): ISO time."),
@@ -200,8 +204,8 @@ def insights(
     """Classify every failure of a window and report trends (runs the batch-insights flow).
 
     Examples:
-        failure-insights insights --hours 24
-        failure-insights insights --since 2026-11-01 --until 2026-11-08 --format csv -o week.csv
+        failure-insights batch run --hours 24
+        failure-insights batch run --since 2026-11-01 --until 2026-11-08 --format csv -o week.csv
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -292,7 +296,7 @@ def rules_suggest(
         async with await open_database(settings_block) as database:
             corrected = await database.run(load_corrections)
             by_llm = await database.run(llm_classified_errors)
-        return suggest(corrected, by_llm, min_count, user_rules(settings, Taxonomy(settings.extra_categories)))
+        return suggest(corrected, by_llm, min_count, extra=user_rules(settings, Taxonomy(settings.extra_categories)))
 
     found = run(go)
     if fmt is TextOrJson.json:

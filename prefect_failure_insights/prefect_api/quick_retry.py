@@ -22,7 +22,7 @@ FIRST_WAIT_S = 0.05
 QUICK_ATTEMPTS = 5
 
 
-async def promptly(client: PrefectClient, method: str, path: str, json: Any = None) -> httpx.Response:
+async def promptly(client: PrefectClient, method: str, path: str, *, json: Any = None) -> httpx.Response:
     """The response to ``method path`` (relative to the API URL), a 503 retried quickly."""
     http = client._client
     wait = FIRST_WAIT_S

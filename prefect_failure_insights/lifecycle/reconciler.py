@@ -4,7 +4,7 @@ The automation starts a summarizer run per failure, and a summarizer holds a lea
 the failure's row while it works. What can still go wrong is that a summarizer dies
 (its process killed, its machine lost) or never runs (the automation missed the event,
 the server was down). One reconcile pass, run by ``serve`` at start and every
-`RECONCILE_SECONDS`, and by ``failure-insights reconcile`` (or its scheduled deployment)
+`RECONCILE_SECONDS`, and by ``failure-insights summary reconcile`` (or its scheduled deployment)
 for worker setups:
 
 1. summarizer runs left Running without a live lease (or Pending for
@@ -64,7 +64,7 @@ def is_dead(run: FlowRun, holders: set[str], now: datetime) -> bool:
     return False
 
 
-async def reconcile(client: PrefectClient, database: Database, settings: FailureInsightsSettings, hours: float,
+async def reconcile(client: PrefectClient, database: Database, settings: FailureInsightsSettings, *, hours: float,
                     limit: int = RECONCILE_LIMIT, start: bool = True) -> Reconciled:
     """One reconcile pass over the last ``hours`` (see the module docstring).
 
@@ -91,7 +91,7 @@ async def reconcile(client: PrefectClient, database: Database, settings: Failure
         orphans |= set(released)
         report.released = len(released) + await database.run(cache.release_expired)
 
-    runs, _ = await failures.list_failed_runs(client, since, now, Filters())
+    runs, _ = await failures.list_failed_runs(client, since, now, filters=Filters())
     runs += await failures.read_failed_runs(client, sorted(orphans - {str(r.id) for r in runs}))
     names: dict = {}
     candidates = []
@@ -121,7 +121,7 @@ async def reconcile(client: PrefectClient, database: Database, settings: Failure
         else:
             if start:
                 deployment = deployment or await summarizers.summarizer_deployment(client)
-                await summarizers.start_summarizer(client, deployment, failed_id, len(tried))
+                await summarizers.start_summarizer(client, deployment, failed_id, attempt=len(tried))
             report.started.append(failed_id)
     return report
 

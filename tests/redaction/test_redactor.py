@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from prefect_failure_insights.redaction import Redactor, redact
+from prefect_failure_insights.redaction import Redactor
+
+
+def redact(text: str) -> tuple[str, dict[str, int]]:
+    r = Redactor()
+    return r.redact(text), dict(r.counts)
 
 SECRETS = [
     # (log line, the secret that must disappear, expected kind)

@@ -1,0 +1,61 @@
+"""`Redactor`: the one way text is redacted (see the package's docstring)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from prefect_failure_insights.redaction.patterns import MASK
+from prefect_failure_insights.redaction.scanner import find_secrets, masked
+
+#: Half of a UTF-16 surrogate pair on its own (a log decoded with ``surrogateescape``, a JSON
+#: ``"\ud83d"``): no UTF-8 encoder accepts it, so no request, row or artifact could carry it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """``text`` with unpaired surrogates replaced by U+FFFD, so that it can be sent and stored."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
+
+
+@dataclass
+class Redactor:
+    """Redacts known secret formats and, optionally, exact secret values, counting what it removed.
+
+    Args:
+        literals: Exact strings to remove wherever they occur (for example the values of
+            the workspace's Secret blocks). Strings shorter than 6 characters are ignored:
+            they would remove ordinary words.
+
+    Example:
+        >>> Redactor().redact("postgresql://etl:hunter2@db:5432/x")
+        'postgresql://etl:[REDACTED:url_password]@db:5432/x'
+        >>> workspace = Redactor(literals=["s3cr3t-value"])
+        >>> workspace.redact("key s3cr3t-value"), dict(workspace.counts)
+        ('key [REDACTED:secret_value]', {'secret_value': 1})
+    """
+
+    literals: Iterable[str] = ()
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        values = sorted({v for v in self.literals if v and len(v) >= 6}, key=len, reverse=True)
+        self._literal_re = re.compile("|".join(re.escape(v) for v in values)) if values else None
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret replaced by ``[REDACTED:<kind>]`` and made `encodable`;
+        redacting twice changes nothing."""
+        if not text:
+            return text
+        text = encodable(text)
+        if self._literal_re is not None:
+            text, n = self._literal_re.subn(MASK.format(kind="secret_value"), text)
+            if n:
+                self.counts["secret_value"] += n
+        return masked(text, find_secrets(text), self.counts)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())

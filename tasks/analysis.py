@@ -1,0 +1,74 @@
+"""The tasks that turn what was read into an answer: evidence, the provisional and the final
+analysis, similar earlier failures (`evidence.builder`, `analysis`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+import anyio
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.logging import get_run_logger
+
+from prefect_failure_insights.analysis import compose, similarity
+from prefect_failure_insights.evidence import builder
+from prefect_failure_insights.exceptions import StorageError
+from prefect_failure_insights.lifecycle.context import SummarizerRun
+from prefect_failure_insights.models import Baseline, Evidence, FailedRun, LogLine, LogSection, Summary
+from prefect_failure_insights.prefect_api import runs
+
+
+@task(name="build-evidence", cache_policy=NO_CACHE)
+async def build_evidence(run: SummarizerRun, failed: FailedRun, lines: Iterable[LogLine], *,
+                         baseline: Baseline | None = None, notes: Sequence[str] = (),
+                         sections: Sequence[LogSection] = (), prefix: str = "L") -> Evidence:
+    """Condense and redact the failed run's logs into evidence within the token budget."""
+    # CPU-bound: keep the event loop (other summaries, heartbeats, log shipping) free.
+    evidence = await anyio.to_thread.run_sync(lambda: builder.build_evidence(
+        failed, iter(lines), run.settings.evidence_token_budget, redactor=run.redactor, baseline=baseline,
+        notes=list(notes), sections=list(sections), prefix=prefix))
+    get_run_logger().info(
+        "Evidence: %d of %d lines kept, ~%d tokens, root error at L%s (%s), %d secret(s) redacted, %.0f ms",
+        len(evidence.kept_lines), evidence.total_lines, evidence.tokens, evidence.root_error_line,
+        evidence.root_error_reason, evidence.redaction_count, evidence.elapsed_ms,
+    )
+    return evidence
+
+
+@task(name="provisional-summary", cache_policy=NO_CACHE)
+async def provisional_summary(run: SummarizerRun, failed: FailedRun, evidence: Evidence) -> Summary:
+    """The deterministic analysis of what is stored now, marked provisional (replaced in place later)."""
+    return compose.provisional_summary(failed, evidence, run.settings.max_log_wait_seconds,
+                                       summarizer_id=run.summarizer_id)
+
+
+# Retries: inside the answer (llm.structured owns them), so none here.
+@task(name="analyze-failure", cache_policy=NO_CACHE, retries=0)
+async def analyze_failure(run: SummarizerRun, failed: FailedRun, evidence: Evidence) -> Summary:
+    """Explain the failure (what happened, how to fix it, why it happened) and compose its summary."""
+    async with get_client() as client:  # to know when another summarizer of the same failure has ended
+        result = await run.gate.analyze_failure(
+            failed, evidence, settings=run.settings, llm=run.llm.credentials,
+            no_llm_reason=None if run.llm.credentials else run.llm.source, redactor=run.redactor,
+            database=run.database, regenerate=run.regenerate, summarizer_id=run.summarizer_id,
+            holder_ended=lambda holder: runs.has_ended(client, holder))
+    log = get_run_logger()
+    for note in result.notes:
+        log.warning("%s", note)
+    log.log(logging.INFO if result.status == "llm" else logging.WARNING, "%s", compose.describe(result))
+    return compose.compose_summary(failed, evidence, result, summarizer_id=run.summarizer_id)
+
+
+@task(name="find-similar-failures", cache_policy=NO_CACHE)
+async def find_similar_failures(run: SummarizerRun, summary: Summary) -> Summary:
+    """The summary with the earlier failures similar to it, in any flow (none when the database fails)."""
+    try:
+        found = await similarity.find_similar_failures(run.database, summary.recurrence, summary.run.id)
+    except StorageError as exc:
+        get_run_logger().warning("Similar failures not looked up: %s", exc)
+        return summary
+    if found.count:
+        get_run_logger().info("Similar to %d earlier failure(s) in %s", found.count, ", ".join(found.flows))
+    return summary.model_copy(update={"similar": found})
