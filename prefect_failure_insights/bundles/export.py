@@ -64,13 +64,15 @@ async def export_bundle(client: PrefectClient, flow_run_id: str, sources: list[A
     by_run: dict[str, list[BundleTaskRun]] = {}
     for t in task_runs:
         by_run.setdefault(t.flow_run_id or run.id, []).append(BundleTaskRun(
-            name=t.name, state=t.state, message=t.message, id=t.id, run_count=t.run_count,
+            name=t.name, state=t.state, state_type=t.state_type, message=t.message, id=t.id,
+            run_count=t.run_count,
             flow_run_id=t.flow_run_id))
 
     def as_bundle_run(info: FlowRunInfo) -> dict[str, Any]:
         return dict(
             flow_run_id=info.id, flow_run_name=info.name, flow_name=info.flow_name, deployment=info.deployment,
-            tags=info.tags, work_pool=info.work_pool, state=info.state, state_message=info.state_message,
+            tags=info.tags, work_pool=info.work_pool, state=info.state, state_type=info.state_type,
+            state_message=info.state_message,
             start_time=info.start_time, end_time=info.end_time, run_count=info.run_count,
             task_runs=by_run.get(info.id, []),
         )

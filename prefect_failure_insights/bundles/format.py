@@ -1,21 +1,27 @@
 """Run bundles: a failed run as one self-contained JSON file, for offline analysis.
 
 ``failure-insights summary export RUN_ID -o run.json.gz`` writes one (`bundles.export`);
-``summarize --bundle`` and ``evidence --bundle`` analyse it with no Prefect server, through
-the same evidence, analysis and rendering code as the live flow (`bundles.offline`). Users attach bundles to bug reports and
-replay prompts on them; the tests use them as fixtures.
+``summary create --bundle`` and ``summary evidence --bundle`` analyse it with no Prefect server,
+through the same evidence, analysis and rendering code as the live flow (`bundles.offline`).
+Users attach bundles to bug reports and replay prompts on them; the tests use them as fixtures.
 
 A bundle is a JSON object (gzip-compressed when the name ends in ``.gz``)::
 
     {"flow_run_id", "flow_run_name", "flow_name", "deployment", "tags", "work_pool",
-     "state": "Failed" | "Crashed", "state_message", "start_time", "end_time", "run_count",
-     "task_runs": [{"name", "state", "message", "id"?, "run_count"?, "flow_run_id"?}],
+     "state": "Failed" | "Crashed" | any name, "state_type"?: "FAILED" | "CRASHED",
+     "state_message", "start_time", "end_time", "run_count",
+     "task_runs": [{"name", "state", "state_type"?, "message", "id"?, "run_count"?, "flow_run_id"?}],
      "subflows":  [{"flow_run_id", "flow_run_name", "flow_name", "state", "state_message",
                     "task_runs"?: [...], "logs"?: [...]}],
      "logs": [{"timestamp", "level": "ERROR", "name", "message", "task_run_name",
                "task_run_id"?, "flow_run_id"?}],
      "baseline"?: {"flow_run_id", "flow_run_name", "differences", "templates"},
      "notes"?: ["..."]}
+
+A failure is a state *type*, not a name: Prefect names a timed-out run's Failed state
+``TimedOut``, and a flow may return ``Failed(name="ContractViolated")``. ``state_type`` says
+which type a state is; without it, Prefect's own names tell (``Crashed`` is CRASHED, ``Completed``
+COMPLETED, ...) and any other name of a bundle's failed run is FAILED.
 
 Subflows may be nested (with their own ``task_runs`` and ``logs``) or flattened into
 the top-level lists; each run's logs are in time order. Unknown fields are ignored.
@@ -41,10 +47,11 @@ import zlib
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, Any
 
 import ijson
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from prefect_failure_insights.exceptions import BundleError
 from prefect_failure_insights.models import (
@@ -90,9 +97,28 @@ class BundleLog(_Model):
         return value.isoformat() if isinstance(value, datetime) else str(value or "")
 
 
+#: Prefect's own state names that are not failures, by type (any other name is a failure's own).
+_TYPE_OF_NAME = MappingProxyType({
+    "completed": "COMPLETED", "cached": "COMPLETED", "rolledback": "COMPLETED", "crashed": "CRASHED",
+    "cancelled": "CANCELLED", "cancelling": "CANCELLING", "running": "RUNNING", "retrying": "RUNNING",
+    "pending": "PENDING", "notready": "PENDING", "submitting": "PENDING", "infrastructurepending": "PENDING",
+    "scheduled": "SCHEDULED", "late": "SCHEDULED", "awaitingretry": "SCHEDULED",
+    "awaitingconcurrencyslot": "SCHEDULED", "paused": "PAUSED", "suspended": "PAUSED", "unknown": "UNKNOWN",
+})
+
+
+def state_type_of(name: str, given: str | None = None) -> str:
+    """The type of a state named ``name`` (``given`` when the bundle says it): FAILED for a name
+    Prefect does not use for another type (``Failed``, ``TimedOut``, ``ContractViolated``)."""
+    if given:
+        return given.upper()
+    return _TYPE_OF_NAME.get(name.strip().lower().replace(" ", ""), "FAILED")
+
+
 class BundleTaskRun(_Model):
     name: Redacted
     state: str = "Unknown"
+    state_type: str | None = None
     message: Redacted | None = None
     id: str | None = None
     run_count: int = 1
@@ -109,6 +135,7 @@ class BundleRun(_Model):
     tags: list[Redacted] = Field(default_factory=list)
     work_pool: Redacted | None = None
     state: str
+    state_type: str | None = None
     state_message: Redacted | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
@@ -121,7 +148,8 @@ class BundleRun(_Model):
         return FlowRunInfo(
             id=self.flow_run_id, name=self.flow_run_name or self.flow_run_id,
             flow_name=self.flow_name or "unknown-flow", deployment=self.deployment, work_pool=self.work_pool,
-            tags=self.tags, state=self.state, state_type=self.state.upper(), state_message=self.state_message,
+            tags=self.tags, state=self.state, state_type=state_type_of(self.state, self.state_type),
+            state_message=self.state_message,
             start_time=self.start_time, end_time=self.end_time, run_count=self.run_count,
         )
 
@@ -201,12 +229,12 @@ class Bundle(BundleRun):
     #: "0.1" its first subflow's second subflow), instead of in the ``logs`` lists.
     _spool: LogSpool | None = PrivateAttr(default=None)
 
-    @field_validator("state")
-    @classmethod
-    def _failed(cls, value: str) -> str:
-        if value.upper() not in {"FAILED", "CRASHED"}:
-            raise ValueError(f"state is {value!r}: a bundle holds a Failed or Crashed run")
-        return value
+    @model_validator(mode="after")
+    def _failed(self) -> Bundle:
+        kind = state_type_of(self.state, self.state_type)
+        if kind not in ("FAILED", "CRASHED"):
+            raise ValueError(f"state is {self.state!r} ({kind}): a bundle holds a failed or crashed run")
+        return self
 
     def _all_runs(self) -> list[BundleRun]:
         return [run for _path, run in self._paths()[1:]]
@@ -235,10 +263,10 @@ class Bundle(BundleRun):
             for t in owner.task_runs:
                 task_runs.append(TaskRunInfo(
                     id=t.id or f"{owner.flow_run_id}:{t.name}", name=t.name, state=t.state,
-                    state_type=t.state.upper(), message=t.message, run_count=t.run_count,
+                    state_type=state_type_of(t.state, t.state_type), message=t.message, run_count=t.run_count,
                     flow_run_id=t.flow_run_id or owner.flow_run_id,
                 ))
-        subflows = [r.info() for r in runs if r.state.upper() in {"FAILED", "CRASHED"}]
+        subflows = [r.info() for r in runs if state_type_of(r.state, r.state_type) in ("FAILED", "CRASHED")]
         return FailedRun(run=self.info(), subflows=subflows, task_runs=task_runs)
 
     def log_lines(self) -> BundleLines:

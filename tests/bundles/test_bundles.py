@@ -100,7 +100,8 @@ def test_write_then_load_round_trips(tmp_path: Path) -> None:
 @pytest.mark.parametrize("content,fragment", [
     (b"not json at all", "not valid JSON"),
     (b"[1, 2, 3]", "not an object"),
-    (json.dumps({"flow_run_id": "x", "state": "Completed"}).encode(), "Failed or Crashed"),
+    (json.dumps({"flow_run_id": "x", "state": "Completed"}).encode(), "failed or crashed"),
+    (json.dumps({"flow_run_id": "x", "state": "Done", "state_type": "COMPLETED"}).encode(), "failed or crashed"),
     (json.dumps({"state": "Failed"}).encode(), "flow_run_id"),
     (json.dumps({**_flat(), "logs": [{"level": "LOUD", "message": "x"}]}).encode(), "unknown level"),
     (b"\x1f\x8b\x08 truncated gzip", "not valid JSON"),
@@ -128,3 +129,17 @@ def test_log_lines_are_spooled_not_held_and_read_again_on_demand(tmp_path: Path)
     lines = bundle.log_lines()
     assert len(lines) == 3000 and sum(1 for _ in lines) == 3000 and sum(1 for _ in lines) == 3000
     assert all("BundleS3cret" not in ln.message for ln in lines)  # redacted as they were read
+
+
+@pytest.mark.parametrize("state,state_type,expected", [
+    ("TimedOut", None, "FAILED"), ("ContractViolated", "FAILED", "FAILED"), ("Crashed", None, "CRASHED"),
+    ("Evicted", "CRASHED", "CRASHED"),
+])
+def test_a_failure_is_a_state_type_whatever_its_name(tmp_path: Path, state: str, state_type: str | None,
+                                                      expected: str) -> None:
+    """Prefect names a timed-out run's Failed state `TimedOut`; a bundle of one is a failed run."""
+    content = {**_flat(), "state": state, **({"state_type": state_type} if state_type else {})}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(content))
+    bundle = load_bundle(path)
+    assert bundle.failed_run().run.state_type == expected and bundle.failed_run().run.state == state
