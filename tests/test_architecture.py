@@ -316,3 +316,14 @@ def test_the_test_modules_mirror_the_package() -> None:
     for folder in (ROOT / "tests").iterdir():
         if folder.is_dir() and not folder.name.startswith(("_", ".")):
             assert folder.name in parts, f"tests/{folder.name} mirrors no part of the package"
+
+
+def test_every_package_is_installed() -> None:
+    """A wheel holds only the packages pyproject.toml lists: a package missing there works in the
+    editable install the suite uses and is absent for every user."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts)
+             for p in (ROOT / "prefect_failure_insights").rglob("__init__.py")}
+    assert found - listed == set()

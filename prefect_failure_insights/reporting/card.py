@@ -81,8 +81,8 @@ def _cited_lines(summary: Summary, claim: str, cites: list[Citation], shown: set
             continue
         shown.add(cite.line)
         first = re.sub(rf"^{re.escape(prefix)}\d+ \S+ \S+ (?:\[[^\]]*\] )?", "", block.split("\n", 1)[0])
-        shown = first if len(first) <= CITED_LINE_CHARS else first[:CITED_LINE_CHARS - 1] + "…"
-        out.append(f"   - {prefix}{cite.line}: {md.code(shown)}")
+        quote = first if len(first) <= CITED_LINE_CHARS else first[:CITED_LINE_CHARS - 1] + "…"
+        out.append(f"   - {prefix}{cite.line}: {md.code(quote)}")
     if check is not None and not check.verified:
         out.append(f"   - **Unverified:** {md.text('; '.join(check.problems))}")
     return out
