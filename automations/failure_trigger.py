@@ -3,7 +3,8 @@
 One definition, installed idempotently by ``failure-insights automation install``
 (also run by ``failure-insights serve``)::
 
-    trigger: prefect.flow-run.Failed | prefect.flow-run.Crashed, any flow run,
+    trigger: prefect.flow-run.* whose state type is FAILED or CRASHED (whatever the state's
+             name: Failed, Crashed, TimedOut, a user's own), any flow run,
              except runs of summarize-failure and batch-insights
     action:  run deployment summarize-failure/failure-insights
              with flow_run_id = the failed run's id
@@ -14,11 +15,19 @@ Measured pitfalls this definition avoids (see the README):
   it through ``tojson`` and a UUID is not JSON-serialisable): ``| string`` is needed;
 * excluding several flows needs one ``match_related`` spec per flow (specs are ANDed;
   several ``!`` values in one spec are ORed and exclude nothing);
-* a tag-based exclusion would miss untagged runs.
+* a tag-based exclusion would miss untagged runs;
+* a failure is a state *type*: Prefect names a timed-out run's Failed-type state ``TimedOut``
+  (event ``prefect.flow-run.TimedOut``) and a flow may return ``Failed(name="ContractViolated")``;
+  every flow-run event carries the ``prefect.state-type`` resource label, so the trigger matches that.
+
+``covers`` evaluates the trigger on the client, for `serve`'s start at the event: the same rules as
+the server's (trailing ``*`` wildcards, ``!`` negations, every ``match_related`` spec must hold), with
+no import from ``prefect.server`` (absent from the ``prefect-client`` package).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
@@ -26,6 +35,7 @@ from uuid import UUID
 from prefect.client.orchestration import PrefectClient
 from prefect.events.actions import RunDeployment
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+from prefect.events.schemas.events import Event, ResourceSpecification
 from prefect.exceptions import ObjectNotFound
 
 from prefect_failure_insights.defaults import (
@@ -37,15 +47,18 @@ from prefect_failure_insights.automations.installing import InstallResult, delet
 from prefect_failure_insights.exceptions import ConfigurationError
 
 AUTOMATION_NAME = "failure-insights: summarize failed flow runs"
-FAILURE_EVENTS = frozenset({"prefect.flow-run.Failed", "prefect.flow-run.Crashed"})
+FLOW_RUN_EVENTS = "prefect.flow-run.*"
+#: The state types a failure summary is made for; state names vary (Failed, Crashed, TimedOut, ...).
+FAILURE_STATE_TYPES = ("FAILED", "CRASHED")
+STATE_TYPE_LABEL = "prefect.state-type"
 FLOW_RUN_ID_TEMPLATE = "{{ event.resource.id | replace('prefect.flow-run.', '') }}"
 
 
 def failure_trigger() -> EventTrigger:
-    """Fires once per Failed or Crashed flow run, except the plugin's own flows."""
+    """Fires once per flow run entering a FAILED- or CRASHED-type state, except the plugin's own flows."""
     return EventTrigger(
-        expect=set(FAILURE_EVENTS),
-        match={"prefect.resource.id": "prefect.flow-run.*"},
+        expect={FLOW_RUN_EVENTS},
+        match={"prefect.resource.id": "prefect.flow-run.*", STATE_TYPE_LABEL: list(FAILURE_STATE_TYPES)},
         match_related=[
             {"prefect.resource.role": "flow", "prefect.resource.name": f"!{name}"}
             for name in OWN_FLOWS
@@ -54,6 +67,19 @@ def failure_trigger() -> EventTrigger:
         threshold=1,
         within=timedelta(0),
     )
+
+
+def covers(trigger: EventTrigger, event: Event) -> bool:
+    """Whether ``trigger`` fires for ``event``, evaluated as the server does for a reactive trigger
+    with no threshold: the event's name against ``expect``/``after``, its resource against ``match``
+    and its related resources against every ``match_related`` spec."""
+    names = trigger.expect | trigger.after  # an empty ``expect`` matches every name, whatever ``after`` holds
+    if trigger.expect and not re.match("|".join(re.escape(n).replace("\\*", ".+") for n in names), event.event):
+        return False
+    if not trigger.match.includes([event.resource]):
+        return False
+    related = trigger.match_related if isinstance(trigger.match_related, list) else [trigger.match_related]
+    return all(ResourceSpecification.model_validate(spec).includes(event.related) for spec in related)
 
 
 def build_automation(deployment_id: UUID) -> AutomationCore:

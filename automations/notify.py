@@ -39,6 +39,7 @@ SUBJECT = "Flow run failed: {{ event.payload.flow_name }}: {{ event.payload.titl
 BODY = """\
 {{ event.payload.title }}
 {% if not event.payload.final %}Provisional summary (the final one follows).
+{% endif %}{% if event.payload.logs_complete is false %}Made before the run's last log records arrived: an update follows when they do.
 {% endif %}Flow run {{ event.payload.flow_run_name }} of {{ event.payload.flow_name }}\
 {% if event.payload.deployment %} (deployment {{ event.payload.deployment }}){% endif %} \
 ended {{ event.payload.state }}.

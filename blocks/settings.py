@@ -15,6 +15,7 @@ from prefect_failure_insights.defaults import (
     EVIDENCE_TOKEN_BUDGET_MIN,
     LLM_DEADLINE_SECONDS,
     MAX_CONCURRENT_LLM_CALLS,
+    LATE_LOG_WAIT_SECONDS,
     MAX_LOG_WAIT_SECONDS,
 )
 
@@ -101,6 +102,8 @@ class FailureInsightsSettings(Block):
         exclude_work_pools: Never runs in these work pools.
         evidence_token_budget: Most tokens of log evidence sent to the LLM.
         max_log_wait_seconds: Longest wait for late-arriving logs.
+        late_log_wait_seconds: When the logs were still incomplete after that wait, how much
+            longer to wait for the run's last records and then make the summary again (0: never).
         provisional_summary: Deliver the deterministic analysis at once, marked provisional,
             and replace it in place with the final summary.
         llm_block_name: Name of the `llm-credentials` block to use.
@@ -174,6 +177,14 @@ class FailureInsightsSettings(Block):
         ge=0,
         le=900,
         description="Longest wait for a failed run's late-arriving logs before summarizing.",
+    )
+    late_log_wait_seconds: float = Field(
+        default=LATE_LOG_WAIT_SECONDS,
+        ge=0,
+        le=600,
+        description="When a run's last log records had not arrived after max_log_wait_seconds: how much longer "
+                    "to wait for them, then make the summary again from every record (0: never). Meanwhile the "
+                    "summary says its logs are incomplete.",
     )
     provisional_summary: bool = Field(
         default=True,

@@ -11,6 +11,8 @@
               checked) -> similar earlier failures
       -> deliver: row -> markdown artifact on the failed run -> its id in the row
            -> `failure-insights.summary.created|updated` event (notifications and retries act on it)
+      -> logs were incomplete (no final-state record within the wait): wait longer for the last
+           records -> every line, read -> the final answer again -> deliver (updated in place)
 
 One row and one artifact per failed run: the provisional answer is replaced in place. Started
 by the automation installed with ``failure-insights automation install`` (or at the failure
@@ -54,6 +56,7 @@ from prefect_failure_insights.tasks.reading import (
     read_failed_run,
     read_run_logs,
     resolve_failed_run,
+    wait_for_final_records,
 )
 from pydantic.json_schema import SkipJsonSchema
 
@@ -129,6 +132,8 @@ async def summarize_failure(
                 await release_summary(run)
                 raise
             stored = await deliver(run, summary, "updated" if first_delivered or claim.replaces_summary else "created")
+            if not waited.complete and stored.action != "lost":
+                stored = await answer_again_when_logs_complete(run, waited) or stored
     if stored.action == "lost":
         return _skipped(flow_run_id, target.root.id, "another summarizer run took over this run's summary")
     return _outcome(flow_run_id, run, stored)
@@ -169,17 +174,31 @@ async def provisional_answer(run: SummarizerRun) -> bool:
 async def final_answer(run: SummarizerRun, waited: LogWait, logs: "RunLogs") -> Summary:
     """Every log line, read -> the run, its failed subflows and task runs ║ its last good run
     -> other systems' logs -> evidence -> analysis."""
-    notes = [] if waited.complete else [f"logs may be incomplete: no final-state record after {waited.waited_s:.0f}s"]
+    notes = [waited.note] if waited.note else []
     try:
         failed, baseline = await asyncio.gather(read_failed_run(run, waited.run_ids[1:]),
                                                 compare_with_last_good_run(run))
         logs.name_tasks(failed.task_runs)
         lines = logs.lines(run.redactor)
         sections = await read_external_logs(failed, lines, await load_log_sources(run.settings))
-        evidence = await build_evidence(run, failed, lines, baseline=baseline, notes=notes, sections=sections)
+        evidence = await build_evidence(run, failed, lines, baseline=baseline, notes=notes, sections=sections,
+                                        logs_complete=waited.complete)
     finally:
         logs.close()
     return await analyze_failure(run, failed, evidence)
+
+
+async def answer_again_when_logs_complete(run: SummarizerRun, waited: LogWait) -> Stored | None:
+    """The summary delivered was made from incomplete logs (and says so): wait longer for the
+    run's last records -> every line, read -> the final answer again -> delivered in place. None
+    when they did not come (the summary keeps saying its logs were incomplete)."""
+    if run.settings.late_log_wait_seconds <= 0:
+        return None
+    now = await wait_for_final_records(run, waited)
+    if not now.complete:
+        return None
+    summary = await find_similar_failures(run, await final_answer(run, now, await read_run_logs(now.run_ids)))
+    return await deliver(run, summary, "updated")
 
 
 async def deliver(run: SummarizerRun, summary: Summary, action: EventAction) -> Stored:

@@ -56,6 +56,17 @@ EVIDENCE_TOKEN_BUDGET_MIN = 500
 EVIDENCE_TOKEN_BUDGET_MAX = 200_000
 #: Longest wait for a failed run's late-arriving logs.
 MAX_LOG_WAIT_SECONDS = 60.0
+#: After a summary made from incomplete logs (no final-state record within `MAX_LOG_WAIT_SECONDS`),
+#: how much longer the summarizer waits for the record, to make the summary again from every record.
+LATE_LOG_WAIT_SECONDS = 300.0
+#: How often it checks meanwhile.
+LATE_LOG_POLL_SECONDS = 5.0
+#: The most an answer (the LLM's or the deterministic one) keeps of each field: text of a claim,
+#: a fix step (also an extra answer, an open question), a citation's quote; items per list.
+ANSWER_TEXT_CHARS = 4000
+ANSWER_STEP_CHARS = 1000
+ANSWER_QUOTE_CHARS = 300
+ANSWER_LIST_MAX = 8
 #: Longest time one summary spends on the LLM, retries and repair included.
 LLM_DEADLINE_SECONDS = 120.0
 #: LLM calls at once across all summarizers.

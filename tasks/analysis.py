@@ -23,12 +23,13 @@ from prefect_failure_insights.prefect_api import runs
 @task(name="build-evidence", cache_policy=NO_CACHE)
 async def build_evidence(run: SummarizerRun, failed: FailedRun, lines: Iterable[LogLine], *,
                          baseline: Baseline | None = None, notes: Sequence[str] = (),
-                         sections: Sequence[LogSection] = (), prefix: str = "L") -> Evidence:
+                         sections: Sequence[LogSection] = (), prefix: str = "L",
+                         logs_complete: bool = True) -> Evidence:
     """Condense and redact the failed run's logs into evidence within the token budget."""
     # CPU-bound: keep the event loop (other summaries, heartbeats, log shipping) free.
     evidence = await anyio.to_thread.run_sync(lambda: builder.build_evidence(
         failed, iter(lines), run.settings.evidence_token_budget, redactor=run.redactor, baseline=baseline,
-        notes=list(notes), sections=list(sections), prefix=prefix))
+        notes=list(notes), sections=list(sections), prefix=prefix, logs_complete=logs_complete))
     get_run_logger().info(
         "Evidence: %d of %d lines kept, ~%d tokens, root error at L%s (%s), %d secret(s) redacted, %.0f ms",
         len(evidence.kept_lines), evidence.total_lines, evidence.tokens, evidence.root_error_line,

@@ -42,12 +42,23 @@ async def follow_run_logs(run: SummarizerRun) -> tuple[LogWait, RunLogs]:
     arrive, until they are complete (bounded), to local temporary files (read back only
     through `RunLogs.lines`, which redacts them)."""
     async with get_client() as client:
-        waited, read = await logs.follow_run_logs(client, run.root.id, run.settings.max_log_wait_seconds)
+        waited, read = await logs.follow_run_logs(client, run.root, run.settings.max_log_wait_seconds)
     logger = get_run_logger()
     if not waited.complete:
-        logger.warning("Logs may be incomplete for %s", ", ".join(waited.incomplete_runs))
+        logger.warning("Logs incomplete for %s: no final-state record after %.0f s", ", ".join(waited.incomplete_runs),
+                       waited.waited_s)
     logger.info("Read %s in %.0f ms, %.1f s of it waiting for late records", read, read.read_ms, waited.waited_s)
     return waited, read
+
+
+@task(name="wait-for-final-records", cache_policy=NO_CACHE)
+async def wait_for_final_records(run: SummarizerRun, waited: LogWait) -> LogWait:
+    """After a summary made from incomplete logs: wait (bounded by the settings'
+    ``late_log_wait_seconds``) until the final-state record of every incomplete run is stored."""
+    async with get_client() as client:
+        now = await logs.wait_for_final_records(client, waited, run.settings.late_log_wait_seconds)
+    get_run_logger().info("Logs %s after %.0f s", "complete" if now.complete else "still incomplete", now.waited_s)
+    return now
 
 
 @task(name="read-run-logs", cache_policy=NO_CACHE)

@@ -42,7 +42,8 @@ ALLOWED: dict[str, set[str]] = {
     "evidence": {"defaults", "exceptions", "models", "blocks"},
     "llm": {"defaults", "exceptions", "models", "blocks"},
     "prefect_api": {"defaults", "exceptions", "models", "blocks", "evidence", "reporting"},
-    "analysis": {"defaults", "exceptions", "models", "blocks", "evidence", "llm", "store", "prefect_api"},
+    # reporting: an answer is checked to render before it is cached (`compose.undeliverable`)
+    "analysis": {"defaults", "exceptions", "models", "blocks", "evidence", "llm", "store", "prefect_api", "reporting"},
     "bundles": {"defaults", "exceptions", "models", "blocks", "evidence", "prefect_api", "analysis"},
     "lifecycle": {"defaults", "exceptions", "models", "blocks", "store", "prefect_api", "analysis"},
     "automations": {"defaults", "exceptions", "models"},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from prefect_failure_insights.analysis.compose import undeliverable
 from prefect_failure_insights.analysis.fallback import deterministic_analysis
 from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
 from prefect_failure_insights.exceptions import LLMError
@@ -81,7 +82,7 @@ async def analyze(
         logger.exception("Unexpected error while asking the LLM")
         reason = f"LLM step failed unexpectedly: {type(exc).__name__}"
     else:
-        return AnalysisResult(
+        result = AnalysisResult(
             analysis=redact_analysis(answer.analysis, redactor),
             status="llm",
             usage=LLMUsage(
@@ -91,6 +92,12 @@ async def analyze(
                                        overrides=settings.llm_prices),
             ),
         )
+        problem = undeliverable(failed, evidence, result)
+        if problem is None:
+            return result
+        logger.error("The LLM's answer could not be rendered (%s); the deterministic analysis is used", problem)
+        reason = f"the LLM's answer could not be rendered ({problem})"
+        spent = (answer.prompt_tokens, answer.completion_tokens)
     finally:
         await backend.close()
     result = fallback(failed, evidence, reason, model=llm.model)

@@ -12,7 +12,9 @@ from prefect_failure_insights.models import (
     FailedRun,
     Summary,
 )
+from prefect_failure_insights.prefect_api.events import summary_event
 from prefect_failure_insights.redaction import Redactor
+from prefect_failure_insights.reporting import card
 
 
 def describe(result: AnalysisResult) -> str:
@@ -56,3 +58,18 @@ def compose_summary(failed: FailedRun, evidence: Evidence, result: AnalysisResul
         evidence=evidence.reference(),
         delivery=Delivery(summarizer_flow_run_id=summarizer_id),
     )
+
+
+def undeliverable(failed: FailedRun, evidence: Evidence, result: AnalysisResult) -> str | None:
+    """Why ``result`` cannot be delivered (composing or rendering it raises), or None. Checked
+    before an answer is cached or reused, so that one answer's bad shape never reaches every
+    identical failure: such an answer gives way to the deterministic analysis."""
+    try:
+        summary = compose_summary(failed, evidence, result)
+        card.render_markdown(summary)
+        card.render_text(summary)
+        card.artifact_description(summary)
+        summary_event(summary, "created")
+    except Exception as exc:  # noqa: BLE001 - any failure to render is the answer's
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return None

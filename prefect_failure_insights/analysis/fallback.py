@@ -126,7 +126,9 @@ def deterministic_analysis(evidence: Evidence, failed: FailedRun) -> FailureAnal
         what = f"Flow run '{run.name}' crashed without a traceback in its logs."
     else:
         title = f"{run.flow_name} failed"
-        what = f"Flow run '{run.name}' failed; no error line was found in its logs."
+        what = (f"Flow run '{run.name}' failed; no error line was found in its logs." if evidence.logs_complete else
+                f"Flow run '{run.name}' failed; no error line among the log records stored so far (its last "
+                "records had not arrived).")
     if failed.subflows:
         what += f" It failed inside subflow '{failed.subflows[-1].name}' ({failed.subflows[-1].flow_name})."
     if run.crashed and run.state_message:
@@ -163,7 +165,8 @@ def deterministic_analysis(evidence: Evidence, failed: FailedRun) -> FailureAnal
     root = _root_citation(evidence)
     cites = [root] if root else []
     if root is None:
-        status, why = "insufficient", "no error line was found in the evidence"
+        status, why = "insufficient", ("no error line was found in the evidence" if evidence.logs_complete else
+                                       "no error line among the log records stored so far")
     elif match.rule is not None and match.confidence >= 0.8:
         status, why = "confirmed", (f"the rule {cause.name!r} matched the root error ({at}); errors it matches are "
                                     f"this cause {match.confidence:.0%} of the time")
@@ -174,7 +177,8 @@ def deterministic_analysis(evidence: Evidence, failed: FailedRun) -> FailureAnal
         status, why = "hypothesis", f"no known cause matches the root error ({at})"
     questions = [] if root else [
         "What ended the run? Its logs hold no error line: read the worker's or the infrastructure's logs "
-        "for the run's last minutes."]
+        "for the run's last minutes." if evidence.logs_complete else
+        "What ended the run? Its last log records had not arrived: this summary is made again when they do."]
     return FailureAnalysis(
         title=title,
         what_happened=what,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 
 from prefect_failure_insights.analysis.answer import analyze, fallback
+from prefect_failure_insights.analysis.compose import undeliverable
 from prefect_failure_insights.analysis.fingerprint import (
     cache_key,
     fingerprint,
@@ -191,7 +192,11 @@ class LLMGate:
                                                holder_ended)
                 if found.hit is not None:
                     self.without_database.back()
-                    return _reused(found.hit, evidence, llm, seen)
+                    reused = _reused(found.hit, evidence, llm, seen)
+                    if problem := undeliverable(failed, evidence, reused):
+                        return fall_back(f"the cached answer of run {found.hit.first_run_id} could not be "
+                                         f"rendered ({problem})").model_copy(update={"recurrence": seen})
+                    return reused
             spent = await database.run(over_budget, settings)
             self.without_database.back()
         except StorageError as exc:  # the cache and the ledger are optimisations; the summary is not
@@ -208,7 +213,9 @@ class LLMGate:
         else:
             result = await ask()
         try:
-            if result.status == "llm" and (found.owner or regenerate):
+            # An answer made before the run's last log records arrived is made again when they do:
+            # not the answer for every identical failure.
+            if result.status == "llm" and evidence.logs_complete and (found.owner or regenerate):
                 await database.run(cache.store, key, result.analysis, run_id=run_id, me=summarizer_id,
                                    replace=regenerate)
             elif found.owner:

@@ -499,9 +499,11 @@ def build_evidence(
     notes: Iterable[str] = (),
     sections: Iterable[LogSection] = (),
     prefix: str = "L",
+    logs_complete: bool = True,
 ) -> Evidence:
     """Condense a failed run's logs (and other systems' log sections) into redacted evidence
-    within ``budget_tokens`` (lines cited as ``<prefix><n>``).
+    within ``budget_tokens`` (lines cited as ``<prefix><n>``); ``logs_complete`` False when the
+    run's last records had not been stored yet (the evidence keeps saying so).
 
     Example:
         >>> ev = build_evidence(failed_run, log_lines, budget_tokens=4000)
@@ -513,6 +515,7 @@ def build_evidence(
     main_budget = budget_tokens - int(budget_tokens * SECTIONS_SHARE) if sections else budget_tokens
     evidence = EvidenceBuilder(failed, main_budget, redactor, baseline=baseline, notes=notes,
                                prefix=prefix).add_all(lines).finish()
+    evidence.logs_complete = logs_complete
     if not sections:
         return evidence
     share = (budget_tokens - evidence.tokens) // len(sections) - 2

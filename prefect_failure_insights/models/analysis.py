@@ -9,6 +9,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from prefect_failure_insights.defaults import (
+    ANSWER_LIST_MAX,
+    ANSWER_QUOTE_CHARS,
+    ANSWER_STEP_CHARS,
+    ANSWER_TEXT_CHARS,
+)
 from prefect_failure_insights.models.common import Redacted
 
 
@@ -128,6 +134,20 @@ class Citations(BaseModel):
 EvidenceStatus = Literal["confirmed", "hypothesis", "insufficient"]
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _capped(cites: list[Citation]) -> list[Citation]:
+    """At most `ANSWER_LIST_MAX` citations, each line once, quotes cut to `ANSWER_QUOTE_CHARS`."""
+    out: dict[int, Citation] = {}
+    for cite in cites:
+        if cite.line not in out and len(out) < ANSWER_LIST_MAX:
+            out[cite.line] = cite if len(cite.quote) <= ANSWER_QUOTE_CHARS else Citation(
+                line=cite.line, quote=_cut(cite.quote, ANSWER_QUOTE_CHARS))
+    return list(out.values())
+
+
 def _cites(value: object) -> list:
     return [c for c in value if c not in (None, "")] if isinstance(value, list) else []
 
@@ -238,6 +258,23 @@ class FailureAnalysis(BaseModel):
     @classmethod
     def _tags(cls, value: list[str]) -> list[str]:
         return [t.strip()[:40] for t in value if t and t.strip()][:5]
+
+    @model_validator(mode="after")
+    def _bounded(self) -> FailureAnalysis:
+        """Every field within what a card, an event and a notification can carry, whatever the model
+        wrote: texts cut (said with "…"), lists and citations per claim at most `ANSWER_LIST_MAX`."""
+        n = ANSWER_LIST_MAX
+        for name in ("what_happened", "root_cause", "confidence_reason"):
+            setattr(self, name, _cut(getattr(self, name), ANSWER_TEXT_CHARS))
+        if self.failed_task is not None:
+            self.failed_task = _cut(self.failed_task, 200)
+        self.how_to_fix = [_cut(step, ANSWER_STEP_CHARS) for step in self.how_to_fix[:n]]
+        self.additional_answers = [_cut(a, ANSWER_STEP_CHARS) for a in self.additional_answers[:n]]
+        self.open_questions = [_cut(q, ANSWER_STEP_CHARS) for q in self.open_questions[:n]]
+        c = self.citations
+        self.citations = Citations(what_happened=_capped(c.what_happened), root_cause=_capped(c.root_cause),
+                                   how_to_fix=[_capped(step) for step in c.how_to_fix[:len(self.how_to_fix)]])
+        return self
 
 
 class ClaimCheck(BaseModel):

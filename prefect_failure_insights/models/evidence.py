@@ -30,6 +30,8 @@ class EvidenceRef(BaseModel):
     redaction_count: int = 0
     line_prefix: str = Field(default="L", description="How its lines are numbered: L<n> (log lines), E<n> "
                              "(the provisional summary's records).")
+    logs_complete: bool = Field(default=True, description="False when it was made before the run's last log "
+                                "records were stored (the summary is made again when they are).")
 
     def cited(self, lineno: int) -> str | None:
         """Evidence line ``lineno`` with its continuation lines (`cited_block`)."""
@@ -54,6 +56,7 @@ class Evidence(BaseModel):
     total_lines: int = 0
     elapsed_ms: float = 0.0
     line_prefix: str = "L"
+    logs_complete: bool = True
 
     @property
     def redaction_count(self) -> int:
@@ -62,4 +65,5 @@ class Evidence(BaseModel):
     def reference(self) -> EvidenceRef:
         """What a summary stores of this evidence."""
         return EvidenceRef(text=self.text, tokens=self.tokens, root_error_line=self.root_error_line,
-                           redaction_count=self.redaction_count, line_prefix=self.line_prefix)
+                           redaction_count=self.redaction_count, line_prefix=self.line_prefix,
+                           logs_complete=self.logs_complete)

@@ -153,9 +153,22 @@ class Baseline(BaseModel):
 
 @dataclass
 class LogWait:
-    """How waiting for a run's late logs went."""
+    """How waiting for a run's late logs went.
+
+    ``complete``: every run's final-state record was stored (or, for a run that cannot write it,
+    a crashed one or one with no record at all, no record came for the quiet period).
+    ``incomplete_runs``: the runs whose final-state record had not been stored when the wait ended.
+    """
 
     complete: bool
     waited_s: float
     run_ids: list[str] = field(default_factory=list)
     incomplete_runs: list[str] = field(default_factory=list)
+
+    @property
+    def note(self) -> str | None:
+        """What a summary made from these logs says of them, when they were incomplete."""
+        if self.complete:
+            return None
+        return (f"logs incomplete: the run's final-state record had not been stored {self.waited_s:.0f} s "
+                "after the summary started; the summary is made again when it is")

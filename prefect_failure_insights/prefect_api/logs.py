@@ -3,9 +3,13 @@
 Logs reach the API late: for a 50,000-line run, up to ~46 s after the run ended, and
 Prefect ships them in batches every 2 s, in the order they were logged. The last record
 a flow run writes is ``Finished in state Failed(...)`` (or ``Crashed``) from the
-``prefect.flow_runs`` logger: the "logs are complete" marker, with a quiet-period rule
-for runs that never write it (killed processes, logging to the API turned off) and an
-overall bound.
+``prefect.flow_runs`` logger: the "logs are complete" marker. A run that cannot write it (a
+crashed one, whose process was killed, or one with no record at all: logging to the API turned
+off) is complete after a quiet period; every other run waits for its marker, within an overall
+bound. Measured, a 20,000-line run's error records were stored ~50 s after it ended, after
+minutes of silence in which a quiet rule had declared its logs complete. Runs still without
+their marker when the bound is reached are waited for again, longer, by
+`wait_for_final_records` (the summary says meanwhile that its logs are incomplete).
 
 `follow_run_logs` reads the records *while* they arrive, with a timestamp cursor per run
 (``POST /logs/filter``, time order, one page per request, the records at the cursor's
@@ -38,8 +42,8 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterLevel
 from prefect.client.schemas.sorting import LogSort
 
-from prefect_failure_insights.defaults import API_PAGE
-from prefect_failure_insights.models import LogLine, LogWait, TaskRunInfo
+from prefect_failure_insights.defaults import API_PAGE, LATE_LOG_POLL_SECONDS
+from prefect_failure_insights.models import FlowRunInfo, LogLine, LogWait, TaskRunInfo
 from prefect_failure_insights.prefect_api.paging import pages
 from prefect_failure_insights.prefect_api.runs import failed_subflows
 from prefect_failure_insights.redaction import Redactor
@@ -203,11 +207,13 @@ async def follow_logs(
     run_ids: Iterable[str],
     max_wait_s: float,
     *,
+    crashed: Iterable[str] = (),
     quiet_s: float = QUIET_SECONDS,
     poll_s: float = POLL_SECONDS,
 ) -> tuple[LogWait, RunLogs]:
-    """Read every run's records as they are stored, until its logs are complete (its final-state
-    marker is stored, or no new record arrived for ``quiet_s``), at most ``max_wait_s`` seconds.
+    """Read every run's records as they are stored, until its logs are complete, at most
+    ``max_wait_s`` seconds: its final-state marker is stored or, for the ``crashed`` runs and
+    runs with no record yet, no new record arrived for ``quiet_s``.
 
     Returns how the wait went and the logs read. Nothing is lost to the cursor: a run whose
     server holds more records up to the cursor than were read is read again whole.
@@ -217,13 +223,15 @@ async def follow_logs(
     directory = tempfile.TemporaryDirectory(prefix="failure-insights-logs-")
     cursors = {run_id: _Cursor(run_id, Path(directory.name) / f"{run_id}.csv") for run_id in all_runs}
     source = "follow"
+    may_be_quiet = set(crashed)
     try:
         pending = list(cursors.values())
         while True:
             for cursor in pending:
                 await cursor.poll(client)
             now = time.monotonic()
-            pending = [c for c in pending if not c.marker and now - c.last_new < quiet_s]
+            pending = [c for c in pending if not c.marker and not (
+                (c.run_id in may_be_quiet or c.count == 0) and now - c.last_new >= quiet_s)]
             waited = now - started
             if not pending or waited >= max_wait_s:
                 break
@@ -332,7 +340,32 @@ async def read_run_logs(client: PrefectClient, run_ids: list[str], min_level: in
     return RunLogs(files, directory, source, read_ms=(time.perf_counter() - started) * 1000, line_count=lines)
 
 
-async def follow_run_logs(client: PrefectClient, root_id: str, max_wait_s: float) -> tuple[LogWait, RunLogs]:
+async def follow_run_logs(client: PrefectClient, root: FlowRunInfo, max_wait_s: float) -> tuple[LogWait, RunLogs]:
     """Read the logs of the run and its failed subflows while their late records arrive (bounded)."""
-    subflows = await failed_subflows(client, root_id)
-    return await follow_logs(client, [root_id, *(s.id for s in subflows)], max_wait_s)
+    subflows = await failed_subflows(client, root.id)
+    crashed = [r.id for r in (root, *subflows) if r.crashed]
+    return await follow_logs(client, [root.id, *(s.id for s in subflows)], max_wait_s, crashed=crashed)
+
+
+async def has_final_record(client: PrefectClient, run_id: str) -> bool:
+    """Whether the run's final-state record is stored (among its newest records: hooks may log after it)."""
+    newest = await client.read_logs(
+        log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)])),
+        limit=API_PAGE, sort=LogSort.TIMESTAMP_DESC)
+    return any(log.task_run_id is None and log.name == MARKER_LOGGER and log.message.startswith(MARKER)
+               for log in newest)
+
+
+async def wait_for_final_records(client: PrefectClient, waited: LogWait, max_wait_s: float,
+                                 *, poll_s: float = LATE_LOG_POLL_SECONDS) -> LogWait:
+    """After a summary made from incomplete logs: wait, at most ``max_wait_s`` more, until every
+    incomplete run's final-state record is stored. How the whole wait went."""
+    started = time.monotonic()
+    missing = list(waited.incomplete_runs)
+    while missing:
+        missing = [run_id for run_id in missing if not await has_final_record(client, run_id)]
+        if not missing or time.monotonic() - started >= max_wait_s:
+            break
+        await anyio.sleep(poll_s)
+    return LogWait(complete=not missing, waited_s=waited.waited_s + time.monotonic() - started,
+                   run_ids=waited.run_ids, incomplete_runs=missing)

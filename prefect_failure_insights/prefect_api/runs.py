@@ -163,17 +163,21 @@ async def resolve_failed_run(client: PrefectClient, flow_run_id: UUID | str) -> 
 
 
 async def failed_subflows(client: PrefectClient, root_id: str) -> list[FlowRunInfo]:
-    """Failed or crashed in-process subflows of ``root_id``, recursively, parents first."""
+    """Failed or crashed child runs of ``root_id``, recursively, parents first: in-process subflows
+    and deployment runs started with ``run_deployment`` inside it (whose failure is often what failed
+    the parent: the summary follows it to the child's own task runs and logs)."""
     names: dict[UUID, str] = {}
     found: list[FlowRunInfo] = []
     frontier = [UUID(root_id)]
+    seen = set(frontier)
     for _ in range(MAX_SUBFLOW_DEPTH):
         if not frontier:
             break
         parents = FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=frontier))
         children: list[FlowRun] = await read_all(lambda offset, size, parents=parents: client.read_flow_runs(
             flow_run_filter=parents, limit=size, offset=offset))
-        failed = [c for c in children if c.state and c.state.type in FAILED_TYPES and in_process_subflow(c)]
+        failed = [c for c in children if c.state and c.state.type in FAILED_TYPES and c.id not in seen]
+        seen.update(c.id for c in failed)
         for child in failed:
             found.append(await flow_run_info(client, child, names))
         frontier = [c.id for c in failed]

@@ -88,6 +88,14 @@ def _cited_lines(summary: Summary, claim: str, cites: list[Citation], shown: set
     return out
 
 
+def logs_line(summary: Summary) -> str | None:
+    """What a summary made before the run's last log records were stored says of that (None otherwise)."""
+    if summary.evidence.logs_complete or summary.status == "provisional":
+        return None
+    return ("Logs incomplete: this summary was made before the run's last log records were stored (Prefect "
+            "ships logs in batches, sometimes a minute late); it is made again, in place, when they are.")
+
+
 def verification_line(summary: Summary) -> str | None:
     """How the citations held, in one line of markdown (None for summaries made before they were checked)."""
     v, a = summary.verification, summary.analysis
@@ -138,6 +146,7 @@ def render_markdown(summary: Summary, url: str | None = None) -> str:
         "",
         f"> {status_line(summary)}",
         "",
+        *([f"> **{logs}**", ""] if (logs := logs_line(summary)) else []),
         *([similar, ""] if (similar := similar_line(summary)) else []),
         "## What happened",
         md.block(a.what_happened),
@@ -208,6 +217,7 @@ def render_text(summary: Summary) -> str:
         f"category: {a.category.value} (confidence {a.confidence:.0%}), {a.transience.value.lower()}"
         + (f", failed task: {a.failed_task}" if a.failed_task else ""),
         _plain_status(summary),
+        *([logs] if (logs := logs_line(summary)) else []),
         "",
         "What happened:",
         f"  {a.what_happened}",

@@ -24,7 +24,14 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun
 from prefect.events.actions import RunDeployment
 
-from prefect_failure_insights.automations.failure_trigger import AUTOMATION_NAME, FAILURE_EVENTS
+from prefect.events.schemas.automations import EventTrigger
+
+from prefect_failure_insights.automations.failure_trigger import (
+    AUTOMATION_NAME,
+    FAILURE_STATE_TYPES,
+    STATE_TYPE_LABEL,
+    covers,
+)
 from prefect_failure_insights.defaults import AT_ONCE_PAIRING_SECONDS, AT_ONCE_TRIGGER_SECONDS
 from prefect_failure_insights.serve.stream import follow_events
 
@@ -112,34 +119,31 @@ class FailureEvents:
         self._trigger: Any = None
         self._read_at = float("-inf")
 
-    async def trigger(self, client: PrefectClient) -> Any:
-        """The automation's trigger as the server evaluates it, or None when no enabled automation
-        runs our deployment (uninstalled, disabled in the UI, or pointing elsewhere). Read again
-        every ``trigger_ttl_s``."""
+    async def trigger(self, client: PrefectClient) -> EventTrigger | None:
+        """The automation's trigger, or None when no enabled automation runs our deployment
+        (uninstalled, disabled in the UI, pointing elsewhere, or edited into a trigger other than
+        an event trigger). Read again every ``trigger_ttl_s``."""
         if time.monotonic() - self._read_at < self.trigger_ttl_s:
             return self._trigger
-        from prefect.server.events.schemas.automations import EventTrigger  # ~1.5 s, once: see run()
-
         found = await client.read_automations_by_name(self.automation_name)
-        ours = [a for a in found if a.enabled and any(
+        ours = [a for a in found if a.enabled and isinstance(a.trigger, EventTrigger) and any(
             isinstance(action, RunDeployment) and action.deployment_id == self.starter.deployment_id
             for action in a.actions)]
-        self._trigger = EventTrigger.model_validate(ours[0].trigger.model_dump(mode="json")) if ours else None
+        self._trigger = ours[0].trigger if ours else None
         self._read_at = time.monotonic()
         return self._trigger
 
     async def covered(self, client: PrefectClient, event: Any) -> str | None:
         """The failed run's id when the automation would start a summary for ``event``."""
-        from prefect.server.events.schemas.events import ReceivedEvent
-
         trigger = await self.trigger(client)
-        if trigger is None or not trigger.covers(ReceivedEvent.model_validate(event.model_dump(mode="json"))):
+        if trigger is None or not covers(trigger, event):
             return None
         return event.resource.id.removeprefix("prefect.flow-run.")
 
     async def run(self, client: PrefectClient) -> None:
         """Until cancelled. Without an event stream, summaries simply start with the automation's runs."""
-        from prefect.events.filters import EventFilter, EventNameFilter
+        from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+        from prefect.events.schemas.events import ResourceSpecification
 
         async def start(event: Any) -> None:
             try:
@@ -151,8 +155,12 @@ class FailureEvents:
 
         without = "summaries start with the automation's runs"
         try:
-            await self.trigger(client)  # its import and first read now, not on the first failure's path
+            await self.trigger(client)  # the first read now, not on the first failure's path
         except Exception as exc:  # noqa: BLE001 - an optimisation only
             logger.warning("Could not read the automation (%s); %s.", type(exc).__name__, without)
             return
-        await follow_events(EventFilter(event=EventNameFilter(name=sorted(FAILURE_EVENTS))), start, without)
+        failures = EventFilter(
+            event=EventNameFilter(prefix=["prefect.flow-run."]),
+            resource=EventResourceFilter(labels=ResourceSpecification({STATE_TYPE_LABEL: list(FAILURE_STATE_TYPES)})),
+        )
+        await follow_events(failures, start, without)

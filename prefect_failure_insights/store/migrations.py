@@ -300,6 +300,16 @@ def m008_similar_failures(schema: Schema) -> None:
     )
 
 
+@migration
+def m009_logs_complete(schema: Schema) -> None:
+    """Late logs (issue 24): whether a summary was made before the run's last log records were
+    stored (it is then made again when they are). NULL, in rows made before: complete."""
+    schema.add_columns(
+        "failure_summaries",
+        Column("logs_complete", Boolean, info=field("evidence.logs_complete")),
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -135,9 +135,10 @@ def store_summary(engine: Engine, summary: Summary, claimed_by: str) -> Stored:
         values.pop(key)
     with guard(engine, "store the summary"), engine.begin() as conn:
         previous = conn.execute(
-            select(summaries.c.status).where(summaries.c.flow_run_id == summary.run.id)
-        ).scalar()
-        if previous not in (None, *UNFINISHED):
+            select(summaries.c.status, summaries.c.logs_complete).where(summaries.c.flow_run_id == summary.run.id)
+        ).first()
+        # Made again because the last logs arrived is the same summary completed, not a regeneration.
+        if previous is not None and previous.status not in UNFINISHED and previous.logs_complete is not False:
             values["regenerated_count"] = summaries.c.regenerated_count + 1
         if summary.status != PROVISIONAL:
             values["claimed_at"] = None  # the work is done: no lease left that anyone must wait for

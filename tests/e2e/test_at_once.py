@@ -43,9 +43,10 @@ def test_each_failure_has_one_summarizer_run_started_at_its_event(e2e) -> None:
     assert any(k.startswith("failure-insights: at once for event") for k in keys), keys
 
 
-def _event(name: str, flow: str) -> Event:
+def _event(name: str, flow: str, state_type: str) -> Event:
     run_id = uuid4()
-    return Event(event=name, resource={"prefect.resource.id": f"prefect.flow-run.{run_id}"},
+    return Event(event=name, resource={"prefect.resource.id": f"prefect.flow-run.{run_id}",
+                                       "prefect.state-name": name.rsplit(".", 1)[1], "prefect.state-type": state_type},
                  related=[{"prefect.resource.id": f"prefect.flow.{uuid4()}", "prefect.resource.role": "flow",
                            "prefect.resource.name": flow}])
 
@@ -60,9 +61,12 @@ def test_the_installed_automation_decides_which_failures_start_at_once(e2e) -> N
         return [await watcher.covered(client, event) == event.resource.id.removeprefix("prefect.flow-run.")
                 for event in events]
 
-    events = [_event("prefect.flow-run.Failed", "etl"), _event("prefect.flow-run.Crashed", "etl"),
-              _event("prefect.flow-run.Completed", "etl"), _event("prefect.flow-run.Failed", "summarize-failure")]
-    assert e2e.call(covered, *events) == [True, True, False, False]
+    events = [_event("prefect.flow-run.Failed", "etl", "FAILED"), _event("prefect.flow-run.Crashed", "etl", "CRASHED"),
+              _event("prefect.flow-run.TimedOut", "etl", "FAILED"),
+              _event("prefect.flow-run.ContractViolated", "etl", "FAILED"),
+              _event("prefect.flow-run.Completed", "etl", "COMPLETED"),
+              _event("prefect.flow-run.Failed", "summarize-failure", "FAILED")]
+    assert e2e.call(covered, *events) == [True, True, True, True, False, False]
 
     async def set_enabled(client, enabled: bool) -> None:
         (automation,) = await client.read_automations_by_name(AUTOMATION_NAME)
