@@ -17,8 +17,12 @@ release's path: wait for the final record, read everything, then answer), instan
 Every (size, LLM speed) case runs ``--repeat`` times (default 2); the provisional answer does not
 wait for the LLM, so its p95 per size is over every speed and repetition.
 
+``--processes``: the failures are real flows run as ordinary processes (`bench/failing_flow.py`: N lines
+logged, then the task raises), whose logs Prefect's own log worker ships; the baseline in the same run
+is the same sizes seeded through the API. The first card of a flow run as a process is what a user sees.
+
 Usage: python bench/first_answer.py [--sizes 1000,20000,100000] [--llm instant,20s,never] [--repeat 2]
-                                    [--arrival in-order|out-of-order]
+                                    [--arrival in-order|out-of-order] [--processes]
        python bench/first_answer.py --memory [--memory-sizes 1000,100000,1000000]
 """
 
@@ -45,7 +49,7 @@ SHIP_INTERVAL_S = 2.0  # PREFECT_LOGGING_TO_API_BATCH_INTERVAL's default
 # Stages of the summarizer, by its task runs' names (a task not listed here fails the benchmark).
 STAGES = {
     "load-settings": "setup", "load-database": "setup", "resolve-failed-run": "setup", "claim-summary": "setup",
-    "load-secret-values": "setup", "follow-run-logs": "late logs", "read-failed-run": "reads",
+    "load-secret-values": "setup", "follow-run-logs": "late logs", "wait-for-final-records": "late logs", "read-failed-run": "reads",
     "read-run-logs": "reads", "compare-with-last-good-run": "reads", "load-log-sources": "reads",
     "read-external-logs": "reads", "build-evidence": "evidence", "provisional-summary": "analysis",
     "load-llm": "setup", "analyze-failure": "analysis", "store-summary": "delivery",
@@ -185,6 +189,46 @@ async def stages(client, run_id: str, ended: datetime) -> dict[str, float]:
     return out
 
 
+async def as_processes(client, env: dict[str, str], sizes: list[int], repeat: int, rows: list) -> None:
+    """Each size as a real flow process (Prefect's log worker ships its logs) and, as the baseline
+    in the same run, seeded through the API; the instant test LLM."""
+    here = Path(__file__).parent
+    for _ in range(repeat):
+        for n in sizes:
+            for how in ("process", "seeded"):
+                if how == "process":
+                    out = await asyncio.to_thread(subprocess.run, [sys.executable, str(here / "failing_flow.py"),
+                                                                   str(n), f"proc-{n}-{uuid4().hex[:6]}"],
+                                                  env=env, capture_output=True, text=True, timeout=600)
+                    m = [ln for ln in out.stdout.splitlines() if ln.startswith("FLOW_RUN_ID=")]
+                    if not m:
+                        raise SystemExit(f"the flow process failed: {out.stderr[-2000:]}")
+                    run_id = m[0].split("=", 1)[1]
+                    ended = (await client.read_flow_run(run_id)).end_time
+                else:
+                    run_id, ended, _ = await seed(client, f"seeded-{n}", n, "in-order")
+                first, final = await card_times(client, run_id, ended, 400)
+                rows.append((n, how, first, final))
+                fmt = lambda v: f"{v:6.2f} s" if v is not None else "  none  "  # noqa: E731
+                print(f"{n:>7,} lines  {how:<8} first card {fmt(first)}   final {fmt(final)}", flush=True)
+
+
+def report_processes(sizes: list[int], rows: list) -> None:
+    print(f"\n{'lines':>7}  {'failure':<8} {'runs':>4} {'first card p50/p95/max s':>26} {'final p50/max s':>16}")
+    for n in sizes:
+        for how in ("process", "seeded"):
+            firsts = [r[2] for r in rows if r[0] == n and r[1] == how and r[2] is not None]
+            finals = [r[3] for r in rows if r[0] == n and r[1] == how and r[3] is not None]
+            runs = sum(1 for r in rows if r[0] == n and r[1] == how)
+            f1 = f"{statistics.median(firsts):6.2f}/{pct(firsts, 0.95):6.2f}/{max(firsts):6.2f}" if firsts else "none"
+            f2 = f"{statistics.median(finals):6.2f}/{max(finals):6.2f}" if finals else "none"
+            print(f"{n:>7,}  {how:<8} {runs:>4} {f1:>26} {f2:>16}")
+    every = [r[2] for r in rows if r[1] == "process" and r[2] is not None]
+    if every:
+        print(f"flows run as processes, every size: first card median {statistics.median(every):.2f} s, "
+              f"max {max(every):.2f} s ({len(every)} runs)")
+
+
 def memory(sizes: list[int]) -> None:
     """Peak resident memory of `failure-insights summary create` (the whole summarizer, one process)
     on failed runs of ``sizes`` lines, all stored (no late records, the bulk written straight into
@@ -242,6 +286,7 @@ def main() -> None:
     speeds = _arg("--llm", "instant,20s,never")
     repeat = int(_arg("--repeat", "2")[0])
     arrival = _arg("--arrival", "in-order")[0]
+    processes = "--processes" in sys.argv
     if arrival not in ("in-order", "out-of-order"):
         raise SystemExit(f"--arrival must be in-order or out-of-order, not {arrival!r}")
     print(f"late records arrive {arrival}", flush=True)
@@ -261,6 +306,8 @@ def main() -> None:
                     while b"Serving summaries" not in (Path(tmp) / "serve.log").read_bytes():
                         await asyncio.sleep(0.2)
                     async with get_client() as client:
+                        if processes:
+                            return await as_processes(client, env, sizes, repeat, rows)
                         cases = [(n, s, True) for n in sizes for s in speeds for _ in range(repeat)]
                         cases += [(n, "instant", False) for n in sizes for _ in range(repeat)]
                         for n, speed, provisional in cases:
@@ -288,6 +335,8 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 serve.kill()
             server.stop()
+    if processes:
+        return report_processes(sizes, rows)
     print(f"\n{'lines':>7}  {'LLM':<8} {'path':<9} {'runs':>4} {'first card p50/p95 s':>21} "
           f"{'final p50/p95 s':>16} {'final after last record p50 s':>31} {'records late s':>15}")
     for n in sizes:

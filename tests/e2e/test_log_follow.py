@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
+from uuid import uuid4
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import LogCreate
 from prefect import flow
 
-from prefect_failure_insights.prefect_api.logs import MARKER, MARKER_LOGGER, follow_logs
+from prefect_failure_insights.models import LogWait
+from prefect_failure_insights.prefect_api.logs import MARKER, MARKER_LOGGER, follow_logs, wait_for_final_records
 from prefect_failure_insights.redaction import Redactor
 
 
@@ -85,14 +87,45 @@ def test_records_stored_out_of_time_order_are_not_lost(prefect_server) -> None:
     assert lines[0].message == "line 1" and lines[-1].message.startswith(MARKER)
 
 
-def test_a_run_that_never_writes_its_marker_ends_by_the_quiet_rule(prefect_server) -> None:
+def test_a_crashed_run_or_one_without_records_ends_by_the_quiet_rule(prefect_server) -> None:
+    """A killed process never writes its final-state record; nor does a run that logs nothing to the API."""
     async def go():
         async with get_client() as client:
-            run_id = await _run(client)
-            await client.create_logs([_record(run_id, datetime.now(timezone.utc), i) for i in range(3)])
-            wait, logs = await follow_logs(client, [run_id], max_wait_s=30, quiet_s=0.5, poll_s=0.1)
+            crashed, silent = await _run(client), await _run(client)
+            await client.create_logs([_record(crashed, datetime.now(timezone.utc), i) for i in range(3)])
+            wait, logs = await follow_logs(client, [crashed, silent], max_wait_s=30, crashed=[crashed],
+                                           quiet_s=0.5, poll_s=0.1)
             logs.close()
             return wait, logs
 
     wait, logs = asyncio.run(go())
     assert wait.complete and len(logs) == 3 and wait.waited_s < 5
+
+
+def test_a_failed_run_waits_for_its_final_record_and_says_when_it_did_not_come(prefect_server) -> None:
+    """Measured: a 20,000-line run's error records were stored ~50 s after it ended, after a silence
+    a quiet rule took for the end. A failed run's logs are complete only with its marker."""
+    async def go():
+        async with get_client() as client:
+            run_id = await _run(client)
+            await client.create_logs([_record(run_id, datetime.now(timezone.utc), i) for i in range(3)])
+            wait, logs = await follow_logs(client, [run_id], max_wait_s=2, quiet_s=0.2, poll_s=0.1)
+            logs.close()
+
+            async def late() -> None:
+                await asyncio.sleep(1.0)
+                await client.create_logs([_record(run_id, datetime.now(timezone.utc), -1,
+                                                  f"{MARKER} Failed('boom')", MARKER_LOGGER, 40)])
+
+            arrival = asyncio.create_task(late())
+            later = await wait_for_final_records(client, wait, max_wait_s=30, poll_s=0.2)
+            await arrival
+            never = await wait_for_final_records(client, LogWait(complete=False, waited_s=2, run_ids=[str(uuid4())],
+                                                                 incomplete_runs=[str(uuid4())]),
+                                                 max_wait_s=0.5, poll_s=0.1)
+            return wait, later, never
+
+    wait, later, never = asyncio.run(go())
+    assert not wait.complete and wait.waited_s >= 2 and wait.note and "incomplete" in wait.note
+    assert later.complete and later.incomplete_runs == [] and later.note is None
+    assert not never.complete
