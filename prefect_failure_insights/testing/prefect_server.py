@@ -54,6 +54,9 @@ class PrefectServer:
         return {
             "PREFECT_API_URL": self.api_url,
             "PREFECT_UI_URL": self.ui_url,
+            # The UI asks this address for its data; without it, a server on a port other than
+            # 4200 shows an empty UI that cannot reach its API.
+            "PREFECT_UI_API_URL": self.api_url,
             "PREFECT_HOME": str(self.home),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
