@@ -104,6 +104,7 @@ class FailureInsightsSettings(Block):
         max_log_wait_seconds: Longest wait for late-arriving logs.
         late_log_wait_seconds: When the logs were still incomplete after that wait, how much
             longer to wait for the run's last records and then make the summary again (0: never).
+        log_summary_record: Append a record to the failed run's logs pointing at its summary.
         provisional_summary: Deliver the deterministic analysis at once, marked provisional,
             and replace it in place with the final summary.
         llm_block_name: Name of the `llm-credentials` block to use.
@@ -185,6 +186,11 @@ class FailureInsightsSettings(Block):
         description="When a run's last log records had not arrived after max_log_wait_seconds: how much longer "
                     "to wait for them, then make the summary again from every record (0: never). Meanwhile the "
                     "summary says its logs are incomplete.",
+    )
+    log_summary_record: bool = Field(
+        default=True,
+        description="Append one record to the failed run's logs saying a summary exists and where "
+                    "(the run page opens on its logs).",
     )
     provisional_summary: bool = Field(
         default=True,

@@ -11,6 +11,7 @@
               checked) -> similar earlier failures
       -> deliver: row -> markdown artifact on the failed run -> its id in the row
            -> `failure-insights.summary.created|updated` event (notifications and retries act on it)
+      -> one record at the end of the failed run's logs: where its summary is
       -> logs were incomplete (no final-state record within the wait): wait longer for the last
            records -> every line, read -> the final answer again -> deliver (updated in place)
 
@@ -38,6 +39,7 @@ from prefect_failure_insights.tasks.analysis import (
 from prefect_failure_insights.tasks.claims import claim_summary, holding, release_summary
 from prefect_failure_insights.tasks.delivery import (
     emit_summary_event,
+    log_summary_record,
     publish_artifact,
     record_artifact,
     store_summary,
@@ -132,6 +134,8 @@ async def summarize_failure(
                 await release_summary(run)
                 raise
             stored = await deliver(run, summary, "updated" if first_delivered or claim.replaces_summary else "created")
+            if stored.action != "lost":
+                await log_summary_record(run, stored.summary)
             if not waited.complete and stored.action != "lost":
                 stored = await answer_again_when_logs_complete(run, waited) or stored
     if stored.action == "lost":

@@ -56,6 +56,10 @@ EVIDENCE_TOKEN_BUDGET_MIN = 500
 EVIDENCE_TOKEN_BUDGET_MAX = 200_000
 #: Longest wait for a failed run's late-arriving logs.
 MAX_LOG_WAIT_SECONDS = 60.0
+#: The record the plugin appends to a failed run's logs, pointing at its summary, begins with this
+#: (the plugin's own log reading skips such records), from this logger.
+SUMMARY_RECORD_PREFIX = "[failure-insights] Failure summary: "
+SUMMARY_RECORD_LOGGER = "prefect_failure_insights"
 #: After a summary made from incomplete logs (no final-state record within `MAX_LOG_WAIT_SECONDS`),
 #: how much longer the summarizer waits for the record, to make the summary again from every record.
 LATE_LOG_WAIT_SECONDS = 300.0
@@ -183,6 +187,9 @@ RETRY_STATE_MARK = "failure-insights automatic retry"
 UNVERIFIED_CONFIDENCE_CAP = 0.5
 #: Most characters of a cited line shown under a claim in the artifact.
 CITED_LINE_CHARS = 160
+#: Longest line in a card's fenced blocks: the Prefect UI clips them at the card's edge (1400 px
+#: window), so longer ones are wrapped, never cut.
+WRAP_WIDTH = 110
 
 # -- similar failures -------------------------------------------------------------------------
 

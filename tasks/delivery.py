@@ -51,6 +51,20 @@ async def record_artifact(run: SummarizerRun, stored: Stored, artifact_id: str) 
     return stored.model_copy(update={"summary": summary})
 
 
+@task(name="log-summary-record", cache_policy=NO_CACHE)
+async def log_summary_record(run: SummarizerRun, summary: Summary) -> None:
+    """Append one record to the failed run's logs saying where its summary is (the run page opens on
+    its logs). Off with the settings' ``log_summary_record``; a failure is logged, not raised."""
+    if not run.settings.log_summary_record:
+        return
+    try:
+        async with get_client() as client:
+            await artifacts.log_summary_record(client, summary)
+    except Exception as exc:  # noqa: BLE001 - the summary is delivered
+        get_run_logger().warning("Could not add the summary's record to the run's logs (%s: %s)",
+                                 type(exc).__name__, exc)
+
+
 @task(name="emit-summary-event", cache_policy=NO_CACHE)
 async def emit_summary_event(run: SummarizerRun, summary: Summary, action: EventAction) -> None:
     """Announce the delivered summary with a Prefect event (notifications and retries act on it).

@@ -21,6 +21,7 @@ from typing import Any
 import typer
 
 from prefect_failure_insights.cli import automation, batch, notify, retry, service, summary
+from prefect_failure_insights.cli.common import quiet_engine_logs
 
 RUNNING, SUMMARIES, BATCHES, AUTOMATIONS = "Running the plugin", "Failure summaries", "Batch insights", "Automations"
 
@@ -33,6 +34,15 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+@app.callback()
+def _everywhere(ctx: typer.Context,
+                verbose: bool = typer.Option(False, "--verbose", "-v",
+                                             help="Show Prefect's engine logs on the terminal too.")) -> None:
+    # `serve` is a service: its terminal is its operations log, as a Prefect worker's is.
+    if not verbose and ctx.invoked_subcommand != "serve":
+        quiet_engine_logs()
+
+
 for name, command in (("serve", service.serve), ("demo", service.demo), ("doctor", service.doctor),
                       ("eval", batch.eval_), ("version", service.version)):
     app.command(name, rich_help_panel=RUNNING)(command)

@@ -57,6 +57,20 @@ def api_url() -> str:
     return str(get_current_settings().api.url or "an ephemeral local API (PREFECT_API_URL is not set)")
 
 
+def quiet_engine_logs() -> None:
+    """Keep Prefect's engine logs (every task run starting and finishing) off the terminal: the
+    answer is what a command prints. They still go to the API (the summarizer run's page); shown
+    again with ``failure-insights --verbose``. Warnings and errors still show."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for logger in [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]:
+        for handler in logger.handlers:
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(max(handler.level, logging.WARNING))
+
+
 def run(fn: Callable[[], Awaitable[T] | T]) -> T:
     """Call ``fn`` (awaiting what it returns, if anything), turning the plugin's errors
     into one line on stderr and an exit code."""

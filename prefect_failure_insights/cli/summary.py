@@ -195,7 +195,8 @@ def export(
 @app.command("show")
 def show(
     run_id: str = typer.Argument(..., help="Id of the failed flow run."),
-    fmt: SummaryFormat = typer.Option(SummaryFormat.markdown, "--format", help="Output format."),
+    fmt: SummaryFormat = typer.Option(SummaryFormat.text, "--format",
+                                      help="Output format: text (for a terminal), markdown (the card), json."),
     settings_block: str = SETTINGS_OPTION,
 ) -> None:
     """Print the stored summary of a run."""
@@ -256,15 +257,44 @@ def list_(
     if not rows:
         typer.echo(f"No summaries (total {total}).")
         return
-    typer.echo(f"{'FAILED AT (UTC)':<17} {'FLOW RUN ID':<36} {'FLOW':<22} {'CATEGORY':<18} {'HOW':<8} "
-               f"{'TOKENS':>7} {'COST $':>8} TITLE")
-    for s in rows:
-        when = f"{s.run.end_time:%Y-%m-%d %H:%M}" if s.run.end_time else "-"
-        how = "cache" if s.recurrence.cache_hit else s.status
-        cost = f"{s.usage.cost_usd:.4f}" if s.usage.cost_usd is not None else "-"
-        typer.echo(f"{when:<17} {s.run.id:<36} {s.run.flow_name[:22]:<22} {s.analysis.category.value:<18} "
-                   f"{how:<8} {s.usage.tokens:>7} {cost:>8} {s.analysis.title[:60]}")
+    typer.echo(summary_table(rows))
     typer.echo(f"Showing {offset + 1}-{offset + len(rows)} of {total}.")
+
+
+def summary_table(rows: list[Any], width: int | None = None) -> str:
+    """The `list` table, as wide as the terminal: the title takes the room left, and the token and
+    cost columns show only when some summary used an LLM."""
+    import shutil
+
+    width = width or shutil.get_terminal_size((120, 24)).columns
+    columns: list[tuple[str, int, Any]] = [
+        ("FAILED AT (UTC)", 16, lambda s: f"{s.run.end_time:%Y-%m-%d %H:%M}" if s.run.end_time else "-"),
+        ("FLOW RUN ID", 36, lambda s: s.run.id),
+        ("FLOW", 22, lambda s: s.run.flow_name),
+        ("CATEGORY", 18, lambda s: s.analysis.category.value),
+        ("HOW", 8, lambda s: "cache" if s.recurrence.cache_hit else s.status),
+    ]
+    if any(s.usage.tokens for s in rows):
+        columns.append(("TOKENS", 7, lambda s: f"{s.usage.tokens:,}"))
+    if any(s.usage.cost_usd for s in rows):
+        columns.append(("COST $", 8, lambda s: f"{s.usage.cost_usd:.4f}" if s.usage.cost_usd is not None else "-"))
+    used = sum(w + 1 for _, w, _ in columns)
+
+    def cell(value: str, w: int) -> str:
+        value = " ".join(str(value).split())
+        return (value if len(value) <= w else value[:w - 1] + "…").ljust(w)
+
+    if width - used >= 30:  # the title in its own column, taking the room left
+        lines = [" ".join([*(cell(name, w) for name, w, _ in columns), "TITLE"]).rstrip()]
+        lines += [" ".join([*(cell(get(s), w) for _, w, get in columns), cell(s.analysis.title, width - used)])
+                  .rstrip() for s in rows]
+        return "\n".join(lines)
+    # A narrow terminal: the title on a line of its own under each row, the columns cut to fit.
+    lines = [" ".join(cell(name, w) for name, w, _ in columns).rstrip()[:width]]
+    for s in rows:
+        lines += [" ".join(cell(get(s), w) for _, w, get in columns).rstrip()[:width],
+                  "  " + cell(s.analysis.title, width - 2).rstrip()]
+    return "\n".join(lines)
 
 
 @app.command("reconcile")

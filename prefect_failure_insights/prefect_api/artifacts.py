@@ -12,16 +12,35 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from prefect.client.schemas.sorting import ArtifactSort
 
 from prefect_failure_insights.prefect_api.quick_retry import promptly
-from prefect_failure_insights.defaults import BATCH_ARTIFACT_KEY
+from prefect_failure_insights.defaults import BATCH_ARTIFACT_KEY, SUMMARY_RECORD_LOGGER, SUMMARY_RECORD_PREFIX
 from prefect_failure_insights.models import Summary
 from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.reporting import markdown as md
 from prefect_failure_insights.reporting.card import (
     artifact_description,
     artifact_key,
+    artifact_url,
     render_markdown,
     run_url,
 )
+
+
+def summary_record(summary: Summary) -> str:
+    """The one line appended to the failed run's logs: where people already look, it says a
+    summary exists and where (its title is a run's or an LLM's text: one line, redacted)."""
+    title = " ".join(Redactor().redact(summary.analysis.title).split())[:200]  # the log viewer shows plain text
+    url = artifact_url(summary.delivery.artifact_id)
+    return f"{SUMMARY_RECORD_PREFIX}{title}: see the Artifacts tab" + (f" ({url})" if url else "")
+
+
+async def log_summary_record(client: PrefectClient, summary: Summary) -> None:
+    """Append `summary_record` to the failed run's logs, as the plugin's own logger."""
+    from datetime import datetime, timezone
+
+    from prefect.client.schemas.actions import LogCreate
+
+    await client.create_logs([LogCreate(name=SUMMARY_RECORD_LOGGER, level=20, message=summary_record(summary),
+                                        timestamp=datetime.now(timezone.utc), flow_run_id=UUID(summary.run.id))])
 
 
 async def publish_artifact(client: PrefectClient, summary: Summary) -> str:

@@ -42,7 +42,7 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterLevel
 from prefect.client.schemas.sorting import LogSort
 
-from prefect_failure_insights.defaults import API_PAGE, LATE_LOG_POLL_SECONDS
+from prefect_failure_insights.defaults import API_PAGE, LATE_LOG_POLL_SECONDS, SUMMARY_RECORD_PREFIX
 from prefect_failure_insights.models import FlowRunInfo, LogLine, LogWait, TaskRunInfo
 from prefect_failure_insights.prefect_api.paging import pages
 from prefect_failure_insights.prefect_api.runs import failed_subflows
@@ -92,6 +92,8 @@ class RunLogs:
         streams = [self._read(run_id, path) for run_id, path in self.files.items()]
         rows = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda r: r[0])
         names = self.task_names
+        # The plugin's own record pointing at a summary is not part of the run's story.
+        rows = (r for r in rows if not (r[2] is None and r[3].startswith(SUMMARY_RECORD_PREFIX)))
         for lineno, (ts, level, task_run, message, logger, run_id) in enumerate(rows, start=1):
             yield LogLine(
                 lineno=lineno, timestamp=ts, level=level, message=redact(message), logger=logger,

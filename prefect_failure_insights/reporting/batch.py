@@ -16,6 +16,7 @@ from typing import Any
 
 from prefect_failure_insights.models import BatchMetrics, BatchResult, ClassifiedError, failed_runs
 from prefect_failure_insights.reporting import markdown as md
+from prefect_failure_insights.reporting.card import plain_task
 
 #: The export's columns: label, and the field of a `ClassifiedError` it shows.
 CSV_COLUMNS = [
@@ -40,6 +41,10 @@ def value_of(row: ClassifiedError, path: str) -> Any:
 
 #: Said once, where the count is shown: what "failed run" means (`models.failed_runs`).
 FAILED_RUNS_NOTE = "A failed subflow counts with the run it belongs to."
+
+
+#: Error texts and patterns in the report: whole up to this many characters (a cell wraps).
+PATTERN_CHARS = 300
 
 
 def _count(n: int, noun: str) -> str:
@@ -148,45 +153,59 @@ def render_report(rows: list[ClassifiedError], metrics: BatchMetrics, title: str
         if prev is not None:
             cells += f" {_trend(n, prev['categories'].get(name, 0)).strip(' ()')} |"
         out.append(cells)
+    # Columns: numbers and categories first, the one long text last (it wraps; nothing is clipped
+    # at the card's edge in the Prefect UI, measured at 1400 px).
     for label, key in (("Flow", "flow_name"), ("Deployment", "deployment"), ("Work pool", "work_pool"),
                        ("Tag", "tags")):
-        out += ["", f"## By {label.lower()}", "", f"| {label} | Errors | Share | Categories |",
-                "| --- | ---: | ---: | --- |"]
-        for value, n, cats in breakdown(rows, key)[:TOP]:
+        found = breakdown(rows, key)
+        out += ["", f"## By {label.lower()}", "", f"| Errors | Share | {label} | Categories |",
+                "| ---: | ---: | --- | --- |"]
+        for value, n, cats in found[:TOP]:
             split = ", ".join(f"{c} {k}" for c, k in cats.most_common())
-            out.append(f"| {_cell(value, 60)} | {n} | {_pct(n, total)} | {split} |")
-    out += ["", "## Top failing pipelines", "", "| Flow / deployment | Failed runs | Errors |", "| --- | ---: | ---: |"]
+            out.append(f"| {n} | {_pct(n, total)} | {_cell(value, 80)} | {split} |")
+        out += _and_more(found[TOP:], f"{label.lower()}s" if label != "Work pool" else "work pools")
+    out += ["", "## Top failing pipelines", "", "| Failed runs | Errors | Flow / deployment |", "| ---: | ---: | --- |"]
     pipes: dict[str, set] = defaultdict(set)
     pipe_errors: Counter = Counter()
     for row in rows:
         name = row.error.run.deployment or row.error.run.flow_name
         pipes[name].add(row.error.run.id)
         pipe_errors[name] += 1
-    for name in sorted(pipes, key=lambda p: (-len(pipes[p]), p))[:TOP]:
-        out.append(f"| {_cell(name, 60)} | {len(pipes[name])} | {pipe_errors[name]} |")
-    out += ["", "## Top recurring errors", "", "| Error pattern | Count | Category | First seen | Last seen |",
-            "| --- | ---: | --- | --- | --- |"]
+    ranked = sorted(pipes, key=lambda p: (-len(pipes[p]), p))
+    for name in ranked[:TOP]:
+        out.append(f"| {len(pipes[name])} | {pipe_errors[name]} | {_cell(name, 80)} |")
+    out += _and_more([(name, pipe_errors[name], None) for name in ranked[TOP:]], "pipelines")
+    out += ["", "## Top recurring errors", "", "| Count | Category | Seen | Error pattern |",
+            "| ---: | --- | --- | --- |"]
     for p in patterns(rows)[:TOP]:
-        # In a table a pipe ends the cell even inside code; escaped, it renders as a pipe.
-        signature = md.code(_short(p["signature"], 100)).replace("|", "\\|")
-        out.append(f"| {signature} | {p['count']} | {p['category']} | "
-                   f"{_when(p['first_seen'])} | {_when(p['last_seen'])} |")
-    out += ["", "## Errors", "", "| Failed at | Flow | Task | Error | Category | By | Confidence |",
-            "| --- | --- | --- | --- | --- | --- | ---: |"]
+        seen = _when(p["first_seen"]) if p["first_seen"] == p["last_seen"] else \
+            f"{_when(p['first_seen'])} to {_when(p['last_seen'])}"
+        out.append(f"| {p['count']} | {p['category']} | {seen} | {_cell(p['signature'], PATTERN_CHARS)} |")
+    out += ["", "## Errors", "", "| Failed at | Category | Confidence | By | Flow | Task | Error |",
+            "| --- | --- | ---: | --- | --- | --- | --- |"]
     for row in sorted(rows, key=lambda r: (str(r.error.run.end_time), r.error.error_id), reverse=True)[:200]:
         e, c = row.error, row.classification
-        out.append(f"| {_when(e.run.end_time)} | {_cell(e.run.flow_name, 40)} | "
-                   f"{_cell(e.failed_task, 40)} | {_cell(e.error_text, 100)} | {c.category} | "
-                   f"{_cell(c.classified_by)} | {c.confidence:.2f} |")
+        out.append(f"| {_when(e.run.end_time)} | {c.category} | {c.confidence:.2f} | {_cell(c.classified_by)} | "
+                   f"{_cell(e.run.flow_name, 60)} | {_cell(plain_task(e.failed_task), 60)} | "
+                   f"{_cell(e.error_text, PATTERN_CHARS)} |")
     if total > 200:
         out.append(f"\n…and {total - 200} more: export with `failure-insights batch run --format csv`.")
     out += ["", "<details><summary>Reasoning per error</summary>", ""]
     for row in rows[:200]:
-        c = row.classification
-        out.append(f"- {md.code(row.error.error_id)} {c.category} ({_cell(c.classified_by)}, "
-                   f"{c.confidence:.2f}): {_cell(c.reasoning, 300)}")
+        e, c = row.error, row.classification
+        where = f"{_cell(e.run.flow_name, 60)} / {_cell(e.run.name, 60)}" + (
+            f", task {_cell(plain_task(e.failed_task), 60)}" if e.failed_task else "")
+        out.append(f"- **{where}**: {c.category} ({_cell(c.classified_by)}, {c.confidence:.2f}): "
+                   f"{_cell(c.reasoning, 300)}")
     out += ["", "</details>"]
     return "\n".join(out) + "\n"
+
+
+def _and_more(rest: list[tuple[str, int, Any]], noun: str) -> list[str]:
+    """The line under a table cut at `TOP` rows: how many more, and their errors."""
+    if not rest:
+        return []
+    return ["", f"…and {len(rest)} more {noun} ({_count(sum(n for _, n, _ in rest), 'error')})."]
 
 
 def table(rows: list[ClassifiedError]) -> list[dict[str, Any]]:

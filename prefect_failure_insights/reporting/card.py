@@ -8,6 +8,7 @@ from prefect_failure_insights.defaults import (
     CITED_LINE_CHARS,
     EVIDENCE_LINES_IN_ARTIFACT,
     SUMMARY_ARTIFACT_PREFIX,
+    WRAP_WIDTH,
 )
 from prefect_failure_insights.models import Citation, Summary
 from prefect_failure_insights.reporting import markdown as md
@@ -44,6 +45,22 @@ def artifact_key(flow_name: str) -> str:
     return f"{SUMMARY_ARTIFACT_PREFIX}-{slug or 'flow'}"
 
 
+def plain_task(name: str | None) -> str | None:
+    """A task run's name without the 3-character suffix Prefect appends (``transform_orders-02c`` ->
+    ``transform_orders``): the task is what a reader knows; the suffix only tells runs apart."""
+    return re.sub(r"-[0-9a-f]{3}$", "", name) if name else name
+
+
+def facts_line(summary: Summary) -> str:
+    """Category, confidence, transience and the failed task, in one line of markdown."""
+    a = summary.analysis
+    facts = [f"**{md.text(a.category.value)}**", f"confidence {a.confidence:.0%}",
+             md.text(a.transience.value.lower())]
+    if a.failed_task:
+        facts.append(f"task {md.code(plain_task(a.failed_task))}")
+    return " · ".join(facts)
+
+
 def status_line(summary: Summary) -> str:
     """How the analysis was made, in one line of markdown (every value from a run or an LLM escaped)."""
     seen, usage = summary.recurrence, summary.usage
@@ -61,31 +78,8 @@ def status_line(summary: Summary) -> str:
         note = f" Note: {md.text(summary.reason)}." if summary.reason else ""
         return (f"Analysis by LLM {md.code(usage.model)} (prompt {md.text(usage.prompt_version)}; "
                 f"{usage.tokens:,} tokens{cost}).{note}")
-    return f"**Deterministic analysis** (no LLM answer): {md.text(summary.reason or 'no LLM configured')}"
-
-
-def _cited_lines(summary: Summary, claim: str, cites: list[Citation], shown: set[int]) -> list[str]:
-    """Under a claim: each line it cites, quoted short with its number (once per artifact: later
-    claims citing it again only name it), and whether the citation held."""
-    if not summary.verification.checked:
-        return []
-    prefix = summary.evidence.line_prefix
-    check = next((c for c in summary.verification.claims if c.claim == claim), None)
-    out = []
-    again = [f"{prefix}{c.line}" for c in cites if c.line in shown and summary.evidence.cited(c.line)]
-    if again:
-        out.append(f"   - cites {', '.join(again)} (quoted above)")
-    for cite in cites:
-        block = summary.evidence.cited(cite.line)
-        if block is None or cite.line in shown:
-            continue
-        shown.add(cite.line)
-        first = re.sub(rf"^{re.escape(prefix)}\d+ \S+ \S+ (?:\[[^\]]*\] )?", "", block.split("\n", 1)[0])
-        quote = first if len(first) <= CITED_LINE_CHARS else first[:CITED_LINE_CHARS - 1] + "…"
-        out.append(f"   - {prefix}{cite.line}: {md.code(quote)}")
-    if check is not None and not check.verified:
-        out.append(f"   - **Unverified:** {md.text('; '.join(check.problems))}")
-    return out
+    return (f"Deterministic analysis, no LLM ({md.text(summary.reason or 'none configured')}). Add one: save an "
+            "`llm-credentials` block named `default`, or set `OPENAI_API_KEY` for `failure-insights serve`.")
 
 
 def logs_line(summary: Summary) -> str | None:
@@ -96,10 +90,37 @@ def logs_line(summary: Summary) -> str | None:
             "ships logs in batches, sometimes a minute late); it is made again, in place, when they are.")
 
 
+def _refs(summary: Summary, claim: str, cites: list[Citation], quoted: dict[int, str], *, text: str = "",
+          same_as: str = "") -> str:
+    """A claim's citations as compact inline references (``(L12, L15)``), each cited line remembered
+    to be quoted once below the answer; a citation that did not check out is said so. Not repeated
+    when the claim's ``text`` names them already or they are ``same_as`` the claim before (a fix step
+    resting on the same lines as what happened)."""
+    if not summary.verification.checked or not cites:
+        return ""
+    prefix = summary.evidence.line_prefix
+    refs = []
+    for cite in cites:
+        block = summary.evidence.cited(cite.line)
+        if block is None:
+            continue
+        if cite.line not in quoted:
+            first = re.sub(rf"^{re.escape(prefix)}\d+ \S+ \S+ (?:\[[^\]]*\] )?", "", block.split("\n", 1)[0])
+            quoted[cite.line] = first if len(first) <= CITED_LINE_CHARS else first[:CITED_LINE_CHARS - 1] + "…"
+        refs.append(f"{prefix}{cite.line}")
+    check = next((c for c in summary.verification.claims if c.claim == claim), None)
+    unverified = f" *(unverified: {md.text('; '.join(check.problems))})*" if check and not check.verified else ""
+    shown = f" ({', '.join(refs)})" if refs else ""
+    if shown == same_as or all(re.search(rf"\b{ref}\b", text) for ref in refs):
+        shown = ""
+    return shown + unverified
+
+
 def verification_line(summary: Summary) -> str | None:
-    """How the citations held, in one line of markdown (None for summaries made before they were checked)."""
+    """How the citations held, in one line of markdown: only for an LLM's answer (the deterministic
+    analysis cites its own root error line; there is nothing to check or cap)."""
     v, a = summary.verification, summary.analysis
-    if not v.checked:
+    if not v.checked or summary.status != "llm":
         return None
     held = sum(c.verified for c in v.claims)
     capped = (f" Confidence capped at {a.confidence:.0%} (the answer said {v.confidence_capped_from:.0%}): its root "
@@ -126,57 +147,98 @@ def similar_line(summary: Summary) -> str | None:
             + (": " + "; ".join(links) if links else "") + ".")
 
 
+def wrap_lines(text: str, width: int = WRAP_WIDTH) -> str:
+    """Every line at most ``width`` characters, a longer one continued on the next lines after ``↪``
+    (nothing cut: a fenced block in the Prefect UI does not wrap, it clips at the card's edge)."""
+    out = []
+    for line in text.split("\n"):
+        while len(line) > width:
+            cut = line.rfind(" ", width // 2, width)
+            cut = cut if cut > 0 else width
+            out.append(line[:cut])
+            line = "  ↪ " + line[cut:]
+        out.append(line)
+    return "\n".join(out)
+
+
+def _excerpt(summary: Summary, root: str | None) -> str:
+    """The evidence excerpt in log order, the root error's block (shown above it) named only."""
+    ev = summary.evidence
+    text = ev.text
+    if root:
+        at = f"{ev.line_prefix}{ev.root_error_line}"
+        text = text.replace(root, f"{at} (the root error, shown above)", 1)
+        # The flow re-raising the task's exception logs the same traceback again: named, not repeated.
+        trace = "\n".join(ln for ln in root.split("\n")[1:])
+        if len(trace) > 80:
+            text = text.replace("\n" + trace, f"\n        (the same traceback as {at}, shown above)")
+    lines = text.split("\n")
+    shown = "\n".join(lines[:EVIDENCE_LINES_IN_ARTIFACT])
+    if len(lines) > EVIDENCE_LINES_IN_ARTIFACT:
+        shown += f"\n... {len(lines) - EVIDENCE_LINES_IN_ARTIFACT} more lines of evidence in the database row"
+    return wrap_lines(shown)
+
+
 def render_markdown(summary: Summary, url: str | None = None) -> str:
-    """The markdown artifact shown on the failed run's page.
+    """The markdown artifact shown on the failed run's page: the answer first (title, one line of
+    facts, what happened, how to fix it, why), then the lines it cites, each quoted once, the root
+    error, the log excerpt, and how the summary was made.
 
     Every text from the run or the LLM is escaped (`reporting.markdown`): it renders as text,
     never as HTML, an image, a link or a new section. The only links are the plugin's own, to the Prefect
     UI: the run's page and similar failures' summaries.
     """
     a = summary.analysis
-    facts = [f"**Category:** {md.text(a.category.value)}", f"**Confidence:** {a.confidence:.0%}",
-             f"**Transience:** {md.text(a.transience.value)}"]
-    if a.failed_task:
-        facts.append(f"**Failed task:** {md.code(a.failed_task)}")
-    shown: set[int] = set()
+    quoted: dict[int, str] = {}
+    logs = logs_line(summary)
+    notes = [line for line in (status_line(summary) if summary.status == "provisional" else None,
+                               f"**{logs}**" if logs else None) if line]
     out = [
-        f"# Failure summary: {md.text(a.title)}",
+        f"# {md.text(a.title)}",
         "",
-        " · ".join(facts),
+        facts_line(summary),
         "",
-        f"> {status_line(summary)}",
-        "",
-        *([f"> **{logs}**", ""] if (logs := logs_line(summary)) else []),
-        *([similar, ""] if (similar := similar_line(summary)) else []),
+        *[x for note in notes for x in (f"> {note}", "")],
         "## What happened",
-        md.block(a.what_happened),
-        *_cited_lines(summary, "what happened", a.citations.what_happened, shown),
+        md.block(a.what_happened) + _refs(summary, "what happened", a.citations.what_happened, quoted,
+                                           text=a.what_happened),
         "",
         "## How to fix it",
     ]
+    first = _refs(summary, "what happened", a.citations.what_happened, {})
     for i, step in enumerate(a.how_to_fix, start=1):
         cites = a.citations.how_to_fix[i - 1] if i <= len(a.citations.how_to_fix) else []
-        out += [f"{i}. {md.text(step)}", *_cited_lines(summary, f"fix {i}", cites, shown)]
+        out.append(f"{i}. {md.text(step)}{_refs(summary, f'fix {i}', cites, quoted, text=step, same_as=first)}")
     out += [
         "",
         "## Why it happened",
-        md.block(a.root_cause),
-        *_cited_lines(summary, "root cause", a.citations.root_cause, shown),
+        md.block(a.root_cause) + _refs(summary, "root cause", a.citations.root_cause, quoted, text=a.root_cause,
+                                       same_as=first),
     ]
-    checked = verification_line(summary)
-    if checked:
-        out += ["", checked]
-    if a.open_questions:
-        out += ["", "**Open questions:**", *[f"- {md.text(q)}" for q in a.open_questions]]
     if a.additional_answers:
         out += ["", "## Answers to your questions", *[f"- {md.text(ans)}" for ans in a.additional_answers]]
+    if a.open_questions:
+        out += ["", "**Open questions:**", *[f"- {md.text(q)}" for q in a.open_questions]]
+    if similar := similar_line(summary):
+        out += ["", similar]
     run, ev = summary.run, summary.evidence
-    # Priority order: the root error with its traceback first, then the excerpt in log order.
+    prefix = ev.line_prefix
+    if quoted:
+        out += ["", "## Cited lines", *[f"- {prefix}{line}: {md.code(text)}" for line, text in sorted(quoted.items())]]
+    if checked := verification_line(summary):
+        out += ["", checked]
     root = ev.cited(ev.root_error_line) if ev.root_error_line else None
-    evidence_lines = ev.text.split("\n")
-    shown = "\n".join(evidence_lines[:EVIDENCE_LINES_IN_ARTIFACT])
-    if len(evidence_lines) > EVIDENCE_LINES_IN_ARTIFACT:
-        shown += f"\n... {len(evidence_lines) - EVIDENCE_LINES_IN_ARTIFACT} more lines of evidence in the database row"
+    out += ["", "## Evidence"]
+    out += [f"Root error ({prefix}{ev.root_error_line}):", md.fence(wrap_lines(root)), ""] if root else \
+        ["No root error line found.", ""]
+    out += [
+        f"The log excerpt, in log order ({ev.redaction_count} secret(s) redacted before analysis; about "
+        f"{ev.tokens} tokens of evidence):",
+        "",
+        md.fence(_excerpt(summary, root)),
+        "",
+        "---",
+    ]
     run_ref = md.link(run.name, url) if url else md.code(run.name)
     meta = [f"Run {run_ref} of flow {md.code(run.flow_name)}", f"state {md.text(run.state)}"]
     if run.deployment:
@@ -185,25 +247,15 @@ def render_markdown(summary: Summary, url: str | None = None) -> str:
         meta.append(f"work pool {md.code(run.work_pool)}")
     if a.tags:
         meta.append("tags: " + ", ".join(md.code(t) for t in a.tags))
-    out += [
-        "",
-        "## Evidence",
-        f"Root error at {ev.line_prefix}{ev.root_error_line}:" if ev.root_error_line else "No root error line found.",
-        *([md.fence(root), ""] if root else []),
-        f"The log excerpt, in log order ({ev.redaction_count} secret(s) redacted before analysis; about "
-        f"{ev.tokens} tokens of evidence):",
-        "",
-        md.fence(shown),
-        "",
-        "---",
-        " · ".join(meta),
-    ]
+    out += [" · ".join(meta), ""]
     if run.auto_retries:
-        out.append(f"Retried automatically by failure-insights {run.auto_retries} time(s): a transient failure "
-                   "(see the run's state history).")
+        out += [f"Retried automatically by failure-insights {run.auto_retries} time(s): a transient failure "
+                "(see the run's state history).", ""]
     if summary.delivery.regenerated:
         when = f" at {summary.delivery.updated_at:%Y-%m-%d %H:%M:%S} UTC" if summary.delivery.updated_at else ""
-        out.append(f"Regenerated{when}: this supersedes the earlier summary of this run.")
+        out += [f"Regenerated{when}: this supersedes the earlier summary of this run.", ""]
+    if summary.status != "provisional":
+        out += [status_line(summary), ""]
     out.append("Made by prefect-failure-insights.")
     return "\n".join(out)
 
@@ -215,7 +267,7 @@ def render_text(summary: Summary) -> str:
         a.title,
         f"run: {summary.run.name} ({summary.run.id}), flow {summary.run.flow_name}, {summary.run.state}",
         f"category: {a.category.value} (confidence {a.confidence:.0%}), {a.transience.value.lower()}"
-        + (f", failed task: {a.failed_task}" if a.failed_task else ""),
+        + (f", failed task: {plain_task(a.failed_task)}" if a.failed_task else ""),
         _plain_status(summary),
         *([logs] if (logs := logs_line(summary)) else []),
         "",
@@ -242,10 +294,13 @@ def render_text(summary: Summary) -> str:
 
 
 def artifact_description(summary: Summary) -> str:
-    """The artifact's one-line description (at most 500 characters), escaped like the artifact."""
+    """The artifact's one-line description (what the Artifacts tab lists, at most 500 characters):
+    the task and the error first, then the category; escaped like the artifact."""
     a = summary.analysis
-    suffix = "" if summary.status == "llm" else " (deterministic analysis)"
-    return (md.text(f"{a.category.value}: {a.title}")[: 500 - len(suffix)] + suffix).rstrip("\\")
+    task = plain_task(a.failed_task)
+    lead = a.title if not task or task in a.title else f"{task}: {a.title}"
+    suffix = f" · {a.category.value}" + ("" if summary.status == "llm" else " (no LLM)")
+    return (md.text(lead)[: 500 - len(suffix)].rstrip("\\") + suffix)
 
 
 def _plain_status(summary: Summary) -> str:

@@ -96,6 +96,16 @@ class E2E:
 
         return self.call(read)
 
+    def flow_run_logs(self, run_id: str) -> list:
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+        from prefect.client.schemas.sorting import LogSort
+
+        async def read(client):
+            return await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])),
+                                          sort=LogSort.TIMESTAMP_ASC, limit=200)
+
+        return self.call(read)
+
     def summarizer_runs(self, target_id: str | None = None) -> list:
         from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 

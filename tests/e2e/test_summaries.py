@@ -8,6 +8,8 @@ import re
 import pytest
 from prefect_failure_insights.blocks import FailureInsightsSettings
 
+from prefect_failure_insights.defaults import SUMMARY_RECORD_LOGGER, SUMMARY_RECORD_PREFIX
+
 from prefect_failure_insights.defaults import SUMMARIZER_DEPLOYMENT
 from prefect_failure_insights.store.migrations import ensure_schema
 from prefect_failure_insights.store.summaries import get_summary
@@ -53,6 +55,11 @@ def test_failed_run_gets_an_artifact_and_one_row_without_secrets(e2e) -> None:
 
     runs = e2e.wait_for_summarizers_done(run_id)
     assert all(r.state.is_completed() for r in runs)
+    # Where people already look: the run's logs end with one record saying where the summary is.
+    pointer = [log for log in e2e.flow_run_logs(run_id) if log.message.startswith(SUMMARY_RECORD_PREFIX)]
+    assert len(pointer) == 1 and pointer[0].name == SUMMARY_RECORD_LOGGER
+    assert "see the Artifacts tab" in pointer[0].message and summary.delivery.artifact_id in pointer[0].message
+    assert e2e.flow_run_logs(run_id)[-1].message == pointer[0].message
 
 
 def test_llm_down_gives_a_fallback_summary_and_a_completed_summarizer(e2e) -> None:

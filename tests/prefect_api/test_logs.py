@@ -25,3 +25,17 @@ def test_log_lines_can_only_be_read_redacted(tmp_path) -> None:
     assert "[REDACTED:url_password]" in text and "[REDACTED:secret_value]" in text
     with pytest.raises(TypeError):
         iter(logs)  # no raw iteration
+
+
+def test_the_plugins_own_record_on_a_run_is_not_read_as_the_runs_log(tmp_path) -> None:
+    from prefect_failure_insights.defaults import SUMMARY_RECORD_PREFIX
+
+    path = tmp_path / "run.csv"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows([
+            ("2026-11-20T02:00:00+00:00", 40, "t1", "boom", ""),
+            ("2026-11-20T02:00:01+00:00", 20, "", "Finished in state Failed('boom')", "prefect.flow_runs"),
+            ("2026-11-20T02:00:09+00:00", 20, "", f"{SUMMARY_RECORD_PREFIX}x failed: see the Artifacts tab", ""),
+        ])
+    lines = list(RunLogs({"run": path}, None, "test", read_ms=0.0, line_count=3).lines(Redactor()))
+    assert [ln.message for ln in lines] == ["boom", "Finished in state Failed('boom')"]
