@@ -187,9 +187,9 @@ RETRY_STATE_MARK = "failure-insights automatic retry"
 UNVERIFIED_CONFIDENCE_CAP = 0.5
 #: Most characters of a cited line shown under a claim in the artifact.
 CITED_LINE_CHARS = 160
-#: Longest line in a card's fenced blocks: the Prefect UI clips them at the card's edge (1400 px
-#: window), so longer ones are wrapped, never cut.
-WRAP_WIDTH = 110
+#: Longest line in a card's fenced blocks: the Prefect UI clips them at the card's edge (about 100
+#: characters in a 1,400 px window, seen in its screenshots), so longer ones are wrapped, never cut.
+WRAP_WIDTH = 96
 
 # -- similar failures -------------------------------------------------------------------------
 

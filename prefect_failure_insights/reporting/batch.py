@@ -29,6 +29,9 @@ CSV_COLUMNS = [
     ("Signature", "classification.signature"),
 ]
 TOP = 10
+#: The table artifact's columns, in order.
+TABLE_COLUMNS = ("Failed At", "Category", "Confidence", "Flow", "Run", "Failed Task", "Error Text", "Classified By",
+                 "Exception Type", "Deployment", "Work Pool", "Tags", "Run ID", "Error ID")
 
 
 def value_of(row: ClassifiedError, path: str) -> Any:
@@ -175,19 +178,21 @@ def render_report(rows: list[ClassifiedError], metrics: BatchMetrics, title: str
     for name in ranked[:TOP]:
         out.append(f"| {len(pipes[name])} | {pipe_errors[name]} | {_cell(name, 80)} |")
     out += _and_more([(name, pipe_errors[name], None) for name in ranked[TOP:]], "pipelines")
-    out += ["", "## Top recurring errors", "", "| Count | Category | Seen | Error pattern |",
-            "| ---: | --- | --- | --- |"]
+    # Long texts as list items, not table cells: the Prefect UI does not wrap a table's cells, it
+    # clips the table at the card's edge (seen at 1400 px: "Category" and "Error" cut).
+    out += ["", "## Top recurring errors", ""]
     for p in patterns(rows)[:TOP]:
         seen = _when(p["first_seen"]) if p["first_seen"] == p["last_seen"] else \
             f"{_when(p['first_seen'])} to {_when(p['last_seen'])}"
-        out.append(f"| {p['count']} | {p['category']} | {seen} | {_cell(p['signature'], PATTERN_CHARS)} |")
-    out += ["", "## Errors", "", "| Failed at | Category | Confidence | By | Flow | Task | Error |",
-            "| --- | --- | ---: | --- | --- | --- | --- |"]
+        flows = ", ".join(_cell(f, 60) for f in p["flows"][:3]) + (f" and {len(p['flows']) - 3} more"
+                                                                   if len(p["flows"]) > 3 else "")
+        out.append(f"1. **{p['count']}×** {p['category']} · {seen} · {flows}: {_cell(p['signature'], PATTERN_CHARS)}")
+    out += ["", "## Errors", "", "Newest first."]
     for row in sorted(rows, key=lambda r: (str(r.error.run.end_time), r.error.error_id), reverse=True)[:200]:
         e, c = row.error, row.classification
-        out.append(f"| {_when(e.run.end_time)} | {c.category} | {c.confidence:.2f} | {_cell(c.classified_by)} | "
-                   f"{_cell(e.run.flow_name, 60)} | {_cell(plain_task(e.failed_task), 60)} | "
-                   f"{_cell(e.error_text, PATTERN_CHARS)} |")
+        task = f", task {_cell(plain_task(e.failed_task), 60)}" if e.failed_task else ""
+        out.append(f"- {_when(e.run.end_time)} · **{c.category}** ({_cell(c.classified_by)}, {c.confidence:.2f}) · "
+                   f"{_cell(e.run.flow_name, 60)} / {_cell(e.run.name, 60)}{task}: {_cell(e.error_text, PATTERN_CHARS)}")
     if total > 200:
         out.append(f"\n…and {total - 200} more: export with `failure-insights batch run --format csv`.")
     out += ["", "<details><summary>Reasoning per error</summary>", ""]
@@ -210,7 +215,9 @@ def _and_more(rest: list[tuple[str, int, Any]], noun: str) -> list[str]:
 
 def table(rows: list[ClassifiedError]) -> list[dict[str, Any]]:
     """The table artifact: one row per error."""
-    shown = [(label, path) for label, path in CSV_COLUMNS if label not in ("Reasoning", "Signature")]
+    # What a reader scans first, first: the UI clips a wide table at the card's edge.
+    columns = dict(CSV_COLUMNS)
+    shown = [(label, columns[label]) for label in TABLE_COLUMNS]
     return [{label: _short(value_of(r, path), 300) if label != "Confidence" else value_of(r, path)
              for label, path in shown} for r in rows]
 

@@ -96,7 +96,7 @@ def _refs(summary: Summary, claim: str, cites: list[Citation], quoted: dict[int,
     to be quoted once below the answer; a citation that did not check out is said so. Not repeated
     when the claim's ``text`` names them already or they are ``same_as`` the claim before (a fix step
     resting on the same lines as what happened)."""
-    if not summary.verification.checked or not cites:
+    if not summary.verification.checked:
         return ""
     prefix = summary.evidence.line_prefix
     refs = []
@@ -109,9 +109,11 @@ def _refs(summary: Summary, claim: str, cites: list[Citation], quoted: dict[int,
             quoted[cite.line] = first if len(first) <= CITED_LINE_CHARS else first[:CITED_LINE_CHARS - 1] + "…"
         refs.append(f"{prefix}{cite.line}")
     check = next((c for c in summary.verification.claims if c.claim == claim), None)
-    unverified = f" *(unverified: {md.text('; '.join(check.problems))})*" if check and not check.verified else ""
+    # Checked for a model's answer; the deterministic analysis cites only what it found.
+    unverified = (f" *(unverified: {md.text('; '.join(check.problems))})*"
+                  if check and not check.verified and summary.status == "llm" else "")
     shown = f" ({', '.join(refs)})" if refs else ""
-    if shown == same_as or all(re.search(rf"\b{ref}\b", text) for ref in refs):
+    if refs and (shown == same_as or all(re.search(rf"\b{ref}\b", text) for ref in refs)):
         shown = ""
     return shown + unverified
 
@@ -194,16 +196,16 @@ def render_markdown(summary: Summary, url: str | None = None) -> str:
     notes = [line for line in (status_line(summary) if summary.status == "provisional" else None,
                                f"**{logs}**" if logs else None) if line]
     out = [
-        f"# {md.text(a.title)}",
+        f"## {md.text(a.title)}",
         "",
         facts_line(summary),
         "",
         *[x for note in notes for x in (f"> {note}", "")],
-        "## What happened",
+        "### What happened",
         md.block(a.what_happened) + _refs(summary, "what happened", a.citations.what_happened, quoted,
                                            text=a.what_happened),
         "",
-        "## How to fix it",
+        "### How to fix it",
     ]
     first = _refs(summary, "what happened", a.citations.what_happened, {})
     for i, step in enumerate(a.how_to_fix, start=1):
@@ -211,12 +213,12 @@ def render_markdown(summary: Summary, url: str | None = None) -> str:
         out.append(f"{i}. {md.text(step)}{_refs(summary, f'fix {i}', cites, quoted, text=step, same_as=first)}")
     out += [
         "",
-        "## Why it happened",
+        "### Why it happened",
         md.block(a.root_cause) + _refs(summary, "root cause", a.citations.root_cause, quoted, text=a.root_cause,
                                        same_as=first),
     ]
     if a.additional_answers:
-        out += ["", "## Answers to your questions", *[f"- {md.text(ans)}" for ans in a.additional_answers]]
+        out += ["", "### Answers to your questions", *[f"- {md.text(ans)}" for ans in a.additional_answers]]
     if a.open_questions:
         out += ["", "**Open questions:**", *[f"- {md.text(q)}" for q in a.open_questions]]
     if similar := similar_line(summary):
@@ -224,11 +226,11 @@ def render_markdown(summary: Summary, url: str | None = None) -> str:
     run, ev = summary.run, summary.evidence
     prefix = ev.line_prefix
     if quoted:
-        out += ["", "## Cited lines", *[f"- {prefix}{line}: {md.code(text)}" for line, text in sorted(quoted.items())]]
+        out += ["", "### Cited lines", *[f"- {prefix}{line}: {md.code(text)}" for line, text in sorted(quoted.items())]]
     if checked := verification_line(summary):
         out += ["", checked]
     root = ev.cited(ev.root_error_line) if ev.root_error_line else None
-    out += ["", "## Evidence"]
+    out += ["", "### Evidence"]
     out += [f"Root error ({prefix}{ev.root_error_line}):", md.fence(wrap_lines(root)), ""] if root else \
         ["No root error line found.", ""]
     out += [

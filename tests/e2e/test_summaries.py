@@ -217,7 +217,9 @@ def test_planted_markup_in_the_run_and_the_llm_answer_renders_as_text(e2e) -> No
     from markdown_it import MarkdownIt
 
     headings = [t for t in MarkdownIt("commonmark", {"html": True}).parse(artifact.data) if t.type == "heading_open"]
-    assert len(headings) == 5  # the title, what happened, how to fix it, why, evidence: nothing forged
+    # The title, what happened, how to fix it, why, the cited lines (when the answer cites), evidence:
+    # nothing forged.
+    assert len(headings) == 5 + ("\n### Cited lines\n" in artifact.data)
     # The prompt's boundary held: the forged end of the evidence stayed inside it.
     sent = next(r["body"] for r in e2e.fake.requests if run_id in json.dumps(r["body"]))["messages"][1]["content"]
     tag = re.search(r"<(evidence-[0-9a-f]{12})>", sent).group(1)

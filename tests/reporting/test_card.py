@@ -67,10 +67,10 @@ def test_the_answer_comes_first() -> None:
     """Title, one line of facts, what happened, how to fix it, why: before any evidence or note."""
     md = render_markdown(_fallback_summary())
     lines = md.split("\n")
-    assert lines[0].startswith("# ") and "failed" in lines[0]
+    assert lines[0].startswith("## ") and "failed" in lines[0]
     assert lines[2].startswith("**THIRD\\_PARTY\\_SYSTEM**") and "confidence" in lines[2] and "task `extract_orders`" in lines[2]
     order = [md.index(h) for h in ("## What happened", "## How to fix it", "## Why it happened", "## Evidence")]
-    assert order == sorted(order) and lines.index("## What happened") <= 4
+    assert order == sorted(order) and lines.index("### What happened") <= 4
     # The no-LLM note is one line at the end, saying how to add an LLM; nothing about capped confidence.
     assert md.index("Deterministic analysis, no LLM") > md.index("## Evidence")
     assert "llm-credentials" in md.split("\n")[-3] and "capped" not in md
