@@ -163,6 +163,40 @@ def wrap_lines(text: str, width: int = WRAP_WIDTH) -> str:
     return "\n".join(out)
 
 
+def _same_traceback_named(text: str, root: str, at: str) -> str:
+    """``text`` with every other traceback that ends in the root error's exception line (the flow
+    re-raising the task's exception logs it again), or that the evidence cut before its exception
+    line, named instead of shown."""
+    def exception_line(block: list[str]) -> str | None:
+        ends = [ln.strip() for ln in block if ln.startswith(" " * 8) and not ln.startswith(" " * 9)
+                and not ln.strip().startswith(("Traceback", "For more information", "["))]
+        return ends[-1] if ends else None
+
+    root_lines = root.split("\n")
+    wanted = exception_line(root_lines[1:])
+    if wanted is None:
+        return text
+    out: list[str] = []
+    block: list[str] = []
+
+    def flush() -> None:
+        # The same exception, or a traceback the evidence cut before its exception line.
+        if block and block[0].strip().startswith("Traceback") and exception_line(block) in (wanted, None):
+            out.append(f"        (the same traceback as {at}, shown above)")
+        else:
+            out.extend(block)
+        block.clear()
+
+    for line in text.split("\n"):
+        if line.startswith(" " * 8):
+            block.append(line)
+            continue
+        flush()
+        out.append(line)
+    flush()
+    return "\n".join(out)
+
+
 def _excerpt(summary: Summary, root: str | None) -> str:
     """The evidence excerpt in log order, the root error's block (shown above it) named only."""
     ev = summary.evidence
@@ -170,10 +204,7 @@ def _excerpt(summary: Summary, root: str | None) -> str:
     if root:
         at = f"{ev.line_prefix}{ev.root_error_line}"
         text = text.replace(root, f"{at} (the root error, shown above)", 1)
-        # The flow re-raising the task's exception logs the same traceback again: named, not repeated.
-        trace = "\n".join(ln for ln in root.split("\n")[1:])
-        if len(trace) > 80:
-            text = text.replace("\n" + trace, f"\n        (the same traceback as {at}, shown above)")
+        text = _same_traceback_named(text, root, at)
     lines = text.split("\n")
     shown = "\n".join(lines[:EVIDENCE_LINES_IN_ARTIFACT])
     if len(lines) > EVIDENCE_LINES_IN_ARTIFACT:
