@@ -8,6 +8,9 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # The suite runs on this many workers (pytest-xdist), a test module each at a time: the end-to-end
 # tests mostly wait on their servers. 1 runs it in one process.
 TEST_WORKERS ?= 2
+# Material for MkDocs prints an end-of-life notice (May 2027; see docs/development.md) on every
+# build: once is enough to know, so the builds here leave it out.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
 .PHONY: demo test test-live docs install install-dev install-live bench lock clean
 
@@ -46,7 +49,7 @@ demo: install
 ## after a strict build of the docs (any warning, such as a broken link, fails it; the site goes
 ## under .venv, not into the repository).
 test: install-dev
-	$(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
+	$(MKDOCS) build --strict --quiet --site-dir $(VENV)/site
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## Contract tests against real models: a local llama.cpp server (and OpenAI when OPENAI_API_KEY is set).
@@ -55,7 +58,7 @@ test-live: $(VENV)/.installed-live
 
 ## The documentation site, live-reloading at http://127.0.0.1:8000 (mkdocs.yml, docs/).
 docs: install-dev
-	$(BIN)/mkdocs serve
+	$(MKDOCS) serve
 
 ## Benchmarks (figures in docs/benchmarks.md).
 bench: install-dev
