@@ -7,6 +7,7 @@ which is not part of the site: a page moved or renamed under docs/ breaks the RE
 
 from __future__ import annotations
 
+import ast
 import re
 import unicodedata
 from pathlib import Path
@@ -108,3 +109,28 @@ def test_every_setting_is_documented() -> None:
     page = (DOCS / "reference" / "settings.md").read_text(encoding="utf-8")
     missing = [name for name in FailureInsightsSettings.model_fields if f"`{name}`" not in page]
     assert not missing, "docs/reference/settings.md does not document: " + ", ".join(missing)
+
+
+def _module_line(path: Path) -> str:
+    """A module's row in the layout map: the first sentence of its docstring."""
+    doc = " ".join((ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "").split("\n\n")[0].split())
+    first = re.match(r"(.+?[.!?])(\s|$)", doc)
+    return (first.group(1) if first else doc).rstrip(".").replace("``", "`").replace("|", "\\|")
+
+
+def test_layout_map_lists_every_module() -> None:
+    """docs/development.md maps every module, and no module that is gone (issue 27: the README's
+    layout map was out of date)."""
+    page = (DOCS / "development.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| `((?:flows|tasks|blocks|automations|prefect_failure_insights)/[^`]+\.py)` \|", page, re.M))
+    modules = {
+        str(path.relative_to(ROOT)): path
+        for root in ("flows", "tasks", "blocks", "automations", "prefect_failure_insights")
+        for path in sorted((ROOT / root).rglob("*.py"))
+        if path.name != "__init__.py" or _module_line(path)
+    }
+    missing = [f"| `{name}` | {_module_line(path)} |" for name, path in modules.items() if name not in listed]
+    gone = sorted(listed - set(modules))
+    assert not missing and not gone, (
+        "docs/development.md's layout map is out of date.\nAdd:\n" + "\n".join(missing) + "\nRemove: " + ", ".join(gone)
+    )
