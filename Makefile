@@ -8,8 +8,11 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # The suite runs on this many workers (pytest-xdist), a test module each at a time: the end-to-end
 # tests mostly wait on their servers. 1 runs it in one process.
 TEST_WORKERS ?= 2
+# Material for MkDocs prints an end-of-life notice (May 2027; see docs/development.md) on every
+# build: once is enough to know, so the builds here leave it out.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
-.PHONY: demo test test-live install install-dev install-live bench lock clean
+.PHONY: demo test test-live docs install install-dev install-live bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,15 +45,22 @@ install-live: $(VENV)/.installed-live
 demo: install
 	$(BIN)/failure-insights demo $(DEMO_ARGS)
 
-## Run the whole test suite (unit + end-to-end on a real Prefect server, SQLite and PostgreSQL).
+## Run the whole test suite (unit + end-to-end on a real Prefect server, SQLite and PostgreSQL),
+## after a strict build of the docs (any warning, such as a broken link, fails it; the site goes
+## under .venv, not into the repository).
 test: install-dev
+	$(MKDOCS) build --strict --quiet --site-dir $(VENV)/site
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## Contract tests against real models: a local llama.cpp server (and OpenAI when OPENAI_API_KEY is set).
 test-live: $(VENV)/.installed-live
 	$(BIN)/python -m pytest --live tests/live $(PYTEST_ARGS)
 
-## Benchmarks (figures in the README).
+## The documentation site, live-reloading at http://127.0.0.1:8000 (mkdocs.yml, docs/).
+docs: install-dev
+	$(MKDOCS) serve
+
+## Benchmarks (figures in docs/benchmarks.md).
 bench: install-dev
 	$(BIN)/python bench/failure_to_artifact.py
 	$(BIN)/python bench/first_answer.py
