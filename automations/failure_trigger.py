@@ -9,7 +9,7 @@ One definition, installed idempotently by ``failure-insights automation install`
     action:  run deployment summarize-failure/failure-insights
              with flow_run_id = the failed run's id
 
-Measured pitfalls this definition avoids (see the README):
+Measured pitfalls this definition avoids (docs/guides/getting-started.md, "The automation"):
 
 * ``"{{ flow_run.id }}"`` as a parameter silently creates no run (the server renders
   it through ``tojson`` and a UUID is not JSON-serialisable): ``| string`` is needed;

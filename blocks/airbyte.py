@@ -37,7 +37,7 @@ class AirbyteLogCredentials(Block):
     _block_type_name = "Failure Insights Airbyte Logs"
     _block_type_slug = "failure-insights-airbyte"
     _documentation_url = (
-        "https://github.com/prefect-failure-insights/prefect-failure-insights#more-log-sources"
+        "https://github.com/prefect-failure-insights/prefect-failure-insights/blob/main/docs/guides/log-sources.md"
     )
     _description = "Reads failed Airbyte attempts' logs for failure summaries."
 

@@ -198,7 +198,7 @@ WRAP_WIDTH = 96
 SIMILARITY_BANDS = 16
 SIMILARITY_ROWS = 2
 #: Jaccard similarity of two patterns' shingles from which failures are "similar" (chosen on the
-#: tuning split of tests/fixtures/similar/pairs.jsonl; the frozen split's figure is in the README).
+#: tuning split of tests/fixtures/similar/pairs.jsonl; the frozen split's figure is in docs/benchmarks.md).
 SIMILARITY_THRESHOLD = 0.5
 #: Candidate patterns re-ranked per lookup, and similar summaries linked from the artifact.
 SIMILARITY_CANDIDATES = 200
