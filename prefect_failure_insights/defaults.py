@@ -185,3 +185,17 @@ SIMILARITY_THRESHOLD = 0.5
 #: Candidate patterns re-ranked per lookup, and similar summaries linked from the artifact.
 SIMILARITY_CANDIDATES = 200
 SIMILAR_LINKS = 3
+
+# -- untrusted input --------------------------------------------------------------------------
+
+#: The longest log message kept, Prefect's own limit (``PREFECT_LOGGING_TO_API_MAX_LOG_SIZE``,
+#: 1,000,000): a longer one (written to the API directly, or in a bundle or another system's
+#: logs) keeps its start and end, and says how many characters were cut between them.
+LOG_MESSAGE_MAX_CHARS = 1_000_000
+#: The deepest JSON nesting a bundle may have (a subflow is two levels): checked while it is
+#: parsed, before any path is built, so a 10,000-deep file fails at once, not after minutes.
+BUNDLE_MAX_DEPTH = 64
+#: `batch classify` and `eval` input: the largest JSONL file, and the longest line (a log message
+#: at Prefect's limit, JSON-escaped).
+CLASSIFY_MAX_FILE_BYTES = 256_000_000
+CLASSIFY_MAX_LINE_CHARS = 2_000_000

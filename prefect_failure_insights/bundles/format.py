@@ -53,6 +53,7 @@ from typing import IO, Any
 import ijson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from prefect_failure_insights.defaults import BUNDLE_MAX_DEPTH
 from prefect_failure_insights.exceptions import BundleError
 from prefect_failure_insights.models import (
     Baseline,
@@ -351,6 +352,34 @@ def load_bundle(path: str | Path) -> Bundle:
     return bundle
 
 
+def _events(path: Path, fh: IO[bytes]) -> Iterator[tuple[str, str, Any]]:
+    """``ijson.parse``'s ``(prefix, event, value)``, with the nesting depth checked before any
+    prefix is built: ijson builds every event's prefix from the whole path, so a file nested
+    10,000 deep cost minutes and gigabytes before it failed. Deeper than `BUNDLE_MAX_DEPTH` is
+    refused at once."""
+    names: list[str] = []  # the path's parts, as ijson names them ("item" for an array's items)
+    prefixes = [""]  # prefixes[i]: the first i parts joined
+    for event, value in ijson.basic_parse(fh, use_float=True):
+        if event == "map_key":
+            names[-1] = value
+            prefixes[-1] = f"{prefixes[-2]}.{value}" if len(names) > 1 else value
+            yield prefixes[-2], event, value
+            continue
+        if event in ("start_map", "start_array"):
+            if len(names) >= BUNDLE_MAX_DEPTH:
+                raise BundleError(f"{path} is not a valid bundle: it is nested deeper than {BUNDLE_MAX_DEPTH} levels "
+                                  f"(at {prefixes[-1][:80] or 'the top'}...); a run's subflows are never that deep.")
+            yield prefixes[-1], event, value
+            part = "item" if event == "start_array" else ""
+            prefixes.append(f"{prefixes[-1]}.{part}" if names else part)
+            names.append(part)
+            continue
+        if event in ("end_map", "end_array"):
+            names.pop()
+            prefixes.pop()
+        yield prefixes[-1], event, value
+
+
 def _parse(path: Path, fh: IO[bytes], spool: LogSpool) -> dict[str, Any]:
     """The bundle's JSON without its log items, which go to ``spool`` as they are parsed."""
     opens, closes = ("start_map", "start_array"), ("end_map", "end_array")
@@ -360,7 +389,7 @@ def _parse(path: Path, fh: IO[bytes], spool: LogSpool) -> dict[str, Any]:
     counts: dict[str, int] = {}
     owners = [""]  # the run path of each open subflow
     try:
-        for prefix, event, value in ijson.parse(fh, use_float=True):
+        for prefix, event, value in _events(path, fh):
             if item is not None:  # inside a log item
                 item.event(event, value)
                 depth += 1 if event in opens else -1 if event in closes else 0

@@ -15,8 +15,10 @@ import typer
 from prefect_failure_insights.cli.common import (
     SETTINGS_OPTION,
     TextOrJson,
+    echo,
     fail,
     open_database,
+    output_file,
     parse_since,
     run,
     write_output,
@@ -43,26 +45,43 @@ class RowsFormat(str, Enum):
 
 
 def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; one bad line is a one-line error naming it."""
+    """Rows of a JSONL file; one bad line (not UTF-8, not JSON, too long) or a file too large is a
+    one-line error naming it."""
+    from prefect_failure_insights.defaults import CLASSIFY_MAX_FILE_BYTES, CLASSIFY_MAX_LINE_CHARS
     from prefect_failure_insights.exceptions import InputError
 
     if not path.is_file():
         raise InputError(f"No such file: {path}.")
+    size = path.stat().st_size
+    if size > CLASSIFY_MAX_FILE_BYTES:
+        raise InputError(f"{path} is {size:,} bytes, more than the {CLASSIFY_MAX_FILE_BYTES:,} accepted: split it "
+                         "into smaller files.")
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}, line {number}: not valid JSON ({exc.msg}).") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}, line {number}: expected a JSON object.")
-            for key in required:
-                if not isinstance(row.get(key), str) or not row[key].strip():
-                    raise InputError(f"{path}, line {number}: '{key}' is missing or empty.")
-            rows.append(row)
+    number = 0
+    try:
+        with path.open(encoding="utf-8") as fh:
+            while line := fh.readline(CLASSIFY_MAX_LINE_CHARS + 1):
+                number += 1
+                if len(line) > CLASSIFY_MAX_LINE_CHARS:
+                    raise InputError(f"{path}, line {number}: longer than {CLASSIFY_MAX_LINE_CHARS:,} characters; "
+                                     "shorten its error_text (only its start and end matter).")
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}, line {number}: not valid JSON ({exc.msg}).") from None
+                if not isinstance(row, dict):
+                    raise InputError(f"{path}, line {number}: expected a JSON object.")
+                for key in required:
+                    if not isinstance(row.get(key), str) or not row[key].strip():
+                        raise InputError(f"{path}, line {number}: '{key}' is missing or empty.")
+                rows.append(row)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text ({exc.reason}, at or after line {number + 1}): give a JSONL "
+                         "file, one JSON object per line.") from None
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from None
     if not rows:
         raise InputError(f"{path} holds no rows.")
     return rows
@@ -93,7 +112,7 @@ async def _classifier(settings_block: str, no_llm: bool, llm_url: str | None, ll
             database = await open_database(settings_block)
             offline = False
         except (httpx.ConnectError, httpx.ConnectTimeout):
-            typer.echo("Note: the Prefect API is unreachable: default settings, no corrections, "
+            echo("Note: the Prefect API is unreachable: default settings, no corrections, "
                        "the LLM from the environment.", err=True)
     llm = None
     if not no_llm:
@@ -139,21 +158,17 @@ def classify(
     Example:
         failure-insights batch classify --input errors.jsonl --no-llm
     """
+    output = output_file(output) if output is not None else None
     rows = run(lambda: _read_jsonl(input_path, ("error_text",)))
     results = _classify_rows(rows, settings_block, no_llm, llm_url, llm_model)
     fields = ("id", "category", "confidence", "classified_by", "reasoning")
     if fmt is RowsFormat.json:
         text = "".join(json.dumps({k: getattr(r, k) for k in fields}) + "\n" for r in results)
     else:
-        import csv
-        import io
+        from prefect_failure_insights.reporting.batch import csv_table
 
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(fields)
-        writer.writerows([[getattr(r, k) for k in fields] for r in results])
-        text = buffer.getvalue()
-    write_output(text, output)
+        text = csv_table(fields, ([getattr(r, k) for k in fields] for r in results))
+    write_output(text, output, cells_inert=fmt is RowsFormat.csv)
 
 
 def eval_(
@@ -180,7 +195,7 @@ def eval_(
         raise fail(f"{input_path}: {exc}.", 2) from None
     results = _classify_rows(rows, settings_block, no_llm, llm_url, llm_model)
     result = evaluate(labels, [r.category for r in results], [r.classified_by for r in results])
-    typer.echo(json.dumps(result, indent=2) if fmt is TextOrJson.json else render(result))
+    echo(json.dumps(result, indent=2) if fmt is TextOrJson.json else render(result))
 
 
 @app.command("run")
@@ -213,6 +228,7 @@ def run_batch(
     from prefect_failure_insights.models import resolve_window
     from prefect_failure_insights.reporting import batch as report
 
+    output = output_file(output) if output is not None else None
     start = parse_since(since)
     end: datetime | None = None
     if until:
@@ -245,7 +261,7 @@ def run_batch(
         text = report.to_csv(rows)
     else:
         text = report.render_text(result, verbose)
-    write_output(text, output)
+    write_output(text, output, cells_inert=fmt is InsightsFormat.csv)
 
 
 @corrections_app.command("import")
@@ -270,7 +286,7 @@ def corrections_import(
             return imported, database.description
 
     result, where = run(go)
-    typer.echo(f"Imported {result.imported} corrections into {where}"
+    echo(f"Imported {result.imported} corrections into {where}"
                + (f" ({result.skipped} rows without a corrected category skipped)." if result.skipped else "."))
 
 
@@ -300,15 +316,15 @@ def rules_suggest(
 
     found = run(go)
     if fmt is TextOrJson.json:
-        typer.echo(json.dumps([s.as_setting() for s in found], indent=2))
+        echo(json.dumps([s.as_setting() for s in found], indent=2))
         return
     if not found:
-        typer.echo("No suggestions: the rules already classify every correction and LLM answer the same way.")
+        echo("No suggestions: the rules already classify every correction and LLM answer the same way.")
         return
     for s in found:
-        typer.echo(f"{s.count:>4}x  {s.category:<20} {s.name}  (from {', '.join(sorted(s.sources))})")
-        typer.echo(f"      {json.dumps(s.as_setting())}")
+        echo(f"{s.count:>4}x  {s.category:<20} {s.name}  (from {', '.join(sorted(s.sources))})")
+        echo(f"      {json.dumps(s.as_setting())}")
         for example in s.examples:
-            typer.echo(f"        e.g. {example}")
-    typer.echo("\nAdd the ones you agree with to the settings block's extra_rules "
+            echo(f"        e.g. {example}")
+    echo("\nAdd the ones you agree with to the settings block's extra_rules "
                "(or to analysis/rules.py), then run `failure-insights eval` to check.")

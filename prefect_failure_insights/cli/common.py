@@ -45,9 +45,17 @@ class TextOrJson(str, Enum):
     json = "json"
 
 
+def echo(text: str, *, err: bool = False) -> None:
+    """Print ``text`` made `inert`: whatever a run or a model wrote, the terminal receives no
+    escape sequence, control or bidi character from it."""
+    from prefect_failure_insights.redaction import inert
+
+    typer.echo(inert(text), err=err)
+
+
 def fail(message: str, code: int) -> typer.Exit:
-    """Print ``Error: message`` on stderr; the `typer.Exit` to raise with ``code``."""
-    typer.echo(f"Error: {message}", err=True)
+    """Print ``Error: message`` on stderr (inert); the `typer.Exit` to raise with ``code``."""
+    echo(f"Error: {message}", err=True)
     return typer.Exit(code)
 
 
@@ -140,13 +148,33 @@ async def open_database(settings_block: str) -> Database:
     return database
 
 
-def write_output(text: str, output: Path | None) -> None:
-    """To stdout, or atomically to ``output`` (never a half-written file)."""
+def output_file(output: Path | str) -> Path:
+    """``-o FILE`` checked before any work: a file in a directory that exists. Directories are
+    never created (a typo would scatter files) and a directory is refused, each in one line."""
+    path = Path(output)
+    if path.is_dir():
+        raise fail(f"-o {path} is a directory: give a file name (e.g. {path / 'out.txt'}).", 2)
+    if not path.parent.is_dir():
+        raise fail(f"-o {path}: the directory {path.parent} does not exist; create it first (it is never "
+                   "created for you).", 2)
+    return path
+
+
+def write_output(text: str, output: Path | None, *, cells_inert: bool = False) -> None:
+    """To stdout, or atomically to ``output`` (never a half-written file), made `inert` (a CSV,
+    ``cells_inert``, already is, cell by cell, and keeps its CRLF line ends)."""
+    if not cells_inert:
+        from prefect_failure_insights.redaction import inert
+
+        text = inert(text)
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+    output = output_file(output)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+    except OSError as exc:
+        raise fail(f"Cannot write {output}: {exc.strerror or exc}.", 1) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)

@@ -15,8 +15,10 @@ from prefect_failure_insights.cli.common import (
     SETTINGS_OPTION,
     SummaryFormat,
     TextOrJson,
+    echo,
     fail,
     open_database,
+    output_file,
     parse_since,
     run,
 )
@@ -48,13 +50,13 @@ def _print_summary(summary: Any, fmt: SummaryFormat, with_url: bool = True) -> N
 
     url = run_url(summary.run.id) if with_url else None
     if fmt is SummaryFormat.json:
-        typer.echo(json.dumps(summary.model_dump(mode="json"), indent=2))
+        echo(json.dumps(summary.model_dump(mode="json"), indent=2))
     elif fmt is SummaryFormat.markdown:
-        typer.echo(render_markdown(summary, url))
+        echo(render_markdown(summary, url))
     else:
-        typer.echo(render_text(summary))
+        echo(render_text(summary))
         if url:
-            typer.echo(f"\nOn the run's page: {url}")
+            echo(f"\nOn the run's page: {url}")
 
 
 def _load_bundle(path: str):
@@ -111,7 +113,7 @@ def create(
     if outcome.summary is None:
         raise fail(f"No summary made for {run_id}: {outcome.reason}", 1)
     if outcome.action == "exists":
-        typer.echo("(An existing summary; use --regenerate to replace it.)", err=True)
+        echo("(An existing summary; use --regenerate to replace it.)", err=True)
     _print_summary(outcome.summary, fmt)
 
 
@@ -148,9 +150,9 @@ def evidence(
     loaded = _load_bundle(bundle) if bundle is not None else run(lambda: _export(run_id))
     ev = bundle_evidence(loaded, budget)
     if fmt is TextOrJson.text:
-        typer.echo(ev.text)
+        echo(ev.text)
         return
-    typer.echo(json.dumps({
+    echo(json.dumps({
         "text": ev.text, "tokens": ev.tokens, "kept_lines": ev.kept_lines,
         "redactions": ev.redaction_count, "redactions_by_kind": ev.redactions,
         "root_error": ev.root_error, "root_error_line": ev.root_error_line,
@@ -182,13 +184,13 @@ def export(
     as a redacted bundle."""
     from prefect_failure_insights.bundles.format import write_bundle
 
-    path = output or f"run-{run_id[:8]}.json.gz"
+    path = output_file(output or f"run-{run_id[:8]}.json.gz")
     loaded = run(lambda: _export(run_id, settings_block))
     try:
         write_bundle(loaded, path)
     except OSError as exc:
         raise fail(f"Cannot write {path}: {exc.strerror or exc}.", 1) from None
-    typer.echo(f"Wrote {path}: {loaded.log_count} log lines, "
+    echo(f"Wrote {path}: {loaded.log_count} log lines, "
                f"{len(loaded.task_runs)} task runs, {len(loaded.subflows)} failed subflow(s).")
 
 
@@ -239,7 +241,7 @@ def list_(
 
     rows, total = run(main)
     if fmt is TextOrJson.json:
-        typer.echo(json.dumps({
+        echo(json.dumps({
             "total": total, "limit": limit, "offset": offset,
             "summaries": [
                 {"flow_run_id": s.run.id, "flow_run_name": s.run.name, "flow_name": s.run.flow_name,
@@ -254,17 +256,17 @@ def list_(
         }, indent=2))
         return
     if not rows:
-        typer.echo(f"No summaries (total {total}).")
+        echo(f"No summaries (total {total}).")
         return
-    typer.echo(f"{'FAILED AT (UTC)':<17} {'FLOW RUN ID':<36} {'FLOW':<22} {'CATEGORY':<18} {'HOW':<8} "
+    echo(f"{'FAILED AT (UTC)':<17} {'FLOW RUN ID':<36} {'FLOW':<22} {'CATEGORY':<18} {'HOW':<8} "
                f"{'TOKENS':>7} {'COST $':>8} TITLE")
     for s in rows:
         when = f"{s.run.end_time:%Y-%m-%d %H:%M}" if s.run.end_time else "-"
         how = "cache" if s.recurrence.cache_hit else s.status
         cost = f"{s.usage.cost_usd:.4f}" if s.usage.cost_usd is not None else "-"
-        typer.echo(f"{when:<17} {s.run.id:<36} {s.run.flow_name[:22]:<22} {s.analysis.category.value:<18} "
+        echo(f"{when:<17} {s.run.id:<36} {s.run.flow_name[:22]:<22} {s.analysis.category.value:<18} "
                    f"{how:<8} {s.usage.tokens:>7} {cost:>8} {s.analysis.title[:60]}")
-    typer.echo(f"Showing {offset + 1}-{offset + len(rows)} of {total}.")
+    echo(f"Showing {offset + 1}-{offset + len(rows)} of {total}.")
 
 
 @app.command("reconcile")
@@ -302,6 +304,6 @@ def reconcile(
 
     report = run(main)
     if fmt is TextOrJson.json:
-        typer.echo(json.dumps({**report.model_dump(mode="json"), "missing": report.missing}, indent=2))
+        echo(json.dumps({**report.model_dump(mode="json"), "missing": report.missing}, indent=2))
     else:
-        typer.echo(describe(report, dry_run))
+        echo(describe(report, dry_run))

@@ -20,7 +20,7 @@ from typing import Protocol
 import httpx
 
 from prefect_failure_insights.blocks.airbyte import AirbyteLogCredentials
-from prefect_failure_insights.models import FailedRun, LogLine, LogSection, TaskRunInfo
+from prefect_failure_insights.models import FailedRun, LogLine, LogSection, TaskRunInfo, bounded
 from prefect_failure_insights.redaction import Redactor
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -46,7 +46,7 @@ class LogSource(Protocol):
 
 def parse_airbyte_line(number: int, text: str) -> LogLine:
     """One Airbyte log line as a `LogLine` (level read from the text), redacted as it enters."""
-    text = Redactor().redact(text)
+    text = Redactor().redact(bounded(text))
     m = _AIRBYTE_LINE.match(text)
     level = _LEVELS.get((m.group("level") or "").upper()) if m else None
     if level is None:

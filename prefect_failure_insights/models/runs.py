@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator
 
-from prefect_failure_insights.models.common import Redacted
+from prefect_failure_insights.models.common import Redacted, bounded
 from prefect_failure_insights.redaction import Redactor
 
 _FAILED_TYPES = frozenset({"FAILED", "CRASHED"})
@@ -133,7 +133,7 @@ class LogSection(BaseModel):
     def _redacted(cls, lines: list[LogLine]) -> list[LogLine]:
         """Log lines are dataclasses (no field validation): redacted here, where a section enters."""
         for line in lines:
-            line.message = Redactor().redact(line.message)
+            line.message = Redactor().redact(bounded(line.message))
         return lines
 
 

@@ -39,7 +39,7 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFil
 from prefect.client.schemas.sorting import LogSort
 
 from prefect_failure_insights.defaults import API_PAGE
-from prefect_failure_insights.models import LogLine, LogWait, TaskRunInfo
+from prefect_failure_insights.models import LogLine, LogWait, TaskRunInfo, bounded
 from prefect_failure_insights.prefect_api.paging import pages
 from prefect_failure_insights.prefect_api.runs import failed_subflows
 from prefect_failure_insights.redaction import Redactor
@@ -125,8 +125,9 @@ class RedactedLines:
 
 
 def _row(timestamp: str, level: Any, task_run_id: Any, message: str, logger: str | None) -> tuple[Any, ...]:
-    """A record as `RunLogs` files hold it: timestamp, level, task run id, message, logger."""
-    return timestamp, level or 0, task_run_id or "", message, logger or ""
+    """A record as `RunLogs` files hold it: timestamp, level, task run id, message (`bounded`:
+    one message is never larger than Prefect's own limit), logger."""
+    return timestamp, level or 0, task_run_id or "", bounded(message or ""), logger or ""
 
 
 def _is_marker(record: dict[str, Any]) -> bool:

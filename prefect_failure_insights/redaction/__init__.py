@@ -11,8 +11,14 @@ rather than by example: `patterns` says what each family looks like (vendor toke
 URL credentials, assignments to secret-looking keys, command lines, credentials by position,
 SQL and config forms), `scanner` finds them in text, `redactor` replaces each with
 ``[REDACTED:<kind>]``.
+
+Untrusted text is made inert at the same door (`sanitize.inert`: no control characters,
+terminal escapes, bidi controls or invisible characters), and `sanitize` also holds the other
+defences of text on its way out: `capped` (one message's size) and `csv_cell` (no spreadsheet
+formula in an export).
 """
 
 from prefect_failure_insights.redaction.redactor import Redactor
+from prefect_failure_insights.redaction.sanitize import capped, csv_cell, from_csv_cell, inert
 
-__all__ = ["Redactor"]
+__all__ = ["Redactor", "capped", "csv_cell", "from_csv_cell", "inert"]

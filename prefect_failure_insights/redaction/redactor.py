@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from prefect_failure_insights.redaction.patterns import MASK
+from prefect_failure_insights.redaction.sanitize import inert
 from prefect_failure_insights.redaction.scanner import find_secrets, masked
 
 #: Half of a UTF-16 surrogate pair on its own (a log decoded with ``surrogateescape``, a JSON
@@ -41,15 +42,17 @@ class Redactor:
     counts: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        values = sorted({v for v in self.literals if v and len(v) >= 6}, key=len, reverse=True)
+        # Matched in the inert text, so as they read there.
+        values = sorted({inert(v) for v in self.literals if v and len(inert(v)) >= 6}, key=len, reverse=True)
         self._literal_re = re.compile("|".join(re.escape(v) for v in values)) if values else None
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret replaced by ``[REDACTED:<kind>]`` and made `encodable`;
+        """``text`` with every secret replaced by ``[REDACTED:<kind>]``, made `encodable` and
+        `inert` (no control, escape, bidi or invisible character: the same door for both);
         redacting twice changes nothing."""
         if not text:
             return text
-        text = encodable(text)
+        text = inert(encodable(text))
         if self._literal_re is not None:
             text, n = self._literal_re.subn(MASK.format(kind="secret_value"), text)
             if n:
