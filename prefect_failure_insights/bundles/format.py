@@ -53,7 +53,7 @@ from typing import IO, Any
 import ijson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from prefect_failure_insights.defaults import BUNDLE_MAX_DEPTH
+from prefect_failure_insights.defaults import BUNDLE_MAX_DEPTH, BUNDLE_MAX_VALUE_BYTES
 from prefect_failure_insights.exceptions import BundleError
 from prefect_failure_insights.models import (
     Baseline,
@@ -352,14 +352,34 @@ def load_bundle(path: str | Path) -> Bundle:
     return bundle
 
 
+class _Guarded:
+    """A bundle's bytes on their way to the JSON parser, refusing a single value larger than
+    `BUNDLE_MAX_VALUE_BYTES`: the parser re-reads a value it has not finished at every chunk, so
+    a 100 MB log line cost 80 s. ``pending``: bytes read since the parser last produced an event."""
+
+    def __init__(self, raw: IO[bytes], path: Path) -> None:
+        self.raw, self.path, self.pending = raw, path, 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.raw.read(size)
+        self.pending += len(chunk)
+        if self.pending > BUNDLE_MAX_VALUE_BYTES:
+            raise BundleError(f"{self.path} is not a valid bundle: it holds a single value larger than "
+                              f"{BUNDLE_MAX_VALUE_BYTES:,} bytes (a log message is at most about 1 MB); export the "
+                              "run again, or cut that message.")
+        return chunk
+
+
 def _events(path: Path, fh: IO[bytes]) -> Iterator[tuple[str, str, Any]]:
-    """``ijson.parse``'s ``(prefix, event, value)``, with the nesting depth checked before any
-    prefix is built: ijson builds every event's prefix from the whole path, so a file nested
-    10,000 deep cost minutes and gigabytes before it failed. Deeper than `BUNDLE_MAX_DEPTH` is
-    refused at once."""
+    """``ijson.parse``'s ``(prefix, event, value)``, bounded: the nesting depth is checked before
+    any prefix is built (ijson builds every event's prefix from the whole path, so a file nested
+    10,000 deep cost minutes and gigabytes before it failed), deeper than `BUNDLE_MAX_DEPTH` is
+    refused at once, and so is a single value larger than `BUNDLE_MAX_VALUE_BYTES` (`_Guarded`)."""
     names: list[str] = []  # the path's parts, as ijson names them ("item" for an array's items)
     prefixes = [""]  # prefixes[i]: the first i parts joined
-    for event, value in ijson.basic_parse(fh, use_float=True):
+    guarded = _Guarded(fh, path)
+    for event, value in ijson.basic_parse(guarded, use_float=True, buf_size=256 * 1024):
+        guarded.pending = 0
         if event == "map_key":
             names[-1] = value
             prefixes[-1] = f"{prefixes[-2]}.{value}" if len(names) > 1 else value

@@ -8,15 +8,18 @@ import sys
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from prefect_failure_insights.cli.common import (
+    LLM_KEY_ENV_OPTION,
+    LLM_URL_OPTION,
     SETTINGS_OPTION,
     TextOrJson,
     echo,
     fail,
+    llm_endpoint,
     open_database,
     output_file,
     parse_since,
@@ -24,6 +27,9 @@ from prefect_failure_insights.cli.common import (
     write_output,
 )
 from prefect_failure_insights.defaults import BATCH_HOURS, BATCH_MAX_RUNS
+
+if TYPE_CHECKING:
+    from prefect_failure_insights.models import LLMEndpoint
 
 app = typer.Typer(help="Batch insights: classify every failure of a window and report trends.",
                   no_args_is_help=True)
@@ -87,7 +93,7 @@ def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict[str, Any]]:
     return rows
 
 
-async def _classifier(settings_block: str, no_llm: bool, llm_url: str | None, llm_model: str | None):
+async def _classifier(settings_block: str, no_llm: bool, endpoint: LLMEndpoint | None, llm_model: str | None):
     """A `Classifier` with the workspace's settings, corrections and LLM, and its database;
     offline (no Prefect API), the defaults and the default SQLite database."""
     import httpx
@@ -116,22 +122,23 @@ async def _classifier(settings_block: str, no_llm: bool, llm_url: str | None, ll
                        "the LLM from the environment.", err=True)
     llm = None
     if not no_llm:
+        url, key = (endpoint.url, endpoint.api_key) if endpoint is not None else (None, None)
         if offline:
             base = LLMCredentials.from_env()
-            llm = base.with_overrides(llm_url, llm_model) if base and (llm_url or llm_model) else base
-            if llm is None and llm_url:
-                llm = LLMCredentials().with_overrides(llm_url, llm_model)
+            llm = base.with_overrides(url, llm_model, api_key=key) if base and (url or llm_model) else base
+            if llm is None and url:
+                llm = LLMCredentials().with_overrides(url, llm_model, api_key=key)
         else:
-            llm = (await load_llm(settings, llm_url, llm_model)).credentials
+            llm = (await load_llm(settings, endpoint, llm_model)).credentials
     return await open_classifier(settings, database, llm), database
 
 
-def _classify_rows(rows: list[dict], settings_block: str, no_llm: bool, llm_url: str | None,
+def _classify_rows(rows: list[dict], settings_block: str, no_llm: bool, endpoint: LLMEndpoint | None,
                    llm_model: str | None) -> list:
     from prefect_failure_insights.models import ErrorItem
 
     async def go():
-        classifier, database = await _classifier(settings_block, no_llm, llm_url, llm_model)
+        classifier, database = await _classifier(settings_block, no_llm, endpoint, llm_model)
         try:
             items = [ErrorItem(id=str(r.get("id", i)), error_text=r["error_text"],
                                exception_type=r.get("exception_type") or None) for i, r in enumerate(rows, 1)]
@@ -149,7 +156,8 @@ def classify(
     no_llm: bool = typer.Option(False, "--no-llm", help="Corrections and rules only."),
     fmt: RowsFormat = typer.Option(RowsFormat.json, "--format", help="json (one object per line) or csv."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
-    llm_url: str | None = typer.Option(None, "--llm-url", help="Use this OpenAI-compatible endpoint instead."),
+    llm_url: str | None = LLM_URL_OPTION,
+    llm_api_key_env: str | None = LLM_KEY_ENV_OPTION,
     llm_model: str | None = typer.Option(None, "--llm-model", help="Use this model instead."),
     settings_block: str = SETTINGS_OPTION,
 ) -> None:
@@ -160,7 +168,7 @@ def classify(
     """
     output = output_file(output) if output is not None else None
     rows = run(lambda: _read_jsonl(input_path, ("error_text",)))
-    results = _classify_rows(rows, settings_block, no_llm, llm_url, llm_model)
+    results = _classify_rows(rows, settings_block, no_llm, llm_endpoint(llm_url, llm_api_key_env), llm_model)
     fields = ("id", "category", "confidence", "classified_by", "reasoning")
     if fmt is RowsFormat.json:
         text = "".join(json.dumps({k: getattr(r, k) for k in fields}) + "\n" for r in results)
@@ -175,7 +183,8 @@ def eval_(
     input_path: Path = typer.Option(..., "--input", "-i", help="JSONL: error_text and label (optional exception_type)."),
     no_llm: bool = typer.Option(False, "--no-llm", help="Corrections and rules only."),
     fmt: TextOrJson = typer.Option(TextOrJson.text, "--format", help="text or json."),
-    llm_url: str | None = typer.Option(None, "--llm-url", help="Use this OpenAI-compatible endpoint instead."),
+    llm_url: str | None = LLM_URL_OPTION,
+    llm_api_key_env: str | None = LLM_KEY_ENV_OPTION,
     llm_model: str | None = typer.Option(None, "--llm-model", help="Use this model instead."),
     settings_block: str = SETTINGS_OPTION,
 ) -> None:
@@ -193,7 +202,7 @@ def eval_(
         labels = [taxonomy.parse(r["label"]) for r in rows]
     except ValueError as exc:
         raise fail(f"{input_path}: {exc}.", 2) from None
-    results = _classify_rows(rows, settings_block, no_llm, llm_url, llm_model)
+    results = _classify_rows(rows, settings_block, no_llm, llm_endpoint(llm_url, llm_api_key_env), llm_model)
     result = evaluate(labels, [r.category for r in results], [r.classified_by for r in results])
     echo(json.dumps(result, indent=2) if fmt is TextOrJson.json else render(result))
 
@@ -208,7 +217,8 @@ def run_batch(
     flow: list[str] = typer.Option([], "--flow", help="Only this flow (repeatable)."),
     work_pool: list[str] = typer.Option([], "--work-pool", help="Only this work pool (repeatable)."),
     no_llm: bool = typer.Option(False, "--no-llm", help="Corrections, rules and cache only."),
-    llm_url: str | None = typer.Option(None, "--llm-url", help="Use this OpenAI-compatible endpoint instead."),
+    llm_url: str | None = LLM_URL_OPTION,
+    llm_api_key_env: str | None = LLM_KEY_ENV_OPTION,
     llm_model: str | None = typer.Option(None, "--llm-model", help="Use this model instead."),
     max_runs: int = typer.Option(BATCH_MAX_RUNS, "--max-runs", min=1, help="Most failed runs to read (newest first)."),
     fmt: InsightsFormat = typer.Option(InsightsFormat.text, "--format", help="text, markdown, json or csv."),
@@ -229,6 +239,7 @@ def run_batch(
     from prefect_failure_insights.reporting import batch as report
 
     output = output_file(output) if output is not None else None
+    endpoint = llm_endpoint(llm_url, llm_api_key_env)
     start = parse_since(since)
     end: datetime | None = None
     if until:
@@ -246,7 +257,7 @@ def run_batch(
 
         result = run(lambda: batch_insights(
             hours=hours, since=start, until=end, tags=tag, deployments=deployment, flows=flow,
-            work_pools=work_pool, max_runs=max_runs, use_llm=not no_llm, llm_url=llm_url,
+            work_pools=work_pool, max_runs=max_runs, use_llm=not no_llm, llm_endpoint=endpoint,
             llm_model=llm_model, settings_block=settings_block, progress=hook,
         ))
 

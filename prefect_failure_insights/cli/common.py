@@ -26,12 +26,18 @@ import typer
 from prefect_failure_insights.defaults import DEFAULT_BLOCK_NAME
 
 if TYPE_CHECKING:
+    from prefect_failure_insights.models import LLMEndpoint
     from prefect_failure_insights.store import Database
 
 T = TypeVar("T")
 
 SETTINGS_OPTION = typer.Option(DEFAULT_BLOCK_NAME, "--settings-block",
                                help="Name of the failure-insights-settings block.")
+LLM_URL_OPTION = typer.Option(None, "--llm-url", help="Ask this OpenAI-compatible endpoint instead, with no API key "
+                              "unless --llm-api-key-env names its own.")
+LLM_KEY_ENV_OPTION = typer.Option(None, "--llm-api-key-env", metavar="VAR",
+                                  help="The environment variable that holds --llm-url's own API key (the configured "
+                                       "block's key is never sent to another URL).")
 
 
 class SummaryFormat(str, Enum):
@@ -57,6 +63,21 @@ def fail(message: str, code: int) -> typer.Exit:
     """Print ``Error: message`` on stderr (inert); the `typer.Exit` to raise with ``code``."""
     echo(f"Error: {message}", err=True)
     return typer.Exit(code)
+
+
+def llm_endpoint(url: str | None, key_env: str | None) -> LLMEndpoint | None:
+    """``--llm-url`` with its own key, read from the environment variable ``--llm-api-key-env``
+    names (never from the command line, where it would stay in the shell's history)."""
+    from prefect_failure_insights.models import LLMEndpoint
+
+    if key_env and not url:
+        raise fail("--llm-api-key-env names the key of --llm-url: give --llm-url too.", 2)
+    if not url:
+        return None
+    key = os.environ.get(key_env, "").strip() if key_env else None
+    if key_env and not key:
+        raise fail(f"--llm-api-key-env {key_env}: that environment variable is not set (or empty).", 2)
+    return LLMEndpoint(url=url, api_key=key or None)
 
 
 def api_url() -> str:

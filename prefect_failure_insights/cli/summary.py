@@ -12,11 +12,14 @@ from typing import Any
 import typer
 
 from prefect_failure_insights.cli.common import (
+    LLM_KEY_ENV_OPTION,
+    LLM_URL_OPTION,
     SETTINGS_OPTION,
     SummaryFormat,
     TextOrJson,
     echo,
     fail,
+    llm_endpoint,
     open_database,
     output_file,
     parse_since,
@@ -72,14 +75,15 @@ def create(
     regenerate: bool = typer.Option(False, "--regenerate", help="Replace an existing summary."),
     fmt: SummaryFormat = typer.Option(SummaryFormat.text, "--format", help="Output format."),
     budget: int = _budget_option("Evidence token budget (bundles)."),
-    llm_url: str | None = typer.Option(None, "--llm-url", help="Use this OpenAI-compatible endpoint instead."),
+    llm_url: str | None = LLM_URL_OPTION,
+    llm_api_key_env: str | None = LLM_KEY_ENV_OPTION,
     llm_model: str | None = typer.Option(None, "--llm-model", help="Use this model instead."),
     settings_block: str = SETTINGS_OPTION,
 ) -> None:
     """Summarize a failed run now (the same flow the automation runs), or a bundle offline.
 
-    The API key for --llm-url comes from the llm-credentials block or the environment
-    (FAILURE_INSIGHTS_LLM_API_KEY / OPENAI_API_KEY), never from the command line.
+    --llm-url gets its own API key from the environment variable --llm-api-key-env names,
+    never from the command line; the llm-credentials block's key goes only to the block's URL.
 
     Examples:
         failure-insights summary create 0b7c2c1e-... --regenerate
@@ -87,8 +91,9 @@ def create(
     """
     if (run_id is None) == (bundle is None):
         raise fail("Give a RUN_ID or --bundle FILE (one of them).", 2)
+    endpoint = llm_endpoint(llm_url, llm_api_key_env)
     if bundle is not None:
-        _print_summary(_summarize_bundle(bundle, budget, llm_url, llm_model), fmt, with_url=False)
+        _print_summary(_summarize_bundle(bundle, budget, endpoint, llm_model), fmt, with_url=False)
         return
 
     async def main():
@@ -102,7 +107,7 @@ def create(
             await resolve_failed_run(client, run_id)
         outcome = await summarize_failure(
             flow_run_id=run_id, regenerate=regenerate, settings_block=settings_block,
-            llm_url=llm_url, llm_model=llm_model,
+            llm_endpoint=endpoint, llm_model=llm_model,
         )
         if outcome.summary is None and outcome.action == "exists":
             async with await open_database(settings_block) as database:
@@ -117,7 +122,7 @@ def create(
     _print_summary(outcome.summary, fmt)
 
 
-def _summarize_bundle(path: str, budget: int, llm_url: str | None = None, llm_model: str | None = None):
+def _summarize_bundle(path: str, budget: int, endpoint: Any = None, llm_model: str | None = None):
     """Offline: the bundle's evidence, analysed by the LLM in the environment (or the fallback)."""
     from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
     from prefect_failure_insights.blocks.loading import NO_LLM_HINT
@@ -125,8 +130,9 @@ def _summarize_bundle(path: str, budget: int, llm_url: str | None = None, llm_mo
 
     loaded = _load_bundle(path)
     llm = LLMCredentials.from_env()
-    if llm_url or llm_model:
-        llm = (llm or LLMCredentials()).with_overrides(llm_url, llm_model)
+    if endpoint is not None or llm_model:
+        llm = (llm or LLMCredentials()).with_overrides(endpoint.url if endpoint else None, llm_model,
+                                                       api_key=endpoint.api_key if endpoint else None)
     settings = FailureInsightsSettings(evidence_token_budget=budget)
     return run(lambda: summarize_bundle(loaded, settings, llm, no_llm_reason=None if llm else NO_LLM_HINT))
 
