@@ -63,7 +63,9 @@ from prefect_failure_insights.models import (
     LogSection,
     Redacted,
     TaskRunInfo,
+    bounded,
 )
+from prefect_failure_insights.redaction import LogRedactor, Redactor
 
 FORMAT = "prefect-failure-insights/bundle"
 VERSION = 1
@@ -160,6 +162,8 @@ class LogSpool:
 
     def __init__(self) -> None:
         csv.field_size_limit(sys.maxsize)
+        # Lines arrive in each run's log order: a key logged one line per record is redacted whole.
+        self.log_redactor = LogRedactor(Redactor())
         self._directory: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(
             prefix="failure-insights-bundle-")
         self._files: dict[str, tuple[Path, IO[str], Any]] = {}
@@ -445,6 +449,9 @@ def _parse(path: Path, fh: IO[bytes], spool: LogSpool) -> dict[str, Any]:
 def _spool_log(path: Path, value: Any, owner: str, counts: dict[str, int], spool: LogSpool) -> None:
     index = counts.get(f"log:{owner}", 0)
     counts[f"log:{owner}"] = index + 1
+    if isinstance(value, dict) and isinstance(value.get("message"), str):
+        stream = f"{owner}:{value.get('task_run_id') or value.get('task_run_name') or ''}"
+        value = {**value, "message": spool.log_redactor.redact(bounded(value["message"]), stream=stream)}
     try:
         spool.add(owner, BundleLog.model_validate(value))
     except ValidationError as exc:

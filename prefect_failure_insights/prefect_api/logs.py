@@ -26,7 +26,7 @@ import heapq
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from prefect_failure_insights.defaults import API_PAGE
 from prefect_failure_insights.models import LogLine, LogWait, TaskRunInfo, bounded
 from prefect_failure_insights.prefect_api.paging import pages
 from prefect_failure_insights.prefect_api.runs import failed_subflows
-from prefect_failure_insights.redaction import Redactor
+from prefect_failure_insights.redaction import LogRedactor, Redactor
 
 MARKER = "Finished in state"
 MARKER_LOGGER = "prefect.flow_runs"
@@ -81,16 +81,19 @@ class RunLogs:
                 yield ts, int(level), task_run or None, message, logger or None, run_id
 
     def lines(self, redactor: Redactor) -> RedactedLines:
-        """The lines, redacted by ``redactor`` as they are read (iterable more than once)."""
+        """The lines, redacted by ``redactor`` as they are read, in order (a `LogRedactor` per pass:
+        a private key logged one line per record goes whole); iterable more than once."""
         return RedactedLines(self, redactor)
 
-    def _iter(self, redact: Callable[[str], str]) -> Iterator[LogLine]:
+    def _iter(self, redactor: Redactor) -> Iterator[LogLine]:
         streams = [self._read(run_id, path) for run_id, path in self.files.items()]
         rows = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda r: r[0])
         names = self.task_names
+        log = LogRedactor(redactor)  # in log order: a key logged one line per record is redacted whole
         for lineno, (ts, level, task_run, message, logger, run_id) in enumerate(rows, start=1):
             yield LogLine(
-                lineno=lineno, timestamp=ts, level=level, message=redact(message), logger=logger,
+                lineno=lineno, timestamp=ts, level=level, message=log.redact(message, stream=task_run or run_id),
+                logger=logger,
                 flow_run_id=run_id, task_run_id=task_run,
                 task_run_name=names.get(task_run) if task_run else None,
             )
@@ -115,7 +118,7 @@ class RedactedLines:
         self._redactor = redactor
 
     def __iter__(self) -> Iterator[LogLine]:
-        return self._logs._iter(self._redactor.redact)
+        return self._logs._iter(self._redactor)
 
     def __len__(self) -> int:
         return self._logs.line_count
