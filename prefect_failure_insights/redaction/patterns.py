@@ -140,8 +140,8 @@ WEBHOOK_PATHS = re.compile(
 
 # Substrings (of the lower-cased text) without which no key, flag or call can name a secret.
 KEY_WORDS = ("pass", "pwd", "secret", "token", "key", "auth", "cred", "sess", "sig", "cookie", "sas", "bearer",
-              "salt", "nonce", "hmac", "appid", "dockercfg", "dockerconfig", "identified", "login", "client(")
-COMMANDS = ("mysql", "mariadb", "sshpass", "docker login", "podman login", "redis-cli", "mongo", "curl", "wget",
+              "salt", "nonce", "hmac", "appid", "dockercfg", "dockerconfig", "identified", "login", "client(", "bind")
+COMMANDS = ("mysql", "mariadb", "sshpass", "docker", "podman", "redis-cli", "mongo", "curl", "wget",
              "helm registry", "sqlcmd", "bcp", "isql", "osql", "smbclient", "lftp", "-pass", "-storepass",
              "-keypass", "-pw")
 STRONG_WORDS = frozenset({
