@@ -14,7 +14,7 @@ earlier release, to measure "before"):
 * ``line-logs``: the same 100 MB line on the live path: spooled as the API's records are
   (`prefect_api.logs._row`), read back through `RunLogs.lines` (redacted) into evidence.
 
-Usage: python bench/input_bounds.py [--src DIR] [--timeout S] [CASE ...]
+Usage: python bench/input_bounds.py [--src DIR] [--timeout S] [--depth 10000] [--line-mb 100] [CASE ...]
 """
 
 from __future__ import annotations
@@ -107,6 +107,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--src", default=str(ROOT), help="The source tree to measure (default: this checkout).")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--depth", type=int, default=DEPTH, help="JSON nesting of the deep bundles.")
+    parser.add_argument("--line-mb", type=int, default=LINE_MB, help="Size of the huge log line, in MB.")
     parser.add_argument("cases", nargs="*", default=["deep", "deep-subflows", "deep-array", "deep-log", "line-bundle", "line-bundle-5mb",
                                                         "line-logs"])
     args = parser.parse_args()
@@ -118,9 +120,13 @@ def main() -> None:
         print(f"source: {args.src}")
         print(f"{'case':<12} {'seconds':>9} {'peak MB':>8}  outcome")
         for case in args.cases:
-            {"deep": write_deep, "deep-subflows": lambda path: write_deep(path, 2 * DEPTH), "deep-array": write_deep_array, "deep-log": write_deep_log,
-             "line-bundle": write_line_bundle, "line-bundle-5mb": lambda path: write_line_bundle(path, 5),
-             "line-logs": write_line}[case](files[case])
+            {"deep": lambda path: write_deep(path, args.depth),
+             "deep-subflows": lambda path: write_deep(path, 2 * args.depth),
+             "deep-array": lambda path: write_deep_array(path, args.depth),
+             "deep-log": lambda path: write_deep_log(path, args.depth),
+             "line-bundle": lambda path: write_line_bundle(path, args.line_mb),
+             "line-bundle-5mb": lambda path: write_line_bundle(path, 5),
+             "line-logs": lambda path: write_line(path, args.line_mb)}[case](files[case])
             started = time.perf_counter()
             try:
                 done = subprocess.run([sys.executable, "-c", RUN.format(src=args.src), case, str(files[case])],
