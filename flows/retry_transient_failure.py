@@ -52,7 +52,8 @@ async def retry_transient_failure(
     settings = await load_settings(settings_block)
     async with await load_database(settings) as database:
         summary = await read_stored_summary(database, flow_run_id)
-        outcome = await retry_failed_run(flow_run_id, summary, max_retries, delay_seconds, categories=categories)
+        outcome = await retry_failed_run(flow_run_id, summary, max_retries, delay_s=delay_seconds,
+                                         categories=categories)
         if not outcome.retried:
             return outcome
         return await note_retry(database, outcome)

@@ -29,12 +29,12 @@ async def read_stored_summary(database: Database, flow_run_id: UUID | str) -> Su
 
 
 @task(name="retry-failed-run", cache_policy=NO_CACHE)
-async def retry_failed_run(flow_run_id: UUID | str, summary: Summary | None, max_retries: int, delay_s: float,
-                           *, categories: Sequence[str]) -> RetryOutcome:
+async def retry_failed_run(flow_run_id: UUID | str, summary: Summary | None, max_retries: int,
+                           *, delay_s: float, categories: Sequence[str]) -> RetryOutcome:
     """Set the failed run AwaitingRetry after ``delay_s``, unless the guard refuses (see `prefect_api.retries`)."""
     async with get_client() as client:
-        outcome = await retries.retry_failed_run(client, flow_run_id, summary, max_retries, delay_s=delay_s,
-                                                 categories=categories)
+        outcome = await retries.retry_failed_run(client, flow_run_id, summary, max_retries=max_retries,
+                                                 delay_s=delay_s, categories=categories)
     get_run_logger().info("%s %s: %s", "Retrying" if outcome.retried else "Not retrying", outcome.flow_run_id,
                           outcome.reason)
     return outcome

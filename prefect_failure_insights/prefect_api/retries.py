@@ -82,8 +82,8 @@ def refusal(run: FlowRun, flow_name: str, states: Iterable[State], *, summary: S
     return None
 
 
-async def retry_failed_run(client: PrefectClient, flow_run_id: UUID | str, summary: Summary | None, max_retries: int,
-                           *, delay_s: float, categories: Sequence[str]) -> RetryOutcome:
+async def retry_failed_run(client: PrefectClient, flow_run_id: UUID | str, summary: Summary | None,
+                           *, max_retries: int, delay_s: float, categories: Sequence[str]) -> RetryOutcome:
     """Retry the run (AwaitingRetry at now + ``delay_s``) unless the guard refuses; what was done.
     ``summary``: its summary as stored (`store.summaries.get_summary`), the only source of the
     decision besides the run itself."""
