@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, BeforeValidator
 
 from prefect_failure_insights.defaults import LOG_MESSAGE_MAX_CHARS
-from prefect_failure_insights.redaction import Redactor, capped
+from prefect_failure_insights.redaction import Redactor, capped, inert
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -44,6 +44,9 @@ def _redacted(text: str) -> str:
 
 
 Redacted = Annotated[str, BeforeValidator(_bounded), AfterValidator(_redacted)]
+#: Text from a run that cannot hold a secret but can hold anything else (a state's name: a flow
+#: may return ``Failed(name=...)``): made inert, so that it is only ever read.
+Inert = Annotated[str, AfterValidator(inert)]
 
 
 def redacted_with(model: M, redactor: Redactor) -> M:
