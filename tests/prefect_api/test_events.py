@@ -77,3 +77,9 @@ def test_a_state_name_of_the_runs_own_is_inert_in_the_event() -> None:
 
     run = FlowRunInfo(id="r", name="n", flow_name="f", state="Failed\x1b]0;owned\x07\u202e")
     assert run.state == "Failed"
+    summary = _summary()
+    # model_copy does not validate: the event's own pass is what stands between them here
+    hostile = summary.model_copy(update={"run": summary.run.model_copy(update={
+        "state": "Failed\x1b[2J\u202e", "name": "run\x07\u200b"})})
+    payload = summary_event(hostile, "created").payload
+    assert payload["state"] == "Failed" and payload["flow_run_name"] == "run"
