@@ -67,6 +67,7 @@ bench: install-dev
 	$(BIN)/python bench/evidence.py
 	$(BIN)/python bench/log_reading.py
 	$(BIN)/python bench/redaction.py
+	$(BIN)/python bench/input_bounds.py
 	$(BIN)/python bench/classification.py
 	$(BIN)/python bench/no_llm.py
 	$(BIN)/python bench/citations.py

@@ -4,11 +4,14 @@
              TRANSIENT and whose category is retried (THIRD_PARTY_SYSTEM by default), of a
              deployment's run, not of the plugin's own flows
     action:  run deployment retry-transient-failure/failure-insights-retry with the failed run's
-             id, the summary's transience, category and title, and the limits
+             id and the limits, nothing else
 
-The trigger is the first half of the guard; the flow it starts (`flows.retry_transient_failure`)
-checks again, against the run itself, and counts the run's automatic retries from its state
-history: at most ``max_retries`` per run whatever happens to events, processes or databases.
+The trigger is the first half of the guard, and trusts nothing: any API client can emit an
+event. The flow it starts (`flows.retry_transient_failure`) decides from the summary the plugin
+stored for that run and from the run itself, enforces the limits itself, and counts the run's
+automatic retries from its state history: at most ``max_retries`` per run whatever happens to
+events, processes or databases. An automation installed by an earlier version passes the
+summary's fields as parameters, which the flow no longer takes: run `retry install` again.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from prefect_failure_insights.defaults import (
     RETRY_CATEGORIES,
     RETRY_DELAY_SECONDS,
     RETRY_DEPLOYMENT,
+    RETRY_MAX_DELAY_SECONDS,
     RETRY_MAX_RETRIES,
     RETRY_MAX_RETRIES_LIMIT,
     SUMMARY_CREATED_EVENT,
@@ -44,8 +48,8 @@ def check_limits(max_retries: int, delay_s: float) -> None:
     """InputError for limits no one means."""
     if not 1 <= max_retries <= RETRY_MAX_RETRIES_LIMIT:
         raise InputError(f"--max-retries {max_retries} is out of range: use 1 to {RETRY_MAX_RETRIES_LIMIT}.")
-    if not 0 <= delay_s <= 86400:
-        raise InputError(f"--delay {delay_s:g} is out of range: use 0 to 86400 seconds.")
+    if not 0 <= delay_s <= RETRY_MAX_DELAY_SECONDS:
+        raise InputError(f"--delay {delay_s:g} is out of range: use 0 to {RETRY_MAX_DELAY_SECONDS:g} seconds.")
 
 
 def retry_trigger(categories: tuple[str, ...]) -> EventTrigger:
@@ -71,9 +75,6 @@ def build_automation(retry_deployment_id: UUID, max_retries: int, delay_s: float
         trigger=retry_trigger(categories),
         actions=[RunDeployment(source="selected", deployment_id=retry_deployment_id, parameters={
             "flow_run_id": FLOW_RUN_ID_TEMPLATE,
-            "transience": "{{ event.payload.transience }}",
-            "category": "{{ event.payload.category }}",
-            "title": "{{ event.payload.title }}",
             "max_retries": max_retries,
             "delay_seconds": delay_s,
             "categories": list(categories),
@@ -113,9 +114,12 @@ async def status(client: PrefectClient) -> RetryStatus:
         except ObjectNotFound:
             problem = (f"its deployment {RETRY_DEPLOYMENT} no longer exists: start `failure-insights serve` (or "
                        "`prefect deploy`) and run `failure-insights retry install` again")
+    params = (action.parameters or {}) if action is not None else {}
+    if problem is None and "transience" in params:
+        problem = ("it was installed by an earlier version, whose retry flow trusted the event's fields: run "
+                   "`failure-insights retry install` again")
     if problem is None and not automation.enabled:
         problem = "it is disabled: enable it in the UI (Automations) or reinstall it"
-    params = (action.parameters or {}) if action is not None else {}
     detail = (f"at most {params.get('max_retries')} retr(ies) per run after {params.get('delay_seconds')} s, "
               f"categories {', '.join(params.get('categories') or [])}")
     return RetryStatus(installed=True, enabled=automation.enabled, detail=detail, problem=problem)

@@ -12,7 +12,14 @@ Baselines in the same run: the redactor of the previous release (read from git,
 `9321b99:tasks/redaction.py`), and Yelp's detect-secrets (`scan_line`, default plugins,
 every value it reports removed) when it is installed.
 
-Usage: python bench/redaction.py [LINES=1000000]
+Leaking formats, on `bench/corpora/secrets` (issue 25: shapes from public scanner rules and from
+public issues where logs leaked; families that leaked before, a private key logged one record per
+line, look-alikes), by split: ``dev`` (what the rules were tuned on) and ``frozen`` (set aside
+before tuning). Multi-record items go through `LogRedactor` (state across a stream's records)
+when the source has one, else each record through `Redactor`. ``--src DIR`` measures another copy
+of the source (e.g. ``git archive`` of an earlier commit); ``--corpus-only`` skips the rest.
+
+Usage: python bench/redaction.py [--src DIR] [--corpus-only] [LINES=1000000]
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "secrets"
+CORPUS = ROOT / "bench" / "corpora" / "secrets"
 PREVIOUS = "9321b99:tasks/redaction.py"
 
 
@@ -188,8 +196,61 @@ def per_summary() -> None:
                   f"{timing['with'] * 1000:7.1f} ms with: +{(timing['with'] - timing['without']) * 1000:.1f} ms")
 
 
+def _records_redactor() -> tuple[str, Callable[[list[str]], list[str]]]:
+    """How ours redacts consecutive records of one stream: `LogRedactor` when the source has it."""
+    from prefect_failure_insights import redaction
+
+    if hasattr(redaction, "LogRedactor"):
+        def redact(records: list[str]) -> list[str]:
+            log = redaction.LogRedactor(redaction.Redactor())
+            return [log.redact(r, stream="run") for r in records]
+
+        return "LogRedactor", redact
+    return "Redactor per record", lambda records: [redaction.Redactor().redact(r) for r in records]
+
+
+def corpus_quality() -> None:
+    """Leaking formats of bench/corpora/secrets, by split and family."""
+    from collections import Counter
+
+    from prefect_failure_insights.redaction import Redactor
+
+    items = [json.loads(ln) for ln in (CORPUS / "corpus.jsonl").read_text().splitlines() if ln.strip()]
+    looks = [json.loads(ln) for ln in (CORPUS / "lookalikes.jsonl").read_text().splitlines() if ln.strip()]
+    how, records = _records_redactor()
+    print(f"== bench/corpora/secrets ({len(items)} items; records through {how}) ==")
+    print(f"{'split':<7} {'leaking formats':>16} {'items leaking':>14} {'look-alikes kept':>17}  leaking families")
+    for split in ("dev", "frozen", "all"):
+        rows = [e for e in items if split in ("all", e["split"])]
+        leaking: Counter[str] = Counter()
+        leaked_formats = set()
+        for e in rows:
+            out = "\n".join(records(e["records"])) if "records" in e else Redactor().redact(e["line"])
+            if any(s in out for s in e["secrets"]):
+                leaked_formats.add(e["format"])
+                leaking[e["family"]] += 1
+        kept = [e for e in looks if split in ("all", e["split"])
+                if all(k in Redactor().redact(e["line"]) for k in e["keep"])]
+        total_looks = sum(1 for e in looks if split in ("all", e["split"]))
+        formats = {e["format"] for e in rows}
+        print(f"{split:<7} {len(leaked_formats):>7} of {len(formats):<6} {sum(leaking.values()):>5} of {len(rows):<6}"
+              f" {len(kept):>7} of {total_looks:<7}  {dict(sorted(leaking.items()))}")
+        if split == "dev" or (split == "frozen" and "--show-frozen" in sys.argv):  # frozen: counts only
+            print(f"        leaking: {', '.join(sorted(leaked_formats)) or 'none'}")
+
+
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    args = sys.argv[1:]
+    if "--src" in args:
+        at = args.index("--src")
+        sys.path.insert(0, args[at + 1])
+        del args[at:at + 2]
+    corpus_only = "--corpus-only" in args
+    args = [a for a in args if a not in ("--corpus-only", "--show-frozen")]
+    corpus_quality()
+    if corpus_only:
+        return
+    n = int(args[0]) if args else 1_000_000
     methods = {"ours": _ours()}
     previous = _previous()
     if previous is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from prefect.blocks.core import Block
 from prefect.types import SecretDict
@@ -26,6 +27,22 @@ ENV_URL = ("FAILURE_INSIGHTS_LLM_URL", "OPENAI_BASE_URL")
 ENV_KEY = ("FAILURE_INSIGHTS_LLM_API_KEY", "OPENAI_API_KEY")
 ENV_MODEL = ("FAILURE_INSIGHTS_LLM_MODEL",)
 ENV_PROVIDER = ("FAILURE_INSIGHTS_LLM_PROVIDER",)
+
+
+def same_endpoint(a: str, b: str) -> bool:
+    """Whether two base URLs name the same endpoint (scheme and host compared case-insensitively,
+    a default port and a trailing slash ignored)."""
+
+    def norm(url: str) -> tuple[str, str, int | None, str]:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        try:
+            port = parts.port or {"https": 443, "http": 80}.get(scheme)
+        except ValueError:
+            port = None
+        return scheme, (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+    return norm(a) == norm(b)
 
 
 def _first_env(names: tuple[str, ...]) -> str | None:
@@ -179,9 +196,25 @@ class LLMCredentials(Block):
             return AsyncAzureOpenAI(**self._azure_kwargs())
         return AsyncOpenAI(**(self._anthropic_kwargs() if self.provider == "anthropic" else self._client_kwargs()))
 
-    def with_overrides(self, base_url: str | None = None, model: str | None = None) -> LLMCredentials:
-        """A copy pointing at another URL or model (the key and the rest are kept)."""
-        update = {k: v for k, v in {"base_url": base_url, "model": model}.items() if v}
+    def with_overrides(self, base_url: str | None = None, model: str | None = None,
+                       *, api_key: SecretStr | str | None = None) -> LLMCredentials:
+        """A copy pointing at another URL or model.
+
+        The block's key and extra headers go only to its own base URL: a different URL gets
+        ``api_key``, its own, and no extra headers, or no key at all; the same URL keeps the
+        block's key unless ``api_key`` is given. Another model keeps everything else.
+
+        Example:
+            >>> block = LLMCredentials(base_url="https://api.openai.com/v1", api_key="sk-...")
+            >>> block.with_overrides("http://127.0.0.1:11434/v1").api_key is None
+            True
+        """
+        update: dict[str, Any] = {"model": model} if model else {}
+        key = SecretStr(api_key) if isinstance(api_key, str) else api_key
+        if base_url and not same_endpoint(base_url, self.base_url):
+            update.update(base_url=base_url, api_key=key, extra_headers=None)
+        elif key is not None:
+            update["api_key"] = key
         return self.model_copy(update=update) if update else self
 
     @property

@@ -27,6 +27,7 @@ from prefect_failure_insights.blocks.settings import FailureInsightsSettings
 
 from prefect_failure_insights.defaults import DEFAULT_BLOCK_NAME, SQLITE_FILENAME
 from prefect_failure_insights.exceptions import ConfigurationError
+from prefect_failure_insights.models import LLMEndpoint
 
 if TYPE_CHECKING:
     from prefect_sqlalchemy import SqlAlchemyConnector
@@ -89,19 +90,20 @@ NO_LLM_HINT = (
 
 
 async def load_llm(
-    settings: FailureInsightsSettings, url: str | None = None, model: str | None = None
+    settings: FailureInsightsSettings, endpoint: LLMEndpoint | None = None, model: str | None = None
 ) -> LLMChoice:
-    """Which LLM the settings point at, with optional URL/model overrides (the key stays
-    the block's or the environment's, never a command-line argument).
+    """Which LLM the settings point at, with an optional other endpoint (with its own key, never
+    the block's: `LLMCredentials.with_overrides`) or model.
 
     Raises:
         ConfigurationError: the settings name a block that does not exist.
     """
     choice = await _configured_llm(settings)
-    if not url and not model:
+    if endpoint is None and not model:
         return choice
     base = choice.credentials or LLMCredentials.from_env() or LLMCredentials()
-    return LLMChoice(base.with_overrides(url, model), f"{choice.source}, overridden")
+    url, key = (endpoint.url, endpoint.api_key) if endpoint is not None else (None, None)
+    return LLMChoice(base.with_overrides(url, model, api_key=key), f"{choice.source}, overridden")
 
 
 async def _configured_llm(settings: FailureInsightsSettings) -> LLMChoice:

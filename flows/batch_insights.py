@@ -49,7 +49,8 @@ from prefect_failure_insights.defaults import (
     BATCH_MAX_RUNS,
     DEFAULT_BLOCK_NAME,
 )
-from prefect_failure_insights.models import BatchRecord, BatchResult, Filters, Progress
+from prefect_failure_insights.exceptions import InputError
+from prefect_failure_insights.models import BatchRecord, BatchResult, Filters, LLMEndpoint, Progress
 
 
 def _scheduled_for() -> datetime | None:
@@ -77,11 +78,11 @@ async def batch_insights(
     max_parallel: int = BATCH_MAX_PARALLEL,
     max_runs: int = BATCH_MAX_RUNS,
     use_llm: bool = True,
-    llm_url: str | None = None,
     llm_model: str | None = None,
     settings_block: str = DEFAULT_BLOCK_NAME,
     publish: bool = True,
     progress: SkipJsonSchema[Progress | None] = None,
+    llm_endpoint: SkipJsonSchema[LLMEndpoint | None] = None,
 ) -> BatchResult:
     """Classify every failure of a window and report trends by flow, deployment, work pool and tag.
 
@@ -100,12 +101,14 @@ async def batch_insights(
         max_parallel: Most partitions at once.
         max_runs: Most failed runs read per window (newest first); the report says when capped.
         use_llm: Ask the LLM for errors that rules and corrections do not classify.
-        llm_url: Use this OpenAI-compatible endpoint instead of the configured one.
         llm_model: Use this model instead of the configured one.
         settings_block: The ``failure-insights-settings`` block.
         publish: Create the report artifacts (the children of a fan-out do not).
         progress: For in-process callers only (not stored, not in the UI's form):
             called with ``(stage, done, total)`` as the batch goes.
+        llm_endpoint: For in-process callers only (not in the UI's form): another endpoint
+            to ask, with its own key (the block's key never goes to another URL); not with
+            ``partition_by`` (the partitions run in other processes, with the configured LLM).
     """
     log = get_run_logger()
     started = time.monotonic()
@@ -114,14 +117,17 @@ async def batch_insights(
     settings = await load_settings(settings_block)
     async with await load_database(settings) as database:
         if partition_by != "none":
+            if llm_endpoint is not None:
+                raise InputError("llm_endpoint applies to this process only: it cannot be combined with partition_by "
+                                 "(the partitions run as deployment runs, with the configured LLM).")
             names = await list_partitions(window, partition_by, partitions or [], max_runs=max_runs)
             children = await run_partitions(window, partition_by, names, max_parallel=max_parallel, parameters={
-                "max_runs": max_runs, "use_llm": use_llm, "llm_url": llm_url, "llm_model": llm_model,
+                "max_runs": max_runs, "use_llm": use_llm, "llm_model": llm_model,
                 "settings_block": settings_block})
             rows, metrics = await load_partitions(database, children)
         else:
             read = await read_failures(window, max_runs, progress)
-            choice = await load_llm(settings, llm_url, llm_model) if use_llm else None
+            choice = await load_llm(settings, llm_endpoint, llm_model) if use_llm else None
             llm = choice.credentials if choice else None
             if choice and llm is None:
                 log.warning("Errors the rules do not classify stay UNKNOWN: %s", choice.source)

@@ -70,7 +70,7 @@ from prefect_failure_insights.defaults import (
 )
 from prefect_failure_insights.exceptions import StorageError
 from prefect_failure_insights.lifecycle.context import LLMGate, SummarizerRun
-from prefect_failure_insights.models import EventAction, LogWait, Stored, Summary, SummaryOutcome
+from prefect_failure_insights.models import EventAction, LLMEndpoint, LogWait, Stored, Summary, SummaryOutcome
 
 if TYPE_CHECKING:
     from prefect_failure_insights.prefect_api.logs import RunLogs
@@ -87,9 +87,9 @@ async def summarize_failure(
     flow_run_id: UUID,
     regenerate: bool = False,
     settings_block: str = DEFAULT_BLOCK_NAME,
-    llm_url: str | None = None,
     llm_model: str | None = None,
     gate: SkipJsonSchema[LLMGate | None] = None,
+    llm_endpoint: SkipJsonSchema[LLMEndpoint | None] = None,
 ) -> SummaryOutcome:
     """Summarize the failed flow run ``flow_run_id`` onto its page and into the database.
 
@@ -99,12 +99,13 @@ async def summarize_failure(
         regenerate: Replace an existing summary instead of keeping it.
         settings_block: Name of the ``failure-insights-settings`` block; without
             such a block the defaults apply.
-        llm_url: Use this OpenAI-compatible endpoint instead of the configured one
-            (the API key still comes from the block or the environment).
         llm_model: Use this model instead of the configured one.
         gate: For in-process callers only (not stored, not in the UI's form): what the
             summaries of the calling process share on their way to the LLM (`serve` passes
             one to all of its runs); by default the run has its own.
+        llm_endpoint: For in-process callers only (not in the UI's form): another endpoint
+            to ask, with its own key (the block's key never goes to another URL). The
+            deployment takes no URL, so nobody who may run it can send the key elsewhere.
 
     Example:
         ```python
@@ -123,7 +124,7 @@ async def summarize_failure(
         claim = await claim_summary(database, target.root, me, regenerate=regenerate)
         if stop := claim.stop_reason:
             return _skipped(flow_run_id, target.root.id, stop[1], stop[0])
-        redactor, llm = await asyncio.gather(load_secret_values(), load_llm(settings, llm_url, llm_model))
+        redactor, llm = await asyncio.gather(load_secret_values(), load_llm(settings, llm_endpoint, llm_model))
         run = SummarizerRun(root=target.root, summarizer_id=me, settings=settings, database=database, claim=claim,
                             redactor=redactor, llm=llm, gate=gate or LLMGate(), regenerate=regenerate)
         async with holding(run):

@@ -175,8 +175,10 @@ EVENT_MAX_TAGS = 20
 RETRY_MAX_RETRIES = 1
 RETRY_DELAY_SECONDS = 60.0
 RETRY_CATEGORIES = ("THIRD_PARTY_SYSTEM",)
-#: The most retries `retry install` accepts per run (a guard against a typo like 100).
+#: The most retries per run, and the longest delay, that `retry install` accepts and the retry
+#: flow enforces whatever its parameters say (a guard against a typo like 100, or a forged run).
 RETRY_MAX_RETRIES_LIMIT = 10
+RETRY_MAX_DELAY_SECONDS = 86400.0
 #: The message of the AwaitingRetry state an automatic retry sets begins with this: the
 #: retries of a run are counted from its state history, which no database loss can reset.
 RETRY_STATE_MARK = "failure-insights automatic retry"
@@ -203,3 +205,20 @@ SIMILARITY_THRESHOLD = 0.5
 #: Candidate patterns re-ranked per lookup, and similar summaries linked from the artifact.
 SIMILARITY_CANDIDATES = 200
 SIMILAR_LINKS = 3
+
+# -- untrusted input --------------------------------------------------------------------------
+
+#: The longest log message kept, Prefect's own limit (``PREFECT_LOGGING_TO_API_MAX_LOG_SIZE``,
+#: 1,000,000): a longer one (written to the API directly, or in a bundle or another system's
+#: logs) keeps its start and end, and says how many characters were cut between them.
+LOG_MESSAGE_MAX_CHARS = 1_000_000
+#: The deepest JSON nesting a bundle may have (a subflow is two levels): checked while it is
+#: parsed, before any path is built, so a 10,000-deep file fails at once, not after minutes.
+BUNDLE_MAX_DEPTH = 64
+#: The largest single JSON value of a bundle (a log message at Prefect's limit, escaped as JSON,
+#: fits): the JSON parser buffers a value whole, at a cost that grows with its square.
+BUNDLE_MAX_VALUE_BYTES = 8_000_000
+#: `batch classify` and `eval` input: the largest JSONL file, and the longest line (a log message
+#: at Prefect's limit, JSON-escaped).
+CLASSIFY_MAX_FILE_BYTES = 256_000_000
+CLASSIFY_MAX_LINE_CHARS = 2_000_000

@@ -19,6 +19,7 @@ from prefect_failure_insights.blocks import FailureInsightsSettings, loading
 
 from prefect_failure_insights.evidence import sources
 from prefect_failure_insights.exceptions import ConfigurationError
+from prefect_failure_insights.models import LLMEndpoint
 from prefect_failure_insights.prefect_api import secrets
 from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.store import Database
@@ -39,11 +40,11 @@ async def load_database(settings: FailureInsightsSettings) -> Database:
 
 
 @task(name="load-llm", cache_policy=NO_CACHE)
-async def load_llm(settings: FailureInsightsSettings, url: str | None = None,
+async def load_llm(settings: FailureInsightsSettings, endpoint: LLMEndpoint | None = None,
                    model: str | None = None) -> loading.LLMChoice:
     """The LLM to ask, or none with the reason (a block the settings name that does not exist is one)."""
     try:
-        return await loading.load_llm(settings, url, model)
+        return await loading.load_llm(settings, endpoint, model)
     except ConfigurationError as exc:
         return loading.LLMChoice(None, str(exc))
 

@@ -11,20 +11,30 @@ from prefect.client.orchestration import get_client
 from prefect.logging import get_run_logger
 
 from prefect_failure_insights.exceptions import StorageError
-from prefect_failure_insights.models import RetryOutcome
+from prefect_failure_insights.models import RetryOutcome, Summary
 from prefect_failure_insights.prefect_api import artifacts, retries
 from prefect_failure_insights.store import Database
 from prefect_failure_insights.store import summaries as rows
 
 
+@task(name="read-stored-summary", cache_policy=NO_CACHE)
+async def read_stored_summary(database: Database, flow_run_id: UUID | str) -> Summary | None:
+    """The run's summary as the plugin stored it: what the retry is decided from (None when the
+    run has none, or the database cannot be read: no retry without it)."""
+    try:
+        return await database.run(rows.get_summary, str(flow_run_id))
+    except StorageError as exc:
+        get_run_logger().warning("Not retrying %s: its summary cannot be read (%s)", flow_run_id, exc)
+        return None
+
+
 @task(name="retry-failed-run", cache_policy=NO_CACHE)
-async def retry_failed_run(flow_run_id: UUID | str, max_retries: int, delay_s: float, *, transience: str,
-                           category: str, categories: Sequence[str], reason: str = "") -> RetryOutcome:
+async def retry_failed_run(flow_run_id: UUID | str, summary: Summary | None, max_retries: int,
+                           *, delay_s: float, categories: Sequence[str]) -> RetryOutcome:
     """Set the failed run AwaitingRetry after ``delay_s``, unless the guard refuses (see `prefect_api.retries`)."""
     async with get_client() as client:
-        outcome = await retries.retry_failed_run(client, flow_run_id, max_retries, delay_s=delay_s,
-                                                 transience=transience, category=category, categories=categories,
-                                                 reason=reason)
+        outcome = await retries.retry_failed_run(client, flow_run_id, summary, max_retries=max_retries,
+                                                 delay_s=delay_s, categories=categories)
     get_run_logger().info("%s %s: %s", "Retrying" if outcome.retried else "Not retrying", outcome.flow_run_id,
                           outcome.reason)
     return outcome

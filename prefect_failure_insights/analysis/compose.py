@@ -45,8 +45,9 @@ def provisional_summary(failed: FailedRun, evidence: Evidence, wait_s: float,
 def compose_summary(failed: FailedRun, evidence: Evidence, result: AnalysisResult,
                     *, summarizer_id: str | None = None) -> Summary:
     """The summary of ``failed``: its facts (already redacted), the evidence and the analysis, whose
-    citations are checked here against that evidence (`citations.checked`)."""
-    analysis, verification = checked(result.analysis, evidence)
+    citations are checked here against that evidence (`citations.checked`; the deterministic
+    analysis writes its own fix steps, a model's may come from the logs)."""
+    analysis, verification = checked(result.analysis, evidence, steps_are_ours=result.status != "llm")
     return Summary(
         run=failed.run,
         analysis=analysis,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from prefect_failure_insights.analysis.fingerprint import error_signature, fingerprint
 from prefect_failure_insights.analysis.taxonomy import Taxonomy
-from prefect_failure_insights.redaction import Redactor
+from prefect_failure_insights.redaction import Redactor, from_csv_cell
 from prefect_failure_insights.exceptions import InputError
 from prefect_failure_insights.models import Correction
 from prefect_failure_insights.store.corrections import error_of_run, save_corrections
@@ -106,8 +106,8 @@ def _strict_rows(file: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]
                     raise InputError(
                         f"{file}, line {start}: {len(fields)} fields where the header has {len(header)} (an "
                         "unbalanced quote or a stray comma?). Nothing was imported.")
-                if fields:
-                    rows.append((start, dict(zip(header, fields))))
+                if fields:  # cells as they were before the export neutralised formulas
+                    rows.append((start, dict(zip(header, (from_csv_cell(f) for f in fields)))))
                 start = reader.line_num + 1
     except csv.Error as exc:
         raise InputError(f"{file}, line {start}: not valid CSV ({exc}; an unbalanced quote?). "

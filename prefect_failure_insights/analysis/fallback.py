@@ -16,6 +16,7 @@ import re
 
 from prefect_failure_insights.analysis.citations import sent_lines
 from prefect_failure_insights.analysis.matching import RuleMatch, classify
+from prefect_failure_insights.evidence.untrusted import FLAG
 from prefect_failure_insights.models import (
     Category,
     Citation,
@@ -89,7 +90,7 @@ def _root_citation(evidence: Evidence) -> Citation | None:
         return Citation(line=evidence.root_error_line)
     # "L31 02:00:00.250 ERROR [task] message..." -> the message's first words
     first = line.split("\n", 1)[0]
-    message = re.sub(r"^\S+ \S+ [A-Z]+ (?:\[[^\]]*\] )?", "", first)
+    message = re.sub(r"^\S+ \S+ [A-Z]+ (?:\[[^\]]*\] )?", "", first).removeprefix(FLAG).lstrip()
     return Citation(line=evidence.root_error_line, quote=" ".join(message.split()[:12])[:120])
 
 

@@ -25,6 +25,7 @@ import anyio
 
 from prefect_failure_insights.analysis.answer import analyze, fallback
 from prefect_failure_insights.analysis.compose import undeliverable
+from prefect_failure_insights.analysis.citations import untrusted_answer
 from prefect_failure_insights.analysis.fingerprint import (
     cache_key,
     fingerprint,
@@ -93,7 +94,8 @@ class WithoutDatabase:
         self._answers.clear()
 
     async def analyze(self, key: str, cap: int, ask: Callable[[], Awaitable[AnalysisResult]],
-                      *, fallback: Callable[[str], AnalysisResult], why: str) -> AnalysisResult:
+                      *, fallback: Callable[[str], AnalysisResult], why: str,
+                      shared: Callable[[AnalysisResult], bool] = lambda result: True) -> AnalysisResult:
         known = self._answers.get(key)
         if known is not None and known.get_loop() is asyncio.get_running_loop():
             result = await asyncio.shield(known)
@@ -112,8 +114,8 @@ class WithoutDatabase:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters see it, nobody else has to
             raise
-        if result.status != "llm":
-            self._answers.pop(key, None)  # only answers are shared, never fallbacks
+        if result.status != "llm" or not shared(result):
+            self._answers.pop(key, None)  # only trusted answers are shared, never fallbacks
         future.set_result(result)
         note = (f"{why}: no deduplication across processes and no budget check (at most {cap} LLM calls "
                 "until it is back)")
@@ -203,7 +205,8 @@ class LLMGate:
             why = "the database is unavailable"
             notes.append(f"{why} ({exc}): deduplication and budgets are this process's own until it is back")
             result = await self.without_database.analyze(key.key, settings.max_concurrent_llm_calls, ask,
-                                                         fallback=fall_back, why=why)
+                                                         fallback=fall_back, why=why,
+                                                         shared=lambda r: untrusted_answer(r.analysis, evidence) is None)
             return result.model_copy(update={"recurrence": seen, "notes": notes})
         if spent:
             result = fall_back(f"LLM not asked: {spent}")
@@ -212,10 +215,16 @@ class LLMGate:
                 result = await ask()
         else:
             result = await ask()
+        # An answer that relays the run's own commands or rests on instruction-like lines is this
+        # run's alone: cached, it would be served to every identical failure.
+        untrusted = untrusted_answer(result.analysis, evidence) if result.status == "llm" else None
+        if untrusted:
+            notes.append(f"answer not cached: {untrusted}")
         try:
-            # An answer made before the run's last log records arrived is made again when they do:
-            # not the answer for every identical failure.
-            if result.status == "llm" and evidence.logs_complete and (found.owner or regenerate):
+            # An answer made before the run's last log records arrived is made again when they do, and
+            # one relaying the run's own commands is marked unverified: neither is the answer for
+            # every identical failure.
+            if result.status == "llm" and evidence.logs_complete and not untrusted and (found.owner or regenerate):
                 await database.run(cache.store, key, result.analysis, run_id=run_id, me=summarizer_id,
                                    replace=regenerate)
             elif found.owner:

@@ -53,6 +53,7 @@ from typing import IO, Any
 import ijson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from prefect_failure_insights.defaults import BUNDLE_MAX_DEPTH, BUNDLE_MAX_VALUE_BYTES
 from prefect_failure_insights.exceptions import BundleError
 from prefect_failure_insights.models import (
     Baseline,
@@ -62,7 +63,9 @@ from prefect_failure_insights.models import (
     LogSection,
     Redacted,
     TaskRunInfo,
+    bounded,
 )
+from prefect_failure_insights.redaction import LogRedactor, Redactor
 
 FORMAT = "prefect-failure-insights/bundle"
 VERSION = 1
@@ -159,6 +162,8 @@ class LogSpool:
 
     def __init__(self) -> None:
         csv.field_size_limit(sys.maxsize)
+        # Lines arrive in each run's log order: a key logged one line per record is redacted whole.
+        self.log_redactor = LogRedactor(Redactor())
         self._directory: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(
             prefix="failure-insights-bundle-")
         self._files: dict[str, tuple[Path, IO[str], Any]] = {}
@@ -351,6 +356,54 @@ def load_bundle(path: str | Path) -> Bundle:
     return bundle
 
 
+class _Guarded:
+    """A bundle's bytes on their way to the JSON parser, refusing a single value larger than
+    `BUNDLE_MAX_VALUE_BYTES`: the parser re-reads a value it has not finished at every chunk, so
+    a 100 MB log line cost 80 s. ``pending``: bytes read since the parser last produced an event."""
+
+    def __init__(self, raw: IO[bytes], path: Path) -> None:
+        self.raw, self.path, self.pending = raw, path, 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.raw.read(size)
+        self.pending += len(chunk)
+        if self.pending > BUNDLE_MAX_VALUE_BYTES:
+            raise BundleError(f"{self.path} is not a valid bundle: it holds a single value larger than "
+                              f"{BUNDLE_MAX_VALUE_BYTES:,} bytes (a log message is at most about 1 MB); export the "
+                              "run again, or cut that message.")
+        return chunk
+
+
+def _events(path: Path, fh: IO[bytes]) -> Iterator[tuple[str, str, Any]]:
+    """``ijson.parse``'s ``(prefix, event, value)``, bounded: the nesting depth is checked before
+    any prefix is built (ijson builds every event's prefix from the whole path, so a file nested
+    10,000 deep cost minutes and gigabytes before it failed), deeper than `BUNDLE_MAX_DEPTH` is
+    refused at once, and so is a single value larger than `BUNDLE_MAX_VALUE_BYTES` (`_Guarded`)."""
+    names: list[str] = []  # the path's parts, as ijson names them ("item" for an array's items)
+    prefixes = [""]  # prefixes[i]: the first i parts joined
+    guarded = _Guarded(fh, path)
+    for event, value in ijson.basic_parse(guarded, use_float=True, buf_size=256 * 1024):
+        guarded.pending = 0
+        if event == "map_key":
+            names[-1] = value
+            prefixes[-1] = f"{prefixes[-2]}.{value}" if len(names) > 1 else value
+            yield prefixes[-2], event, value
+            continue
+        if event in ("start_map", "start_array"):
+            if len(names) >= BUNDLE_MAX_DEPTH:
+                raise BundleError(f"{path} is not a valid bundle: it is nested deeper than {BUNDLE_MAX_DEPTH} levels "
+                                  f"(at {prefixes[-1][:80] or 'the top'}...); a run's subflows are never that deep.")
+            yield prefixes[-1], event, value
+            part = "item" if event == "start_array" else ""
+            prefixes.append(f"{prefixes[-1]}.{part}" if names else part)
+            names.append(part)
+            continue
+        if event in ("end_map", "end_array"):
+            names.pop()
+            prefixes.pop()
+        yield prefixes[-1], event, value
+
+
 def _parse(path: Path, fh: IO[bytes], spool: LogSpool) -> dict[str, Any]:
     """The bundle's JSON without its log items, which go to ``spool`` as they are parsed."""
     opens, closes = ("start_map", "start_array"), ("end_map", "end_array")
@@ -360,7 +413,7 @@ def _parse(path: Path, fh: IO[bytes], spool: LogSpool) -> dict[str, Any]:
     counts: dict[str, int] = {}
     owners = [""]  # the run path of each open subflow
     try:
-        for prefix, event, value in ijson.parse(fh, use_float=True):
+        for prefix, event, value in _events(path, fh):
             if item is not None:  # inside a log item
                 item.event(event, value)
                 depth += 1 if event in opens else -1 if event in closes else 0
@@ -396,6 +449,9 @@ def _parse(path: Path, fh: IO[bytes], spool: LogSpool) -> dict[str, Any]:
 def _spool_log(path: Path, value: Any, owner: str, counts: dict[str, int], spool: LogSpool) -> None:
     index = counts.get(f"log:{owner}", 0)
     counts[f"log:{owner}"] = index + 1
+    if isinstance(value, dict) and isinstance(value.get("message"), str):
+        stream = f"{owner}:{value.get('task_run_id') or value.get('task_run_name') or ''}"
+        value = {**value, "message": spool.log_redactor.redact(bounded(value["message"]), stream=stream)}
     try:
         spool.add(owner, BundleLog.model_validate(value))
     except ValidationError as exc:

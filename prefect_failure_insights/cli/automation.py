@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from prefect_failure_insights.cli.common import SETTINGS_OPTION, fail, with_client
+from prefect_failure_insights.cli.common import SETTINGS_OPTION, echo, fail, with_client
 from prefect_failure_insights.defaults import SUMMARIZER_DEPLOYMENT
 
 app = typer.Typer(help="Install, check or remove the automation that triggers summaries.", no_args_is_help=True)
@@ -26,7 +26,7 @@ def automation_install(
         return await install(client, deployment)
 
     result = with_client(go)
-    typer.echo(f"Automation {result.action} ({result.automation_id}): failed and crashed flow runs "
+    echo(f"Automation {result.action} ({result.automation_id}): failed and crashed flow runs "
                f"now start {deployment}.")
 
 
@@ -38,7 +38,7 @@ def automation_status() -> None:
 
     st = with_client(status)
     if st.ok:
-        typer.echo(f"Installed and enabled ({st.automation_id}), running {st.deployment_name}.")
+        echo(f"Installed and enabled ({st.automation_id}), running {st.deployment_name}.")
         return
     raise fail(f"Automation {st.problem}", 1)
 
@@ -50,4 +50,4 @@ def automation_uninstall() -> None:
     from prefect_failure_insights.automations.failure_trigger import uninstall
 
     removed = with_client(uninstall)
-    typer.echo(f"Removed {removed} automation(s)." if removed else "Nothing to remove: not installed.")
+    echo(f"Removed {removed} automation(s)." if removed else "Nothing to remove: not installed.")

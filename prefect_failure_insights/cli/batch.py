@@ -8,20 +8,28 @@ import sys
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from prefect_failure_insights.cli.common import (
+    LLM_KEY_ENV_OPTION,
+    LLM_URL_OPTION,
     SETTINGS_OPTION,
     TextOrJson,
+    echo,
     fail,
+    llm_endpoint,
     open_database,
+    output_file,
     parse_since,
     run,
     write_output,
 )
 from prefect_failure_insights.defaults import BATCH_HOURS, BATCH_MAX_RUNS
+
+if TYPE_CHECKING:
+    from prefect_failure_insights.models import LLMEndpoint
 
 app = typer.Typer(help="Batch insights: classify every failure of a window and report trends.",
                   no_args_is_help=True)
@@ -43,32 +51,49 @@ class RowsFormat(str, Enum):
 
 
 def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; one bad line is a one-line error naming it."""
+    """Rows of a JSONL file; one bad line (not UTF-8, not JSON, too long) or a file too large is a
+    one-line error naming it."""
+    from prefect_failure_insights.defaults import CLASSIFY_MAX_FILE_BYTES, CLASSIFY_MAX_LINE_CHARS
     from prefect_failure_insights.exceptions import InputError
 
     if not path.is_file():
         raise InputError(f"No such file: {path}.")
+    size = path.stat().st_size
+    if size > CLASSIFY_MAX_FILE_BYTES:
+        raise InputError(f"{path} is {size:,} bytes, more than the {CLASSIFY_MAX_FILE_BYTES:,} accepted: split it "
+                         "into smaller files.")
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}, line {number}: not valid JSON ({exc.msg}).") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}, line {number}: expected a JSON object.")
-            for key in required:
-                if not isinstance(row.get(key), str) or not row[key].strip():
-                    raise InputError(f"{path}, line {number}: '{key}' is missing or empty.")
-            rows.append(row)
+    number = 0
+    try:
+        with path.open(encoding="utf-8") as fh:
+            while line := fh.readline(CLASSIFY_MAX_LINE_CHARS + 1):
+                number += 1
+                if len(line) > CLASSIFY_MAX_LINE_CHARS:
+                    raise InputError(f"{path}, line {number}: longer than {CLASSIFY_MAX_LINE_CHARS:,} characters; "
+                                     "shorten its error_text (only its start and end matter).")
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}, line {number}: not valid JSON ({exc.msg}).") from None
+                if not isinstance(row, dict):
+                    raise InputError(f"{path}, line {number}: expected a JSON object.")
+                for key in required:
+                    if not isinstance(row.get(key), str) or not row[key].strip():
+                        raise InputError(f"{path}, line {number}: '{key}' is missing or empty.")
+                rows.append(row)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text ({exc.reason}, at or after line {number + 1}): give a JSONL "
+                         "file, one JSON object per line.") from None
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from None
     if not rows:
         raise InputError(f"{path} holds no rows.")
     return rows
 
 
-async def _classifier(settings_block: str, no_llm: bool, llm_url: str | None, llm_model: str | None):
+async def _classifier(settings_block: str, no_llm: bool, endpoint: LLMEndpoint | None, llm_model: str | None):
     """A `Classifier` with the workspace's settings, corrections and LLM, and its database;
     offline (no Prefect API), the defaults and the default SQLite database."""
     import httpx
@@ -93,26 +118,27 @@ async def _classifier(settings_block: str, no_llm: bool, llm_url: str | None, ll
             database = await open_database(settings_block)
             offline = False
         except (httpx.ConnectError, httpx.ConnectTimeout):
-            typer.echo("Note: the Prefect API is unreachable: default settings, no corrections, "
+            echo("Note: the Prefect API is unreachable: default settings, no corrections, "
                        "the LLM from the environment.", err=True)
     llm = None
     if not no_llm:
+        url, key = (endpoint.url, endpoint.api_key) if endpoint is not None else (None, None)
         if offline:
             base = LLMCredentials.from_env()
-            llm = base.with_overrides(llm_url, llm_model) if base and (llm_url or llm_model) else base
-            if llm is None and llm_url:
-                llm = LLMCredentials().with_overrides(llm_url, llm_model)
+            llm = base.with_overrides(url, llm_model, api_key=key) if base and (url or llm_model) else base
+            if llm is None and url:
+                llm = LLMCredentials().with_overrides(url, llm_model, api_key=key)
         else:
-            llm = (await load_llm(settings, llm_url, llm_model)).credentials
+            llm = (await load_llm(settings, endpoint, llm_model)).credentials
     return await open_classifier(settings, database, llm), database
 
 
-def _classify_rows(rows: list[dict], settings_block: str, no_llm: bool, llm_url: str | None,
+def _classify_rows(rows: list[dict], settings_block: str, no_llm: bool, endpoint: LLMEndpoint | None,
                    llm_model: str | None) -> list:
     from prefect_failure_insights.models import ErrorItem
 
     async def go():
-        classifier, database = await _classifier(settings_block, no_llm, llm_url, llm_model)
+        classifier, database = await _classifier(settings_block, no_llm, endpoint, llm_model)
         try:
             items = [ErrorItem(id=str(r.get("id", i)), error_text=r["error_text"],
                                exception_type=r.get("exception_type") or None) for i, r in enumerate(rows, 1)]
@@ -130,7 +156,8 @@ def classify(
     no_llm: bool = typer.Option(False, "--no-llm", help="Corrections and rules only."),
     fmt: RowsFormat = typer.Option(RowsFormat.json, "--format", help="json (one object per line) or csv."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
-    llm_url: str | None = typer.Option(None, "--llm-url", help="Use this OpenAI-compatible endpoint instead."),
+    llm_url: str | None = LLM_URL_OPTION,
+    llm_api_key_env: str | None = LLM_KEY_ENV_OPTION,
     llm_model: str | None = typer.Option(None, "--llm-model", help="Use this model instead."),
     settings_block: str = SETTINGS_OPTION,
 ) -> None:
@@ -139,28 +166,25 @@ def classify(
     Example:
         failure-insights batch classify --input errors.jsonl --no-llm
     """
+    output = output_file(output) if output is not None else None
     rows = run(lambda: _read_jsonl(input_path, ("error_text",)))
-    results = _classify_rows(rows, settings_block, no_llm, llm_url, llm_model)
+    results = _classify_rows(rows, settings_block, no_llm, llm_endpoint(llm_url, llm_api_key_env), llm_model)
     fields = ("id", "category", "confidence", "classified_by", "reasoning")
     if fmt is RowsFormat.json:
         text = "".join(json.dumps({k: getattr(r, k) for k in fields}) + "\n" for r in results)
     else:
-        import csv
-        import io
+        from prefect_failure_insights.reporting.batch import csv_table
 
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(fields)
-        writer.writerows([[getattr(r, k) for k in fields] for r in results])
-        text = buffer.getvalue()
-    write_output(text, output)
+        text = csv_table(fields, ([getattr(r, k) for k in fields] for r in results))
+    write_output(text, output, cells_inert=fmt is RowsFormat.csv)
 
 
 def eval_(
     input_path: Path = typer.Option(..., "--input", "-i", help="JSONL: error_text and label (optional exception_type)."),
     no_llm: bool = typer.Option(False, "--no-llm", help="Corrections and rules only."),
     fmt: TextOrJson = typer.Option(TextOrJson.text, "--format", help="text or json."),
-    llm_url: str | None = typer.Option(None, "--llm-url", help="Use this OpenAI-compatible endpoint instead."),
+    llm_url: str | None = LLM_URL_OPTION,
+    llm_api_key_env: str | None = LLM_KEY_ENV_OPTION,
     llm_model: str | None = typer.Option(None, "--llm-model", help="Use this model instead."),
     settings_block: str = SETTINGS_OPTION,
 ) -> None:
@@ -178,9 +202,9 @@ def eval_(
         labels = [taxonomy.parse(r["label"]) for r in rows]
     except ValueError as exc:
         raise fail(f"{input_path}: {exc}.", 2) from None
-    results = _classify_rows(rows, settings_block, no_llm, llm_url, llm_model)
+    results = _classify_rows(rows, settings_block, no_llm, llm_endpoint(llm_url, llm_api_key_env), llm_model)
     result = evaluate(labels, [r.category for r in results], [r.classified_by for r in results])
-    typer.echo(json.dumps(result, indent=2) if fmt is TextOrJson.json else render(result))
+    echo(json.dumps(result, indent=2) if fmt is TextOrJson.json else render(result))
 
 
 @app.command("run")
@@ -193,7 +217,8 @@ def run_batch(
     flow: list[str] = typer.Option([], "--flow", help="Only this flow (repeatable)."),
     work_pool: list[str] = typer.Option([], "--work-pool", help="Only this work pool (repeatable)."),
     no_llm: bool = typer.Option(False, "--no-llm", help="Corrections, rules and cache only."),
-    llm_url: str | None = typer.Option(None, "--llm-url", help="Use this OpenAI-compatible endpoint instead."),
+    llm_url: str | None = LLM_URL_OPTION,
+    llm_api_key_env: str | None = LLM_KEY_ENV_OPTION,
     llm_model: str | None = typer.Option(None, "--llm-model", help="Use this model instead."),
     max_runs: int = typer.Option(BATCH_MAX_RUNS, "--max-runs", min=1, help="Most failed runs to read (newest first)."),
     fmt: InsightsFormat = typer.Option(InsightsFormat.text, "--format", help="text, markdown, json or csv."),
@@ -213,6 +238,8 @@ def run_batch(
     from prefect_failure_insights.models import resolve_window
     from prefect_failure_insights.reporting import batch as report
 
+    output = output_file(output) if output is not None else None
+    endpoint = llm_endpoint(llm_url, llm_api_key_env)
     start = parse_since(since)
     end: datetime | None = None
     if until:
@@ -230,7 +257,7 @@ def run_batch(
 
         result = run(lambda: batch_insights(
             hours=hours, since=start, until=end, tags=tag, deployments=deployment, flows=flow,
-            work_pools=work_pool, max_runs=max_runs, use_llm=not no_llm, llm_url=llm_url,
+            work_pools=work_pool, max_runs=max_runs, use_llm=not no_llm, llm_endpoint=endpoint,
             llm_model=llm_model, settings_block=settings_block, progress=hook,
         ))
 
@@ -245,7 +272,7 @@ def run_batch(
         text = report.to_csv(rows)
     else:
         text = report.render_text(result, verbose)
-    write_output(text, output)
+    write_output(text, output, cells_inert=fmt is InsightsFormat.csv)
 
 
 @corrections_app.command("import")
@@ -270,7 +297,7 @@ def corrections_import(
             return imported, database.description
 
     result, where = run(go)
-    typer.echo(f"Imported {result.imported} corrections into {where}"
+    echo(f"Imported {result.imported} corrections into {where}"
                + (f" ({result.skipped} rows without a corrected category skipped)." if result.skipped else "."))
 
 
@@ -300,15 +327,15 @@ def rules_suggest(
 
     found = run(go)
     if fmt is TextOrJson.json:
-        typer.echo(json.dumps([s.as_setting() for s in found], indent=2))
+        echo(json.dumps([s.as_setting() for s in found], indent=2))
         return
     if not found:
-        typer.echo("No suggestions: the rules already classify every correction and LLM answer the same way.")
+        echo("No suggestions: the rules already classify every correction and LLM answer the same way.")
         return
     for s in found:
-        typer.echo(f"{s.count:>4}x  {s.category:<20} {s.name}  (from {', '.join(sorted(s.sources))})")
-        typer.echo(f"      {json.dumps(s.as_setting())}")
+        echo(f"{s.count:>4}x  {s.category:<20} {s.name}  (from {', '.join(sorted(s.sources))})")
+        echo(f"      {json.dumps(s.as_setting())}")
         for example in s.examples:
-            typer.echo(f"        e.g. {example}")
-    typer.echo("\nAdd the ones you agree with to the settings block's extra_rules "
+            echo(f"        e.g. {example}")
+    echo("\nAdd the ones you agree with to the settings block's extra_rules "
                "(or to analysis/rules.py), then run `failure-insights eval` to check.")

@@ -26,12 +26,18 @@ import typer
 from prefect_failure_insights.defaults import DEFAULT_BLOCK_NAME
 
 if TYPE_CHECKING:
+    from prefect_failure_insights.models import LLMEndpoint
     from prefect_failure_insights.store import Database
 
 T = TypeVar("T")
 
 SETTINGS_OPTION = typer.Option(DEFAULT_BLOCK_NAME, "--settings-block",
                                help="Name of the failure-insights-settings block.")
+LLM_URL_OPTION = typer.Option(None, "--llm-url", help="Ask this OpenAI-compatible endpoint instead, with no API key "
+                              "unless --llm-api-key-env names its own.")
+LLM_KEY_ENV_OPTION = typer.Option(None, "--llm-api-key-env", metavar="VAR",
+                                  help="The environment variable that holds --llm-url's own API key (the configured "
+                                       "block's key is never sent to another URL).")
 
 
 class SummaryFormat(str, Enum):
@@ -45,10 +51,33 @@ class TextOrJson(str, Enum):
     json = "json"
 
 
+def echo(text: str, *, err: bool = False) -> None:
+    """Print ``text`` made `inert`: whatever a run or a model wrote, the terminal receives no
+    escape sequence, control or bidi character from it."""
+    from prefect_failure_insights.redaction import inert
+
+    typer.echo(inert(text), err=err)
+
+
 def fail(message: str, code: int) -> typer.Exit:
-    """Print ``Error: message`` on stderr; the `typer.Exit` to raise with ``code``."""
-    typer.echo(f"Error: {message}", err=True)
+    """Print ``Error: message`` on stderr (inert); the `typer.Exit` to raise with ``code``."""
+    echo(f"Error: {message}", err=True)
     return typer.Exit(code)
+
+
+def llm_endpoint(url: str | None, key_env: str | None) -> LLMEndpoint | None:
+    """``--llm-url`` with its own key, read from the environment variable ``--llm-api-key-env``
+    names (never from the command line, where it would stay in the shell's history)."""
+    from prefect_failure_insights.models import LLMEndpoint
+
+    if key_env and not url:
+        raise fail("--llm-api-key-env names the key of --llm-url: give --llm-url too.", 2)
+    if not url:
+        return None
+    key = os.environ.get(key_env, "").strip() if key_env else None
+    if key_env and not key:
+        raise fail(f"--llm-api-key-env {key_env}: that environment variable is not set (or empty).", 2)
+    return LLMEndpoint(url=url, api_key=key or None)
 
 
 def api_url() -> str:
@@ -154,13 +183,33 @@ async def open_database(settings_block: str) -> Database:
     return database
 
 
-def write_output(text: str, output: Path | None) -> None:
-    """To stdout, or atomically to ``output`` (never a half-written file)."""
+def output_file(output: Path | str) -> Path:
+    """``-o FILE`` checked before any work: a file in a directory that exists. Directories are
+    never created (a typo would scatter files) and a directory is refused, each in one line."""
+    path = Path(output)
+    if path.is_dir():
+        raise fail(f"-o {path} is a directory: give a file name (e.g. {path / 'out.txt'}).", 2)
+    if not path.parent.is_dir():
+        raise fail(f"-o {path}: the directory {path.parent} does not exist; create it first (it is never "
+                   "created for you).", 2)
+    return path
+
+
+def write_output(text: str, output: Path | None, *, cells_inert: bool = False) -> None:
+    """To stdout, or atomically to ``output`` (never a half-written file), made `inert` (a CSV,
+    ``cells_inert``, already is, cell by cell, and keeps its CRLF line ends)."""
+    if not cells_inert:
+        from prefect_failure_insights.redaction import inert
+
+        text = inert(text)
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+    output = output_file(output)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+    except OSError as exc:
+        raise fail(f"Cannot write {output}: {exc.strerror or exc}.", 1) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)

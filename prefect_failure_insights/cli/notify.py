@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from prefect_failure_insights.cli.common import fail, with_client
+from prefect_failure_insights.cli.common import echo, fail, with_client
 from prefect_failure_insights.models import Category
 
 app = typer.Typer(help="Send every failure summary through a Prefect notification block (Slack, Teams, "
@@ -43,7 +43,7 @@ def notify_install(
                                                 deployments=tuple(deployment or ()),
                                                 include_provisional=include_provisional))
     which = "provisional and final summaries" if include_provisional else "final summaries"
-    typer.echo(f"Notification automation {result.action} ({result.automation_id}): {which} are sent "
+    echo(f"Notification automation {result.action} ({result.automation_id}): {which} are sent "
                f"through {block}.")
 
 
@@ -57,7 +57,7 @@ def notify_status() -> None:
         raise fail("No notification automation: `failure-insights notify install --block SLUG/NAME` adds one.", 1)
     for st in found:
         state = "enabled" if st.enabled else "disabled"
-        typer.echo(f"{st.block}: {state}, {st.scope}" + (f" -- problem: {st.problem}" if st.problem else ""))
+        echo(f"{st.block}: {state}, {st.scope}" + (f" -- problem: {st.problem}" if st.problem else ""))
     if any(st.problem for st in found):
         raise typer.Exit(1)
 
@@ -70,4 +70,4 @@ def notify_uninstall(
     from prefect_failure_insights.automations.notify import uninstall
 
     removed = with_client(lambda client: uninstall(client, block))
-    typer.echo(f"Removed {removed} notification automation(s)." if removed else "Nothing to remove.")
+    echo(f"Removed {removed} notification automation(s)." if removed else "Nothing to remove.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from prefect_failure_insights.cli.common import fail, run, with_client
+from prefect_failure_insights.cli.common import echo, fail, run, with_client
 from prefect_failure_insights.cli.notify import categories_option
 from prefect_failure_insights.defaults import RETRY_CATEGORIES, RETRY_DELAY_SECONDS, RETRY_MAX_RETRIES
 
@@ -26,7 +26,7 @@ def retry_install(
     cats = run(lambda: categories_option(category)) or RETRY_CATEGORIES
     run(lambda: check_limits(max_retries, delay))
     result = with_client(lambda client: install(client, max_retries, delay, categories=cats))
-    typer.echo(f"Retry automation {result.action} ({result.automation_id}): transient {', '.join(cats)} failures "
+    echo(f"Retry automation {result.action} ({result.automation_id}): transient {', '.join(cats)} failures "
                f"of deployment runs are retried {delay:g} s later, at most {max_retries} time(s) per run.")
 
 
@@ -38,7 +38,7 @@ def retry_status() -> None:
     st = with_client(status)
     if st.problem:
         raise fail(f"Retry automation: {st.problem}", 1)
-    typer.echo(f"Installed and {'enabled' if st.enabled else 'disabled'}: {st.detail}." if st.installed
+    echo(f"Installed and {'enabled' if st.enabled else 'disabled'}: {st.detail}." if st.installed
                else f"Automatic retries are off: {st.detail}.")
 
 
@@ -48,4 +48,4 @@ def retry_uninstall() -> None:
     from prefect_failure_insights.automations.retry import uninstall
 
     removed = with_client(uninstall)
-    typer.echo("Removed the retry automation." if removed else "Nothing to remove: not installed.")
+    echo("Removed the retry automation." if removed else "Nothing to remove: not installed.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from prefect_failure_insights import __version__
-from prefect_failure_insights.cli.common import SETTINGS_OPTION, run
+from prefect_failure_insights.cli.common import SETTINGS_OPTION, echo, run
 from prefect_failure_insights.defaults import (
     BATCH_CRON,
     BATCH_HOURS,
@@ -52,7 +52,7 @@ def doctor(settings_block: str = SETTINGS_OPTION) -> None:
     checks = run(lambda: run_checks(settings_block))
     width = max(len(c.name) for c in checks)
     for c in checks:
-        typer.echo(f"{c.mark} {c.name:<{width}}  {c.detail}")
+        echo(f"{c.mark} {c.name:<{width}}  {c.detail}")
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)
 
@@ -68,4 +68,4 @@ def demo(
 
 def version() -> None:
     """Print the plugin's version."""
-    typer.echo(__version__)
+    echo(__version__)

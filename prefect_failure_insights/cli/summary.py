@@ -12,11 +12,16 @@ from typing import Any
 import typer
 
 from prefect_failure_insights.cli.common import (
+    LLM_KEY_ENV_OPTION,
+    LLM_URL_OPTION,
     SETTINGS_OPTION,
     SummaryFormat,
     TextOrJson,
+    echo,
     fail,
+    llm_endpoint,
     open_database,
+    output_file,
     parse_since,
     run,
 )
@@ -48,13 +53,13 @@ def _print_summary(summary: Any, fmt: SummaryFormat, with_url: bool = True) -> N
 
     url = run_url(summary.run.id) if with_url else None
     if fmt is SummaryFormat.json:
-        typer.echo(json.dumps(summary.model_dump(mode="json"), indent=2))
+        echo(json.dumps(summary.model_dump(mode="json"), indent=2))
     elif fmt is SummaryFormat.markdown:
-        typer.echo(render_markdown(summary, url))
+        echo(render_markdown(summary, url))
     else:
-        typer.echo(render_text(summary))
+        echo(render_text(summary))
         if url:
-            typer.echo(f"\nOn the run's page: {url}")
+            echo(f"\nOn the run's page: {url}")
 
 
 def _load_bundle(path: str):
@@ -70,14 +75,15 @@ def create(
     regenerate: bool = typer.Option(False, "--regenerate", help="Replace an existing summary."),
     fmt: SummaryFormat = typer.Option(SummaryFormat.text, "--format", help="Output format."),
     budget: int = _budget_option("Evidence token budget (bundles)."),
-    llm_url: str | None = typer.Option(None, "--llm-url", help="Use this OpenAI-compatible endpoint instead."),
+    llm_url: str | None = LLM_URL_OPTION,
+    llm_api_key_env: str | None = LLM_KEY_ENV_OPTION,
     llm_model: str | None = typer.Option(None, "--llm-model", help="Use this model instead."),
     settings_block: str = SETTINGS_OPTION,
 ) -> None:
     """Summarize a failed run now (the same flow the automation runs), or a bundle offline.
 
-    The API key for --llm-url comes from the llm-credentials block or the environment
-    (FAILURE_INSIGHTS_LLM_API_KEY / OPENAI_API_KEY), never from the command line.
+    --llm-url gets its own API key from the environment variable --llm-api-key-env names,
+    never from the command line; the llm-credentials block's key goes only to the block's URL.
 
     Examples:
         failure-insights summary create 0b7c2c1e-... --regenerate
@@ -85,8 +91,9 @@ def create(
     """
     if (run_id is None) == (bundle is None):
         raise fail("Give a RUN_ID or --bundle FILE (one of them).", 2)
+    endpoint = llm_endpoint(llm_url, llm_api_key_env)
     if bundle is not None:
-        _print_summary(_summarize_bundle(bundle, budget, llm_url, llm_model), fmt, with_url=False)
+        _print_summary(_summarize_bundle(bundle, budget, endpoint, llm_model), fmt, with_url=False)
         return
 
     async def main():
@@ -100,7 +107,7 @@ def create(
             await resolve_failed_run(client, run_id)
         outcome = await summarize_failure(
             flow_run_id=run_id, regenerate=regenerate, settings_block=settings_block,
-            llm_url=llm_url, llm_model=llm_model,
+            llm_endpoint=endpoint, llm_model=llm_model,
         )
         if outcome.summary is None and outcome.action == "exists":
             async with await open_database(settings_block) as database:
@@ -111,11 +118,11 @@ def create(
     if outcome.summary is None:
         raise fail(f"No summary made for {run_id}: {outcome.reason}", 1)
     if outcome.action == "exists":
-        typer.echo("(An existing summary; use --regenerate to replace it.)", err=True)
+        echo("(An existing summary; use --regenerate to replace it.)", err=True)
     _print_summary(outcome.summary, fmt)
 
 
-def _summarize_bundle(path: str, budget: int, llm_url: str | None = None, llm_model: str | None = None):
+def _summarize_bundle(path: str, budget: int, endpoint: Any = None, llm_model: str | None = None):
     """Offline: the bundle's evidence, analysed by the LLM in the environment (or the fallback)."""
     from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
     from prefect_failure_insights.blocks.loading import NO_LLM_HINT
@@ -123,8 +130,9 @@ def _summarize_bundle(path: str, budget: int, llm_url: str | None = None, llm_mo
 
     loaded = _load_bundle(path)
     llm = LLMCredentials.from_env()
-    if llm_url or llm_model:
-        llm = (llm or LLMCredentials()).with_overrides(llm_url, llm_model)
+    if endpoint is not None or llm_model:
+        llm = (llm or LLMCredentials()).with_overrides(endpoint.url if endpoint else None, llm_model,
+                                                       api_key=endpoint.api_key if endpoint else None)
     settings = FailureInsightsSettings(evidence_token_budget=budget)
     return run(lambda: summarize_bundle(loaded, settings, llm, no_llm_reason=None if llm else NO_LLM_HINT))
 
@@ -148,9 +156,9 @@ def evidence(
     loaded = _load_bundle(bundle) if bundle is not None else run(lambda: _export(run_id))
     ev = bundle_evidence(loaded, budget)
     if fmt is TextOrJson.text:
-        typer.echo(ev.text)
+        echo(ev.text)
         return
-    typer.echo(json.dumps({
+    echo(json.dumps({
         "text": ev.text, "tokens": ev.tokens, "kept_lines": ev.kept_lines,
         "redactions": ev.redaction_count, "redactions_by_kind": ev.redactions,
         "root_error": ev.root_error, "root_error_line": ev.root_error_line,
@@ -182,13 +190,13 @@ def export(
     as a redacted bundle."""
     from prefect_failure_insights.bundles.format import write_bundle
 
-    path = output or f"run-{run_id[:8]}.json.gz"
+    path = output_file(output or f"run-{run_id[:8]}.json.gz")
     loaded = run(lambda: _export(run_id, settings_block))
     try:
         write_bundle(loaded, path)
     except OSError as exc:
         raise fail(f"Cannot write {path}: {exc.strerror or exc}.", 1) from None
-    typer.echo(f"Wrote {path}: {loaded.log_count} log lines, "
+    echo(f"Wrote {path}: {loaded.log_count} log lines, "
                f"{len(loaded.task_runs)} task runs, {len(loaded.subflows)} failed subflow(s).")
 
 
@@ -240,7 +248,7 @@ def list_(
 
     rows, total = run(main)
     if fmt is TextOrJson.json:
-        typer.echo(json.dumps({
+        echo(json.dumps({
             "total": total, "limit": limit, "offset": offset,
             "summaries": [
                 {"flow_run_id": s.run.id, "flow_run_name": s.run.name, "flow_name": s.run.flow_name,
@@ -255,10 +263,10 @@ def list_(
         }, indent=2))
         return
     if not rows:
-        typer.echo(f"No summaries (total {total}).")
+        echo(f"No summaries (total {total}).")
         return
-    typer.echo(summary_table(rows))
-    typer.echo(f"Showing {offset + 1}-{offset + len(rows)} of {total}.")
+    echo(summary_table(rows))
+    echo(f"Showing {offset + 1}-{offset + len(rows)} of {total}.")
 
 
 def summary_table(rows: list[Any], width: int | None = None) -> str:
@@ -332,6 +340,6 @@ def reconcile(
 
     report = run(main)
     if fmt is TextOrJson.json:
-        typer.echo(json.dumps({**report.model_dump(mode="json"), "missing": report.missing}, indent=2))
+        echo(json.dumps({**report.model_dump(mode="json"), "missing": report.missing}, indent=2))
     else:
-        typer.echo(describe(report, dry_run))
+        echo(describe(report, dry_run))

@@ -22,8 +22,9 @@ is left is then spent, in the same priority order, giving back what was cut: an 
 or a multi-line error message is never cut in its middle while budget remains.
 
 Every kept line is redacted before it is rendered and carries its original line
-number (``L1234``), so a summary can cite it. The budget is a hard limit on the
-estimated tokens of the whole text, header and markers included.
+number (``L1234``), so a summary can cite it; a line that reads like an instruction to a
+model is flagged (`evidence.untrusted`) and listed in ``Evidence.flagged_lines``. The budget
+is a hard limit on the estimated tokens of the whole text, header and markers included.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from prefect_failure_insights.evidence.signals import (
     template,
     trim,
 )
+from prefect_failure_insights.evidence.untrusted import FLAG, instruction_like
 from prefect_failure_insights.models import (
     Baseline,
     Evidence,
@@ -303,13 +305,21 @@ class EvidenceBuilder:
             where = f"{sub}/{where}" if where else sub
         where = f" [{self.redactor.redact(where)[:120]}]" if where else ""
         ts = line.timestamp[11:].split("+")[0].rstrip("Z")[:12] if len(line.timestamp) >= 19 else line.timestamp
-        prefix = f"{self.prefix}{line.lineno} {ts} {line.level_name}{where} "
+        flag = f"{FLAG} " if self._flagged(line.lineno, cache[line.lineno]) else ""
+        prefix = f"{self.prefix}{line.lineno} {ts} {line.level_name}{where} {flag}"
         body = trim(cache[line.lineno], max_lines, max(max_chars - len(prefix) - len(note), 40))
         return prefix + body.replace("\n", "\n        ") + note
+
+    def _flagged(self, lineno: int, message: str) -> bool:
+        """Whether a line reads like an instruction to a model (decided once per line)."""
+        if lineno not in self._flags:
+            self._flags[lineno] = instruction_like(message) is not None
+        return self._flags[lineno]
 
     def finish(self) -> Evidence:
         """Choose the root error and write the evidence."""
         self._subflow_names = {s.id: s.name for s in self.failed.subflows}
+        self._flags: dict[int, bool] = {}
         budget_chars = self.budget_tokens * CHARS_PER_TOKEN
         root, why = self.root()
         header = self._header(budget_chars // 4)
@@ -359,6 +369,7 @@ class EvidenceBuilder:
             text=text,
             tokens=estimate_tokens(text),
             kept_lines=sorted(chosen),
+            flagged_lines=sorted(n for n in chosen if self._flags.get(n)),
             redactions=dict(Counter(_REDACTED.findall(text))),
             root_error=root_text,
             root_error_line=root.line.lineno if root else None,
@@ -415,7 +426,8 @@ class EvidenceBuilder:
     def _header(self, max_chars: int) -> str:
         r = self.redactor.redact
         if self.header_text is not None:
-            return trim(r(self.header_text), 30, max_chars)
+            text = "\n".join(f"{ln} {FLAG}" if instruction_like(ln) else ln for ln in r(self.header_text).split("\n"))
+            return trim(text, 30, max_chars)
         run = self.failed.run
 
         def msg(text: str | None) -> str:
@@ -453,6 +465,8 @@ class EvidenceBuilder:
             if not self.baseline.differences:
                 out.append("- same deployment version, work pool and parameters")
         out.extend(f"note: {n}" for n in self.notes)
+        # Names and state messages are the run's text too: instruction-like ones are flagged.
+        out = [f"{ln} {FLAG}" if instruction_like(ln) else ln for ln in out]
         header = "\n".join(out)
         return header if len(header) <= max_chars else trim(header, 10_000, max_chars)
 

@@ -20,8 +20,8 @@ from typing import Protocol
 import httpx
 
 from prefect_failure_insights.blocks.airbyte import AirbyteLogCredentials
-from prefect_failure_insights.models import FailedRun, LogLine, LogSection, TaskRunInfo
-from prefect_failure_insights.redaction import Redactor
+from prefect_failure_insights.models import FailedRun, LogLine, LogSection, TaskRunInfo, bounded
+from prefect_failure_insights.redaction import LogRedactor, Redactor
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _CONNECTION = re.compile(rf"(?i)connection(?:[ _-]?id)?\W{{0,20}}({_UUID})")
@@ -44,9 +44,10 @@ class LogSource(Protocol):
         ...
 
 
-def parse_airbyte_line(number: int, text: str) -> LogLine:
-    """One Airbyte log line as a `LogLine` (level read from the text), redacted as it enters."""
-    text = Redactor().redact(text)
+def parse_airbyte_line(number: int, text: str, redactor: LogRedactor | None = None) -> LogLine:
+    """One Airbyte log line as a `LogLine` (level read from the text), redacted as it enters (by
+    ``redactor``, the same for every line of the attempt, in order: see `LogRedactor`)."""
+    text = (redactor or LogRedactor(Redactor())).redact(bounded(text), stream="airbyte")
     m = _AIRBYTE_LINE.match(text)
     level = _LEVELS.get((m.group("level") or "").upper()) if m else None
     if level is None:
@@ -120,11 +121,12 @@ class AirbyteSource:
                         f"{failure.get('externalMessage') or failure.get('internalMessage') or ''}"
                     )
                 raw = ((last.get("logs") or {}).get("logLines") or [])[-MAX_SECTION_LINES:]
+                log = LogRedactor(Redactor())  # one for the attempt's lines, in their order
                 out.append(LogSection(
                     title=f"Airbyte job {job['id']}, attempt {attempt.get('id', len(attempts) - 1)}",
                     source=self.name,
                     header=header,
-                    lines=[parse_airbyte_line(i, text) for i, text in enumerate(raw, start=1)],
+                    lines=[parse_airbyte_line(i, text, log) for i, text in enumerate(raw, start=1)],
                 ))
         return out
 

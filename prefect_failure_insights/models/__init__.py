@@ -44,8 +44,9 @@ from prefect_failure_insights.models.batch import (
     failed_runs,
     resolve_window,
 )
-from prefect_failure_insights.models.common import Progress, Redacted, redacted_with, utc
-from prefect_failure_insights.models.evidence import Evidence, EvidenceRef
+from prefect_failure_insights.models.common import Progress, Redacted, bounded, redacted_with, utc
+from prefect_failure_insights.models.endpoint import LLMEndpoint
+from prefect_failure_insights.models.evidence import FLAG, Evidence, EvidenceRef
 from prefect_failure_insights.models.runs import (
     Baseline,
     FailedRun,
@@ -74,5 +75,5 @@ __all__ = [
     "Classification", "ClassificationUsage", "ClassifiedError", "Correction", "Delivery", "ErrorItem", "EventAction", "Evidence",
     "EvidenceRef", "FailedRun", "FailureAnalysis", "FailureError", "Filters", "FlowRunInfo", "LLMUsage", "LogLine",
     "LogSection", "LogWait", "OutcomeAction", "Reconciled", "RetryOutcome", "PartitionRun", "Recurrence", "Summary", "Stored", "SummaryOutcome", "SummaryStatus", "Target",
-    "TaskRunInfo", "Citation", "SimilarFailures", "SimilarRun", "Citations", "ClaimCheck", "EvidenceStatus", "Verification", "TRANSIENCE_GUIDE", "Transience", "parse_transience", "WindowFailures", "level_name", "parse_category", "failed_runs", "resolve_window", "utc", "Progress", "Redacted", "redacted_with",
+    "TaskRunInfo", "Citation", "SimilarFailures", "SimilarRun", "Citations", "ClaimCheck", "EvidenceStatus", "Verification", "TRANSIENCE_GUIDE", "Transience", "parse_transience", "WindowFailures", "level_name", "parse_category", "failed_runs", "resolve_window", "utc", "Progress", "Redacted", "bounded", "FLAG", "LLMEndpoint", "redacted_with",
 ]

@@ -285,6 +285,8 @@ class ClaimCheck(BaseModel):
     lines: list[int] = Field(default_factory=list)
     verified: bool
     problems: list[str] = Field(default_factory=list)
+    only_flagged: bool = Field(default=False, description="Its only support is flagged lines: run text that reads "
+                               "like an instruction to a model.")
 
 
 class Verification(BaseModel):
@@ -293,6 +295,9 @@ class Verification(BaseModel):
     checked: bool = Field(default=False, description="False for summaries made before citations were checked.")
     claims: list[ClaimCheck] = Field(default_factory=list)
     root_cause_verified: bool = False
+    steps_from_logs: list[int] = Field(
+        default_factory=list, description="Fix steps (1-based) that tell the reader to run a command or open a URL "
+        "taken from the run's own text: marked so in every output, never a verified fix.")
     confidence_capped_from: float | None = Field(
         default=None, description="The confidence the analysis claimed, when an unverified root cause capped it.")
 

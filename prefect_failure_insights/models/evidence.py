@@ -6,6 +6,10 @@ from pydantic import BaseModel, Field
 
 from prefect_failure_insights.models.common import Redacted
 
+#: What a flagged evidence line carries before its message: run text that reads like an
+#: instruction to a model (`evidence.untrusted`). The prompt tells the model what it means.
+FLAG = "[flagged: reads like an instruction]"
+
 
 def cited_block(text: str, lineno: int, prefix: str = "L") -> str | None:
     """Evidence line ``lineno`` as the evidence builder renders it (``L<n> ...`` and its
@@ -44,6 +48,8 @@ class Evidence(BaseModel):
     text: Redacted
     tokens: int
     kept_lines: list[int] = Field(default_factory=list)
+    flagged_lines: list[int] = Field(default_factory=list, description="Kept lines that read like instructions "
+                                     "to a model (marked in the text): data, never support on their own.")
     redactions: dict[str, int] = Field(default_factory=dict)
     root_error: Redacted | None = Field(
         default=None, description="The log line chosen as the root error (redacted)."

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator
 
-from prefect_failure_insights.models.common import Redacted
+from prefect_failure_insights.models.common import Inert, Redacted, bounded
 from prefect_failure_insights.redaction import Redactor
 
 _FAILED_TYPES = frozenset({"FAILED", "CRASHED"})
@@ -48,7 +48,7 @@ class TaskRunInfo(BaseModel):
 
     id: str | None = None
     name: Redacted
-    state: str = Field(description="State name, e.g. 'Failed' or 'Completed'.")
+    state: Inert = Field(description="State name, e.g. 'Failed' or 'Completed'.")
     state_type: str | None = Field(default=None, description="e.g. 'FAILED'.")
     message: Redacted | None = None
     run_count: int = 1
@@ -72,7 +72,7 @@ class FlowRunInfo(BaseModel):
     work_pool: Redacted | None = None
     work_pool_id: str | None = None
     tags: list[Redacted] = Field(default_factory=list)
-    state: str = Field(description="State name, e.g. 'Failed' or 'Crashed'.")
+    state: Inert = Field(description="State name, e.g. 'Failed' or 'Crashed'.")
     state_type: str | None = None
     state_message: Redacted | None = None
     start_time: datetime | None = None
@@ -133,7 +133,7 @@ class LogSection(BaseModel):
     def _redacted(cls, lines: list[LogLine]) -> list[LogLine]:
         """Log lines are dataclasses (no field validation): redacted here, where a section enters."""
         for line in lines:
-            line.message = Redactor().redact(line.message)
+            line.message = Redactor().redact(bounded(line.message))
         return lines
 
 

@@ -97,7 +97,7 @@ def summary_event(summary: Summary, action: EventAction, summarizer_id: str | No
         "flow_run_name": _safe(run.name, 200),
         "flow_name": _safe(run.flow_name, 200),
         "deployment": _safe(run.deployment, 200) if run.deployment else None,
-        "state": run.state,
+        "state": _safe(run.state, 60),
         "crashed": run.crashed,
         "logs_complete": summary.evidence.logs_complete,
         "auto_retries": run.auto_retries,

@@ -45,6 +45,7 @@ from prefect_failure_insights.models import (
     FlowRunInfo,
     LogLine,
     WindowFailures,
+    bounded,
 )
 from prefect_failure_insights.prefect_api.paging import pages
 from prefect_failure_insights.prefect_api.runs import flow_run_info, read_task_runs
@@ -102,7 +103,7 @@ async def _error_logs(client: PrefectClient, run_ids: list[str]) -> dict[str, li
             lines = by_run.setdefault(str(log.flow_run_id), [])
             lines.append(LogLine(
                 lineno=len(lines) + 1, timestamp=log.timestamp.isoformat(), level=log.level,
-                message=redactor.redact(log.message), logger=log.name, flow_run_id=str(log.flow_run_id),
+                message=redactor.redact(bounded(log.message)), logger=log.name, flow_run_id=str(log.flow_run_id),
                 task_run_id=str(log.task_run_id) if log.task_run_id else None,
             ))
     return by_run

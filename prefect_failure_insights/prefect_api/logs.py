@@ -30,7 +30,7 @@ import heapq
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,10 +43,10 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFil
 from prefect.client.schemas.sorting import LogSort
 
 from prefect_failure_insights.defaults import API_PAGE, LATE_LOG_POLL_SECONDS, SUMMARY_RECORD_PREFIX
-from prefect_failure_insights.models import FlowRunInfo, LogLine, LogWait, TaskRunInfo
+from prefect_failure_insights.models import FlowRunInfo, LogLine, LogWait, TaskRunInfo, bounded
 from prefect_failure_insights.prefect_api.paging import pages
 from prefect_failure_insights.prefect_api.runs import failed_subflows
-from prefect_failure_insights.redaction import Redactor
+from prefect_failure_insights.redaction import LogRedactor, Redactor
 
 MARKER = "Finished in state"
 MARKER_LOGGER = "prefect.flow_runs"
@@ -85,18 +85,21 @@ class RunLogs:
                 yield ts, int(level), task_run or None, message, logger or None, run_id
 
     def lines(self, redactor: Redactor) -> RedactedLines:
-        """The lines, redacted by ``redactor`` as they are read (iterable more than once)."""
+        """The lines, redacted by ``redactor`` as they are read, in order (a `LogRedactor` per pass:
+        a private key logged one line per record goes whole); iterable more than once."""
         return RedactedLines(self, redactor)
 
-    def _iter(self, redact: Callable[[str], str]) -> Iterator[LogLine]:
+    def _iter(self, redactor: Redactor) -> Iterator[LogLine]:
         streams = [self._read(run_id, path) for run_id, path in self.files.items()]
         rows = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda r: r[0])
         names = self.task_names
         # The plugin's own record pointing at a summary is not part of the run's story.
         rows = (r for r in rows if not (r[2] is None and r[3].startswith(SUMMARY_RECORD_PREFIX)))
+        log = LogRedactor(redactor)  # in log order: a key logged one line per record is redacted whole
         for lineno, (ts, level, task_run, message, logger, run_id) in enumerate(rows, start=1):
             yield LogLine(
-                lineno=lineno, timestamp=ts, level=level, message=redact(message), logger=logger,
+                lineno=lineno, timestamp=ts, level=level, message=log.redact(message, stream=task_run or run_id),
+                logger=logger,
                 flow_run_id=run_id, task_run_id=task_run,
                 task_run_name=names.get(task_run) if task_run else None,
             )
@@ -121,7 +124,7 @@ class RedactedLines:
         self._redactor = redactor
 
     def __iter__(self) -> Iterator[LogLine]:
-        return self._logs._iter(self._redactor.redact)
+        return self._logs._iter(self._redactor)
 
     def __len__(self) -> int:
         return self._logs.line_count
@@ -131,8 +134,9 @@ class RedactedLines:
 
 
 def _row(timestamp: str, level: Any, task_run_id: Any, message: str, logger: str | None) -> tuple[Any, ...]:
-    """A record as `RunLogs` files hold it: timestamp, level, task run id, message, logger."""
-    return timestamp, level or 0, task_run_id or "", message, logger or ""
+    """A record as `RunLogs` files hold it: timestamp, level, task run id, message (`bounded`:
+    one message is never larger than Prefect's own limit), logger."""
+    return timestamp, level or 0, task_run_id or "", bounded(message or ""), logger or ""
 
 
 def _is_marker(record: dict[str, Any]) -> bool:

@@ -6,9 +6,22 @@
    tokens in webhook and bot URL paths.
 3. **Assignments to a secret-looking key**: what makes a key's name about a secret
    (`key_strength`) and a value look generated (`looks_random`) or like a placeholder.
-4. **Command lines**: ``--password VALUE``, ``mysql -pVALUE``, ``curl -u user:pass``.
-5. **Credentials by position**: ``auth=('user', 'secret')``, ``HTTPBasicAuth(u, p)``.
+   Also as *pairs*: ``('spark.hadoop.fs.s3a.secret.key', '...')``, ``["key", "..."]``, a Scala
+   ``(key,value)``, and objects that hold a secret's *name* and its *value* in two fields
+   (``{'name': 'DB_PASSWORD', 'value': '...'}``, ``Setting(name=..., value=...)``, ``Row(key=...,
+   value=...)``).
+4. **Command lines**, as a shell line or an argv list or tuple repr (``CalledProcessError:
+   Command '[...]'``): ``--password VALUE``, single-dash password flags (``-storepass``,
+   ``-passin pass:...``), each tool's own password flag (``mysql -pVALUE``, ``sqlcmd -P``,
+   ``sshpass -p``, ``redis-cli -a``, ``curl -u user:pass``, ``smbclient -U user%pass``,
+   ``lftp -u user,pass``).
+5. **Credentials by position**: ``auth=('user', 'secret')``, ``auth=(USER, 'secret')``,
+   ``HTTPBasicAuth(u, p)``, ``login(user, 'secret')``, ``simple_bind_s(dn, 'secret')``: the
+   second element a literal, the first anything.
 6. **SQL and config forms**: ``IDENTIFIED BY '...'``, ``.netrc``, Kubernetes Secret data.
+
+A private key logged one record per line is a family of its own, which only the order of the
+records shows: `redaction.LogRedactor`.
 """
 
 from __future__ import annotations
@@ -104,6 +117,8 @@ def literals(words: Iterable[str]) -> re.Pattern[str]:
 MARKED = literals(TOKEN_MARKERS)
 PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
                           r"(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|.*\Z)", re.DOTALL)
+PRIVATE_KEY_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+PRIVATE_KEY_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 
 # -- 2. URLs ---------------------------------------------------------------------------------------
 
@@ -125,9 +140,10 @@ WEBHOOK_PATHS = re.compile(
 
 # Substrings (of the lower-cased text) without which no key, flag or call can name a secret.
 KEY_WORDS = ("pass", "pwd", "secret", "token", "key", "auth", "cred", "sess", "sig", "cookie", "sas", "bearer",
-              "salt", "nonce", "hmac", "appid", "dockercfg", "dockerconfig", "identified", "login", "client(")
-COMMANDS = ("mysql", "mariadb", "sshpass", "docker login", "podman login", "redis-cli", "mongo", "curl", "wget",
-             "helm registry")
+              "salt", "nonce", "hmac", "appid", "dockercfg", "dockerconfig", "identified", "login", "client(", "bind")
+COMMANDS = ("mysql", "mariadb", "sshpass", "docker", "podman", "redis-cli", "mongo", "curl", "wget",
+             "helm registry", "sqlcmd", "bcp", "isql", "osql", "smbclient", "lftp", "-pass", "-storepass",
+             "-keypass", "-pw")
 STRONG_WORDS = frozenset({
     "password", "passwd", "passw", "pwd", "pass", "passphrase", "passcode", "secret", "secrets", "token",
     "apikey", "credential", "credentials", "creds", "sessionid", "sessiontoken", "signature", "sig",
@@ -257,6 +273,10 @@ def value_span(view: str, at: int) -> tuple[int, int] | None:
                 return None
             end += 1
         return None
+    if view.startswith("${", at):  # a placeholder (``${DB_PASSWORD}``), read whole
+        end = view.find("}", at)
+        if 0 < end and "\n" not in view[at:end]:
+            return at, end + 1
     m = BARE_VALUE.match(view, at)
     return m.span() if m else None
 
@@ -264,17 +284,28 @@ def value_span(view: str, at: int) -> tuple[int, int] | None:
 # -- 4. command lines ----------------------------------------------------------------------------
 
 LONG_FLAG = re.compile(r"(?:^|[\s'\"\[,(])--(?P<flag>[A-Za-z][\w-]*)(?:=|\s+|['\"]\s*,\s*)(?=\S)")
+# A command and its arguments, as a shell line or an argv repr (``'sqlcmd', '-S', 'db', ...``).
 SHORT_FLAG = re.compile(
-    r"\b(?P<cmd>mysql\w*|mariadb\w*|sshpass|docker\s+login|podman\s+login|redis-cli|mongo\w*|curl|wget|helm\s+"
-    r"registry\s+login)\b(?P<args>[^\n|;&]*)"
+    r"\b(?P<cmd>mysql\w*|mariadb\w*|sshpass|docker['\"]?,?\s+['\"]?login|podman['\"]?,?\s+['\"]?login|redis-cli|mongo\w*"
+    r"|curl|wget|helm\s+registry\s+login|sqlcmd|bcp|isql|osql|smbclient|lftp)\b(?P<args>[^\n|;&]*)"
 )
-ARG_FLAG = re.compile(r"(?:^|[\s'\",\[])(?P<flag>-[pau])(?P<attached>[^\s'\",\]]*)")
+ARG_FLAG = re.compile(r"(?:^|[\s'\",\[(])(?P<flag>-[pauPU])(?P<attached>[^\s'\",\])]*)")
+# Single-dash long flags that take a password (Java's keytool and jarsigner, OpenSSL, PuTTY's plink/pscp).
+DASH_PASSWORD_FLAG = re.compile(
+    r"(?:^|[\s'\",\[(])-(?:store|key|src|dest|srcstore|deststore|src_|dest_)?(?:pass(?:word|wd|phrase)?|passin|passout"
+    r"|pw|pwd)(?:['\"]?\s*,\s*['\"]?|\s+|=)(?=\S)", re.IGNORECASE)
+#: OpenSSL's pass phrase arguments: only ``pass:`` carries the secret (``env:``, ``file:`` name where it is).
+OPENSSL_PASS = "pass:"
 
 # -- 5. positional credentials -------------------------------------------------------------------
 
+# The second element is a literal; the first is a literal or a name (``USER``, ``cfg.user``,
+# ``os.environ['API_USER']``): a pair of names (``auth=(s.user, s.password)``) holds no secret.
+_FIRST = r"(?:(?P<q1>['\"])[^'\"\n]*(?P=q1)|[A-Za-z_][\w.]*(?:\[[^\]\n]{1,80}\])?)"
 POSITIONAL = re.compile(
     r"\b(?P<call>(?:\w*_)?auth|HTTPBasicAuth|HTTPDigestAuth|HTTPProxyAuth|BasicAuth|DigestAuth|\w*[Cc]redentials?"
-    r"|login)\s*(?:=\s*\(?|\(\s*\(?)\s*(?P<q1>['\"])[^'\"\n]*(?P=q1)\s*,\s*(?P<q2>['\"])(?P<secret>[^'\"\n]+)(?P=q2)"
+    r"|login|\w*bind(?:_s)?)\s*(?:=\s*\(?|\(\s*\(?)\s*" + _FIRST
+    + r"\s*,\s*(?P<q2>['\"])(?P<secret>[^'\"\n]+)(?P=q2)"
 )
 TWILIO = re.compile(r"\bClient\(\s*(['\"])AC[0-9a-fA-F]{32}\1\s*,\s*(['\"])(?P<secret>[^'\"\n]+)\2")
 
@@ -286,6 +317,16 @@ YAML_ENV = re.compile(r"(?im)\bname:\s*['\"]?(?P<key>[\w.-]+)['\"]?\s*\n\s*value
 K8S_BLOCK = re.compile(r"(?m)^(?P<indent>[ \t]*)(?P<kind>data|stringData):[ \t]*\n(?P<body>(?:(?P=indent)[ \t]+\S.*(?:\n|$))+)")
 K8S_ENTRY = re.compile(r"(?m)^[ \t]+[.\w-]+:[ \t]*(?P<value>\S.*?)[ \t]*$")
 
+# -- 3b. pairs and name/value objects ---------------------------------------------------------------
+
+# A two-element pair whose first element is a key: ``('k', 'v')``, ``["k", "v"]``, ``(k,v)``.
+PAIR = re.compile(r"[(\[]\s*(?P<q>['\"]?)(?P<key>[\w.$/:-]{2,200})(?P=q)\s*,\s*")
+PAIR_END = re.compile(r"['\"]?\s*[)\]]")
+# An object that names a setting in one field and holds its value in another.
+NAMED = re.compile(r"(?i)\b(?:name|key|param(?:eter)?|option|property|setting|field|variable|env)(?P<q0>['\"]?)\s*"
+                   r"[:=]\s*(?P<q>['\"])(?P<key>[^'\"\n]{1,200})(?P=q)")
+VALUE_FIELD = re.compile(r"(?i)\bvalue['\"]?\s*[:=]\s*")
+
 
 # -- what the scanner's finders match ------------------------------------------------------------
 
@@ -296,6 +337,10 @@ AUTH_SCHEME = re.compile(r"(?i)(?:bearer|basic|token|digest|negotiate|ssws|apike
                           r"|aws4-hmac-sha256|sharedaccesssignature)\s+")
 BARE_CREDENTIAL = re.compile(r"[^\s,;'\"}]+")
 BEARER = re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{16,}=*)")
-PASSWORD_FLAG: Mapping[str, str] = MappingProxyType({"redis-cli": "-a"})
+PASSWORD_FLAG: Mapping[str, str] = MappingProxyType({
+    "redis-cli": "-a", "sqlcmd": "-P", "bcp": "-P", "isql": "-P", "osql": "-P", "smbclient": "-U", "lftp": "-u"})
+#: Flags whose value is ``user<sep>password``: the password is what follows the separator.
+USER_PASSWORD_FLAG: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "curl": ("-u", ":"), "wget": ("-u", ":"), "smbclient": ("-U", "%"), "lftp": ("-u", ",")})
 # `mysql -p NAME` prompts for the password and takes NAME as the database: only -pSECRET is a secret.
 ATTACHED_ONLY = ("mysql", "mysqldump", "mysqladmin", "mysqlimport", "mariadb", "mariadb-dump")

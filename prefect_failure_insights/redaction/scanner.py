@@ -24,6 +24,7 @@ from prefect_failure_insights.redaction.patterns import (
     BARE_CREDENTIAL,
     BEARER,
     COMMANDS,
+    DASH_PASSWORD_FLAG,
     INNER_ASSIGNMENT,
     K8S_BLOCK,
     K8S_ENTRY,
@@ -33,8 +34,12 @@ from prefect_failure_insights.redaction.patterns import (
     LONG_RUN,
     MARKED,
     MASK,
+    NAMED,
     NETRC,
+    OPENSSL_PASS,
     ORACLE,
+    PAIR,
+    PAIR_END,
     PASSWORD_FLAG,
     PORT_THEN_PATH,
     POSITIONAL,
@@ -46,6 +51,8 @@ from prefect_failure_insights.redaction.patterns import (
     TOKEN_MARKERS,
     TWILIO,
     URL_USERINFO,
+    USER_PASSWORD_FLAG,
+    VALUE_FIELD,
     WEBHOOK_PATHS,
     YAML_ENV,
     is_value,
@@ -174,10 +181,14 @@ def _keyed_forms(view: str, low: str, add) -> None:
     if "bearer" in low:  # a bearer credential anywhere, whatever names it
         for m in BEARER.finditer(view):
             add(*m.span(1), "bearer_token", 2)
-    if "(" in view and ("auth" in low or "login" in low or "cred" in low or "client(" in low):
+    if "(" in view and ("auth" in low or "login" in low or "cred" in low or "client(" in low or "bind" in low):
         for pattern in (POSITIONAL, TWILIO):
             for m in pattern.finditer(view):
                 add(*m.span("secret"), "positional_credential", 3)
+    if "," in view and ("(" in view or "[" in view):
+        _pairs(view, add)
+    if "value" in low:
+        _named(view, add)
     if "password" in low or "identified" in low:
         for pattern in (SQL_PASSWORD, NETRC):
             for m in pattern.finditer(view):
@@ -188,6 +199,45 @@ def _keyed_forms(view: str, low: str, add) -> None:
             for m in K8S_ENTRY.finditer(view, block.start("body"), block.end("body")):
                 if block.group("kind") == "stringData" or re.fullmatch(B64 + r"+={0,2}", m.group("value")):
                     add(*m.span("value"), "k8s_secret_data", 3)
+
+
+def _secret_value(view: str, span: tuple[int, int] | None, strength: str | None) -> bool:
+    """Whether the value at ``span`` is a secret, for a key of ``strength``."""
+    if span is None or strength is None:
+        return False
+    value = view[span[0]:span[1]]
+    return not (strength == "weak" and not looks_random(value) or len(value) <= 6 and value.isdigit())
+
+
+def _pairs(view: str, add) -> None:
+    """Pairs whose first element is a secret's key: ``('spark.hadoop.fs.s3a.secret.key', '...')``,
+    ``["fs.azure.account.key.x", "..."]``, a Scala ``(key,value)``; the second element is the secret
+    when the pair closes right after it."""
+    for m in PAIR.finditer(view):
+        strength = key_strength(m.group("key"))
+        if strength is None:
+            continue
+        span = value_span(view, m.end())
+        if span is None or not PAIR_END.match(view, span[1]) or not _secret_value(view, span, strength):
+            continue
+        add(*span, "assignment", 2)
+
+
+def _named(view: str, add) -> None:
+    """Objects that hold a secret's name in one field and its value in a later one:
+    ``{'name': 'DB_PASSWORD', 'value': '...'}``, ``Setting(name='x_password', value='...')``,
+    ``Row(key='...secret.key', value='...')``, ``{'Name': '/prod/db/password', 'Value': '...'}``."""
+    for m in NAMED.finditer(view):
+        strength = key_strength(m.group("key"))
+        if strength is None:
+            continue
+        close = min((i for i in (view.find(c, m.end()) for c in "})]\n") if i >= 0), default=len(view))
+        field = VALUE_FIELD.search(view, m.end(), close)
+        if field is None:
+            continue
+        span = value_span(view, field.end())
+        if _secret_value(view, span, strength):
+            add(*span, "assignment", 2)
 
 
 def _urls(view: str, add) -> None:
@@ -278,8 +328,17 @@ def _command_lines(view: str, add) -> None:
                 span = value_span(view, m.end())
                 if span and not view[span[0]:span[1]].startswith("-"):
                     add(*span, "cli_password", 3)
+    for m in DASH_PASSWORD_FLAG.finditer(view):  # -storepass X, -passin pass:X, -pw X
+        span = value_span(view, m.end())
+        if span is None or view[span[0]:span[1]].startswith("-"):
+            continue
+        if view.startswith(OPENSSL_PASS, span[0]):
+            span = (span[0] + len(OPENSSL_PASS), span[1])
+        elif re.match(r"(?:env|file|fd|stdin)(?::|$)", view[span[0]:span[1]]):
+            continue  # names where the pass phrase is, not the pass phrase
+        add(*span, "cli_password", 3)
     for cmd in SHORT_FLAG.finditer(view):
-        name = cmd.group("cmd").split()[0].lower()
+        name = re.split(r"['\",\s]", cmd.group("cmd"), maxsplit=1)[0].lower()
         for m in ARG_FLAG.finditer(view, cmd.start("args"), cmd.end("args")):
             flag, attached = m.group("flag"), m.group("attached")
             if attached:
@@ -290,9 +349,10 @@ def _command_lines(view: str, add) -> None:
             if span is None or view[span[0]:span[1]].startswith("-"):
                 continue
             value = view[span[0]:span[1]]
-            if flag == "-u" and name in ("curl", "wget"):
-                if ":" in value:
-                    add(span[0] + value.index(":") + 1, span[1], "cli_password", 3)
+            joined = USER_PASSWORD_FLAG.get(name)
+            if joined is not None and flag == joined[0]:
+                if joined[1] in value:  # user:password, user%password, user,password
+                    add(span[0] + value.index(joined[1]) + 1, span[1], "cli_password", 3)
             elif flag == PASSWORD_FLAG.get(name, "-p") and (attached or name not in ATTACHED_ONLY):
                 add(*span, "cli_password", 3)
 

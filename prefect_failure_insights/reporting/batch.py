@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from prefect_failure_insights.models import BatchMetrics, BatchResult, ClassifiedError, failed_runs
+from prefect_failure_insights.redaction import csv_cell, inert
 from prefect_failure_insights.reporting import markdown as md
 from prefect_failure_insights.reporting.card import plain_task
 
@@ -230,14 +231,22 @@ def _csv_value(value: Any) -> Any:
     return "" if value is None else value
 
 
-def to_csv(rows: Iterable[ClassifiedError]) -> str:
-    """The export people correct in a spreadsheet: every column plus an empty "Corrected Category"."""
+def csv_table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
+    """A CSV export safe to open in a spreadsheet: every text cell `inert`, and none starts a
+    formula (`redaction.csv_cell`: ``=HYPERLINK(...)`` from a log stays text). `corrections
+    import` reads such cells back as they were."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([label for label, _ in CSV_COLUMNS] + ["Corrected Category", "Corrected By"])
-    for r in rows:
-        writer.writerow([_csv_value(value_of(r, path)) for _, path in CSV_COLUMNS] + ["", ""])
+    writer.writerow(list(header))
+    for row in rows:
+        writer.writerow([csv_cell(inert(v)) if isinstance(v, str) else v for v in row])
     return buffer.getvalue()
+
+
+def to_csv(rows: Iterable[ClassifiedError]) -> str:
+    """The export people correct in a spreadsheet: every column plus an empty "Corrected Category"."""
+    return csv_table([label for label, _ in CSV_COLUMNS] + ["Corrected Category", "Corrected By"],
+                     ([_csv_value(value_of(r, path)) for _, path in CSV_COLUMNS] + ["", ""] for r in rows))
 
 
 def to_json(rows: list[ClassifiedError], metrics: dict[str, Any], previous: list[ClassifiedError] | None = None) -> str:

@@ -11,6 +11,7 @@ from prefect_failure_insights.defaults import (
     WRAP_WIDTH,
 )
 from prefect_failure_insights.models import Citation, Summary
+from prefect_failure_insights.redaction import inert
 from prefect_failure_insights.reporting import markdown as md
 
 
@@ -294,7 +295,8 @@ def render_markdown(summary: Summary, url: str | None = None) -> str:
 
 
 def render_text(summary: Summary) -> str:
-    """A plain-text version for the terminal (`failure-insights summary show`)."""
+    """A plain-text version for the terminal (`failure-insights summary show`): made `inert`, so
+    that no escape sequence from a run or a model reaches the terminal."""
     a = summary.analysis
     lines = [
         a.title,
@@ -323,7 +325,7 @@ def render_text(summary: Summary) -> str:
         lines += ["Open questions:", *[f"  - {q}" for q in a.open_questions]]
     if summary.similar.count:
         lines.append(f"Similar to {summary.similar.count} earlier failure(s) in {', '.join(summary.similar.flows)}")
-    return "\n".join(lines)
+    return inert("\n".join(lines))
 
 
 def artifact_description(summary: Summary) -> str:

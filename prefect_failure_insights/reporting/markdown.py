@@ -6,12 +6,15 @@ Everything such text could turn into is neutralised: raw HTML (``<script>``, ``<
 their own, set in code), emphasis, headings, lists, quotes, rules and tables (their marks
 escaped), and inline code that would close early (`code` uses a fence longer than any run
 of backticks inside). The only links in an artifact are the ones the plugin builds, to
-the Prefect UI, with `link`.
+the Prefect UI, with `link`. And every helper makes its text `inert` first: no control
+character, terminal escape, bidi control or invisible character reaches any output.
 """
 
 from __future__ import annotations
 
 import re
+
+from prefect_failure_insights.redaction import inert
 
 _HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 _INLINE = re.compile(r"([\\`*_\[\]!#|~{}])")
@@ -23,21 +26,21 @@ _BLOCK_START = re.compile(r"^(\s*)([-+=]|\d+[.)])(?=\s|$|[-=])")
 def text(value: object) -> str:
     """``value`` as inline markdown text that renders exactly as written (on one line), also
     where a line starts with it, as after a list marker."""
-    return _unblock(_inline(" ".join(str(value).split())))
+    return _unblock(_inline(" ".join(inert(str(value)).split())))
 
 
 def block(value: object) -> str:
     """``value`` as a paragraph (its lines kept) that renders as text: no heading, list, quote,
     rule, table, HTML, link or image can come out of it."""
     lines = []
-    for line in str(value).splitlines() or [""]:
+    for line in inert(str(value)).splitlines() or [""]:
         lines.append(_unblock(_inline(line.rstrip())))
     return "  \n".join(lines)  # a hard line break: lines stay lines, never become a new block
 
 
 def code(value: object) -> str:
     """``value`` as an inline code span (one line), fenced so that nothing inside can close it."""
-    body = " ".join(str(value).split())
+    body = " ".join(inert(str(value)).split())
     longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if body.startswith("`") or body.endswith("`") or not body else ""
@@ -46,6 +49,7 @@ def code(value: object) -> str:
 
 def fence(value: str, info: str = "text") -> str:
     """``value`` as a fenced code block that nothing inside can close."""
+    value = inert(value)
     longest = max((len(run) for run in re.findall(r"`{3,}", value)), default=2)
     marks = "`" * (longest + 1)
     return f"{marks}{info}\n{value}\n{marks}"
@@ -61,8 +65,9 @@ def message(value: object, limit: int | None = None) -> str:
     ``limit`` characters: readable as written, with nothing that renders as markup there: raw
     HTML and Slack's ``<...>`` links and mentions (``<``, ``>``, ``&`` become entities), link and
     image syntax (``](`` is split), bare URLs and addresses (set in code, never linked) and
-    ``@channel``-style mentions (broken with a zero-width space)."""
-    body = " ".join(str(value).split())
+    ``@channel``-style mentions (their ``@`` or ``!`` written full-width, ``＠channel``: readable,
+    never a mention, and no invisible character)."""
+    body = " ".join(inert(str(value)).split())
     if limit is not None and len(body) > limit:
         body = body[:limit - 1].rstrip() + "…"
     out, last = [], 0
@@ -78,11 +83,12 @@ def message(value: object, limit: int | None = None) -> str:
 
 
 _MENTION = re.compile(r"(?i)([@!])(channel|here|everyone|all)\b")
+_FULL_WIDTH = {"@": "\uff20", "!": "\uff01"}
 
 
 def _message_escape(value: str) -> str:
     value = value.translate(_HTML).replace("](", "] (").replace("![", "! [")
-    return _MENTION.sub(lambda m: m.group(1) + "\u200b" + m.group(2), value)
+    return _MENTION.sub(lambda m: _FULL_WIDTH[m.group(1)] + m.group(2), value)
 
 
 def _unblock(line: str) -> str:

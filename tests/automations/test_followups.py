@@ -90,11 +90,23 @@ def test_retries_fire_only_for_final_transient_summaries_of_deployment_runs_not_
     assert not _fires(retry.retry_trigger(("INPUT_DATA_QUALITY",)), summary_event(_summary(), "created"))
 
 
-def test_the_retry_action_passes_the_failed_run_and_the_limits() -> None:
+def test_the_retry_action_passes_the_failed_run_and_the_limits_only() -> None:
+    """Issue 25: the event's fields (transience, category, title) are not passed on: anyone can
+    emit an event, so the retry flow reads what the failure is from the stored summary."""
     automation = retry.build_automation(uuid4(), 3, 30.0, categories=("THIRD_PARTY_SYSTEM",))
     params = automation.actions[0].parameters
     assert params["flow_run_id"] == "{{ event.resource.id | replace('failure-insights.summary.', '') }}"
     assert (params["max_retries"], params["delay_seconds"], params["categories"]) == (3, 30.0, ["THIRD_PARTY_SYSTEM"])
+    assert set(params) == {"flow_run_id", "max_retries", "delay_seconds", "categories"}
+    assert not any("event.payload" in str(v) for v in params.values())
+
+
+def test_the_retry_flow_takes_no_field_of_the_event() -> None:
+    """The deployed retry flow's parameters: the run and the limits, nothing an event could forge."""
+    from prefect_failure_insights.flows.retry_transient_failure import retry_transient_failure
+
+    assert set(retry_transient_failure.parameters.properties) == {
+        "flow_run_id", "max_retries", "delay_seconds", "categories", "settings_block"}
 
 
 @pytest.mark.parametrize(("max_retries", "delay"), [(0, 1), (11, 1), (1, -1), (1, 86401)])

@@ -143,3 +143,63 @@ def test_a_failure_is_a_state_type_whatever_its_name(tmp_path: Path, state: str,
     path.write_text(json.dumps(content))
     bundle = load_bundle(path)
     assert bundle.failed_run().run.state_type == expected and bundle.failed_run().run.state == state
+
+
+# -- issue 25: bounded input -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["subflows", "arrays", "in a log line"])
+def test_a_bundle_nested_10000_deep_is_refused_at_once_in_one_line(tmp_path: Path, shape: str) -> None:
+    """It cost 2 min 53 s and 2.17 GB (ijson builds every event's path from the whole path) before
+    its error; the depth is now checked before any path is built."""
+    import time
+
+    from prefect_failure_insights.defaults import BUNDLE_MAX_DEPTH
+
+    head = '{"flow_run_id": "r", "state": "Failed", '
+    body = {"subflows": '"subflows": [' + '{"flow_run_id": "s", "state": "Failed", "subflows": [' * 4999
+            + "]}" * 4999 + "]",
+            "arrays": '"extra": ' + "[" * 10_000 + "]" * 10_000,
+            "in a log line": '"logs": [{"message": "x", "extra": ' + "[" * 10_000 + "]" * 10_000 + "}]"}[shape]
+    path = tmp_path / "deep.json"
+    path.write_text(head + body + "}")
+    started = time.perf_counter()
+    with pytest.raises(BundleError) as raised:
+        load_bundle(path)
+    assert time.perf_counter() - started < 5  # measured: 0.2-0.6 s on a loaded 2-core machine
+    message = str(raised.value)
+    assert f"nested deeper than {BUNDLE_MAX_DEPTH} levels" in message and "\n" not in message and len(message) < 400
+
+
+def test_a_subflow_chain_within_the_limit_still_loads(tmp_path: Path) -> None:
+    data = _flat()
+    child: dict = data
+    for i in range(20):  # 20 subflows in each other: 41 levels
+        child["subflows"] = [{"flow_run_id": f"s{i}", "state": "Failed", "flow_name": f"f{i}"}]
+        child = child["subflows"][0]
+    assert len(load_bundle(_write(tmp_path, data)).failed_run().subflows) == 20
+
+
+def test_a_log_message_over_prefects_limit_is_cut_saying_so(tmp_path: Path) -> None:
+    from prefect_failure_insights.defaults import LOG_MESSAGE_MAX_CHARS
+
+    data = _flat()
+    data["logs"][1]["message"] = TRACEBACK + " payload=" + "x" * (3 * LOG_MESSAGE_MAX_CHARS) + " END-OF-MESSAGE"
+    bundle = load_bundle(_write(tmp_path, data))
+    message = list(bundle.log_lines())[1].message
+    assert len(message) <= LOG_MESSAGE_MAX_CHARS
+    assert message.startswith(TRACEBACK[:60]) and message.endswith("END-OF-MESSAGE")
+    assert "characters cut]" in message
+
+
+def test_a_single_value_larger_than_a_bundle_may_hold_is_refused_at_once(tmp_path: Path) -> None:
+    """A 100 MB log line cost 96 s and 4.5 GB (the parser re-reads an unfinished value at every chunk)."""
+    import time
+
+    data = _flat()
+    data["logs"][1]["message"] = "y" * 20_000_000
+    path = _write(tmp_path, data)
+    started = time.perf_counter()
+    with pytest.raises(BundleError, match="a single value larger than 8,000,000 bytes"):
+        load_bundle(path)
+    assert time.perf_counter() - started < 10

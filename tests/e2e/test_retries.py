@@ -141,8 +141,8 @@ def test_the_plugins_own_runs_are_never_retried(deployments, e2e) -> None:
             state=Failed(message="Server error '503 Service Unavailable'"))
 
     own = e2e.call(failed_own_run)
-    outcome = e2e.call(retry_failed_run, str(own.id), 2, delay_s=0, transience="TRANSIENT",
-                       category="THIRD_PARTY_SYSTEM", categories=["THIRD_PARTY_SYSTEM"])
+    outcome = e2e.call(retry_failed_run, str(own.id), None, max_retries=2, delay_s=0,
+                       categories=["THIRD_PARTY_SYSTEM"])
     assert not outcome.retried and "plugin's own flows" in outcome.reason
     assert _our_retries(e2e, str(own.id)) == [] and e2e.flow_run(str(own.id)).state.type.value == "FAILED"
 

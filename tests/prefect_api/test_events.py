@@ -68,3 +68,18 @@ def test_markup_from_the_run_or_the_llm_cannot_render_in_the_message() -> None:
     for live in ("<script>", "@channel", "](https://", "![", "<!here>"):
         assert live not in text, live
     assert "&lt;script&gt;" in text and "`https://attacker.example`" in text
+
+
+def test_a_state_name_of_the_runs_own_is_inert_in_the_event() -> None:
+    """Issue 25: a flow may return ``Failed(name=...)``; the name reaches the event, the row and the
+    notification, never a terminal escape."""
+    from prefect_failure_insights.models import FlowRunInfo
+
+    run = FlowRunInfo(id="r", name="n", flow_name="f", state="Failed\x1b]0;owned\x07\u202e")
+    assert run.state == "Failed"
+    summary = _summary()
+    # model_copy does not validate: the event's own pass is what stands between them here
+    hostile = summary.model_copy(update={"run": summary.run.model_copy(update={
+        "state": "Failed\x1b[2J\u202e", "name": "run\x07\u200b"})})
+    payload = summary_event(hostile, "created").payload
+    assert payload["state"] == "Failed" and payload["flow_run_name"] == "run"

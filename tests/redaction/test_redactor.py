@@ -101,3 +101,73 @@ def test_exact_secret_values_are_removed() -> None:
     r = Redactor(literals=["plain-looking-value-42", "short"])
     assert r.redact("token plain-looking-value-42 and short") == "token [REDACTED:secret_value] and short"
     assert r.counts["secret_value"] == 1
+
+
+# -- issue 25: the families that still leaked, fixed as families --------------------------------------
+
+@pytest.mark.parametrize(("line", "secret"), [
+    # (a) a secret as the value of a config pair
+    ("[('spark.app.name', 'etl'), ('spark.hadoop.fs.s3a.secret.key', 'wJalrXUtnFEMIK7MDENGbPxRfiCY0123456789ab')]",
+     "wJalrXUtnFEMIK7MDENGbPxRfiCY0123456789ab"),
+    ('[["fs.azure.account.key.acct.dfs.core.windows.net", "c2VjcmV0a2V5MTIzNDU2Nzg5MA=="]]', "c2VjcmV0a2V5MTIzNDU2Nzg5MA=="),
+    ("(spark.hadoop.fs.s3a.secret.key,wJalrXUtnFEMIK7MDENGbPxRfiCY0123)", "wJalrXUtnFEMIK7MDENGbPxRfiCY0123"),
+    ("{'name': 'DB_PASSWORD', 'value': 'Copper!4863GJkv', 'value_from': None}", "Copper!4863GJkv"),
+    ("Setting(name='snowflake_password', value='nebula!751669qz')", "nebula!751669qz"),
+    ("{'Name': '/prod/db/password', 'Type': 'SecureString', 'Value': 'Granite-2231abcd'}", "Granite-2231abcd"),
+    # (b) a password flag inside a command's argv repr
+    ("Command '['sqlcmd', '-S', 'db', '-U', 'sa', '-P', 'Harbor-492evx6']' returned non-zero exit status 1.",
+     "Harbor-492evx6"),
+    ("Command '['keytool', '-importcert', '-storepass', 'violet7150UOuO']' returned non-zero exit status 1.",
+     "violet7150UOuO"),
+    ("Command '['openssl', 'pkcs12', '-passin', 'pass:Maple_88xy']' returned non-zero exit status 1.", "Maple_88xy"),
+    ("Command '['smbclient', '//f/s', '-U', 'etl%Kestrel_41zz']' returned non-zero exit status 1.", "Kestrel_41zz"),
+    ("Command '['docker', 'login', '-u', 'ci', '-p', 'walrus.77qQ', 'r.example']' returned non-zero exit status 1.",
+     "walrus.77qQ"),
+    # (c) basic-auth pairs on a traceback's source line, whatever the first element is
+    ("    r = requests.get(url, auth=('etl', 'Falcon#19ab'), timeout=30)", "Falcon#19ab"),
+    ('    resp = httpx.post(URL, auth=(USER, "Falcon#19ab"))', "Falcon#19ab"),
+    ("    server.login(sender, 'Falcon#19ab')", "Falcon#19ab"),
+    ("    conn.simple_bind_s('cn=etl,dc=example,dc=org', 'Falcon#19ab')", "Falcon#19ab"),
+])
+def test_the_families_that_leaked_are_redacted(line: str, secret: str) -> None:
+    assert secret not in Redactor().redact(line)
+
+
+@pytest.mark.parametrize(("line", "keep"), [
+    ("[('spark.executor.memory', '4g'), ('spark.hadoop.fs.s3a.endpoint', 's3.eu-west-1.amazonaws.com')]",
+     "s3.eu-west-1.amazonaws.com"),
+    ("Command '['mysql', '-h', 'db', '-P', '3306', 'orders']' returned non-zero exit status 1.", "3306"),
+    ("    auth=(settings.user, settings.password)", "settings.password"),
+    ("Command '['openssl', 'pkcs12', '-passin', 'env:P12_PASS']' returned 1", "env:P12_PASS"),
+    ("password: ${DB_PASSWORD}", "${DB_PASSWORD}"),
+])
+def test_their_look_alikes_are_kept(line: str, keep: str) -> None:
+    assert keep in Redactor().redact(line)
+
+
+def test_a_private_key_logged_one_record_per_line_is_redacted_whole() -> None:
+    """Issue 25: each body record alone is only base64; every record between a BEGIN record and its
+    END is redacted, per stream (another task's records in between are left alone)."""
+    from prefect_failure_insights.redaction import LogRedactor
+
+    body = ["MIIEowIBAAKCAQEAx7r0aT5m4Qq8pX1bY2cZ3dW4eV5fU6gT7hS8iR9jQ0kP1lO2", "nM3oL4pK5qJ6rI7sH8tG9uF0vE1wD2x"]
+    log, redactor = None, Redactor()
+    log = LogRedactor(redactor)
+    out = [log.redact("writing key", stream="t1"), log.redact("-----BEGIN RSA PRIVATE KEY-----", stream="t1"),
+           log.redact(body[0], stream="t1"), log.redact("other task: fetched 10 rows", stream="t2"),
+           log.redact(body[1], stream="t1"), log.redact("-----END RSA PRIVATE KEY----- done", stream="t1"),
+           log.redact("connected", stream="t1")]
+    assert not any(b in o for b in body for o in out)
+    assert out[0] == "writing key" and out[3] == "other task: fetched 10 rows" and out[6] == "connected"
+    assert out[5] == "[REDACTED:private_key] done" and redactor.counts["private_key"] >= 3
+    public = LogRedactor(Redactor())
+    assert public.redact("-----BEGIN PUBLIC KEY-----") == "-----BEGIN PUBLIC KEY-----"
+    assert public.redact("MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAx7r") == "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAx7r"
+
+
+def test_a_key_without_its_end_stops_being_redacted_after_a_keys_length() -> None:
+    from prefect_failure_insights.redaction import LogRedactor
+
+    log = LogRedactor(Redactor(), max_key_records=3)
+    out = [log.redact(r) for r in ["-----BEGIN PRIVATE KEY-----", "a" * 64, "b" * 64, "c" * 64, "job finished"]]
+    assert out[-1] == "job finished" and "a" * 64 not in out[1]

@@ -78,6 +78,6 @@ def test_a_message_is_one_readable_line_with_nothing_that_renders() -> None:
 
     out = message("<b>x</b> & [a](https://e.example/x). see https://e.example/y, ok\n@here <!channel>")
     assert out == ("&lt;b&gt;x&lt;/b&gt; &amp; [a] (`https://e.example/x`). see `https://e.example/y`, ok "
-                   "@\u200bhere &lt;!\u200bchannel&gt;")
+                   "\uff20here &lt;\uff01channel&gt;")
     assert message("KeyError: ['amount'] (row 3)") == "KeyError: ['amount'] (row 3)"  # plain text stays as written
     assert message("y" * 50, 10) == "y" * 9 + "…"
