@@ -49,7 +49,8 @@ SHIP_INTERVAL_S = 2.0  # PREFECT_LOGGING_TO_API_BATCH_INTERVAL's default
 # Stages of the summarizer, by its task runs' names (a task not listed here fails the benchmark).
 STAGES = {
     "load-settings": "setup", "load-database": "setup", "resolve-failed-run": "setup", "claim-summary": "setup",
-    "load-secret-values": "setup", "follow-run-logs": "late logs", "wait-for-final-records": "late logs", "read-failed-run": "reads",
+    "load-secret-values": "setup", "follow-run-logs": "late logs", "wait-for-final-records": "late logs",
+    "log-summary-record": "delivery", "read-failed-run": "reads",
     "read-run-logs": "reads", "compare-with-last-good-run": "reads", "load-log-sources": "reads",
     "read-external-logs": "reads", "build-evidence": "evidence", "provisional-summary": "analysis",
     "load-llm": "setup", "analyze-failure": "analysis", "store-summary": "delivery",

@@ -79,6 +79,8 @@ def child_server(system):
         proc.wait(timeout=30)
 
 
+# Thirteen flow processes, four at a time, and a 20,000-line run's late logs: minutes on a busy machine.
+@pytest.mark.timeout(1200)
 def test_every_failure_shape_gets_one_card_showing_its_root_error(e2e, child_server) -> None:
     # Failing processes flush their logs into a busy SQLite server: let the client retry its 503s.
     env = {**e2e.env, "PREFECT_CLIENT_MAX_RETRIES": "12"}
