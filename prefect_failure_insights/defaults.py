@@ -185,3 +185,7 @@ SIMILARITY_THRESHOLD = 0.5
 #: Candidate patterns re-ranked per lookup, and similar summaries linked from the artifact.
 SIMILARITY_CANDIDATES = 200
 SIMILAR_LINKS = 3
+
+#: Below this calibrated confidence a classification is flagged as low confidence (it stays the
+#: answer; with an LLM configured, the batch asks the LLM about it). Issue 26.
+CONFIDENT_CLASSIFICATION = 0.8
