@@ -23,6 +23,9 @@ from functools import lru_cache
 from prefect_failure_insights.analysis.calibration import Calibration, default_calibration
 from prefect_failure_insights.analysis.model import CONFIDENT, UNKNOWN, TextModel
 from prefect_failure_insights.analysis.rules import UN, Rule, candidates
+from prefect_failure_insights.analysis.taxonomy import Taxonomy, user_rules
+from prefect_failure_insights.blocks import FailureInsightsSettings
+from prefect_failure_insights.evidence.errors import NO_ERROR_MESSAGE
 from prefect_failure_insights.models import Transience
 
 
@@ -60,6 +63,8 @@ def categorize(text: str, exception_type: str | None = None, extra: Sequence[Rul
         >>> categorize("psycopg2.errors.NotNullViolation: null value in column \\"id\\"").category
         'INPUT_DATA_QUALITY'
     """
+    if text.endswith(NO_ERROR_MESSAGE):
+        text = ""  # the placeholder of a failure that left no error: nothing to go on
     for rule in extra:
         if rule.matches(text, exception_type):
             return Verdict(str(getattr(rule.category, "value", rule.category)), rule.confidence, rule,
@@ -79,3 +84,20 @@ def categorize(text: str, exception_type: str | None = None, extra: Sequence[Rul
 
 def _name(category: object) -> str:
     return str(getattr(category, "value", category))
+
+
+@dataclass(frozen=True)
+class Categorizer:
+    """A workspace's classification: its team rules and its model (None: the shipped one). The card
+    and the batch of one workspace hold the same one, so they give the same answer."""
+
+    extra: tuple[Rule, ...] = ()
+    model: TextModel | None = None
+
+    def __call__(self, text: str, exception_type: str | None = None) -> Verdict:
+        return categorize(text, exception_type, self.extra, model=self.model)
+
+
+def workspace_categorizer(settings: FailureInsightsSettings, model: TextModel | None = None) -> Categorizer:
+    """The classification of the workspace whose settings are ``settings``."""
+    return Categorizer(user_rules(settings, Taxonomy(settings.extra_categories)), model)

@@ -32,7 +32,7 @@ from prefect_failure_insights.analysis.fingerprint import (
     error_signature,
     fingerprint,
 )
-from prefect_failure_insights.analysis.categorize import Verdict, categorize
+from prefect_failure_insights.analysis.categorize import Categorizer, Verdict
 from prefect_failure_insights.analysis.model import UNKNOWN, TextModel
 from prefect_failure_insights.analysis.gate import over_budget
 from prefect_failure_insights.analysis.training import stored_model
@@ -121,7 +121,7 @@ class Classifier:
         self.llm = llm
         self.database = database
         self.previous = {c.id: c for c in previous}
-        self.model = model  # None: the shipped model; a team's retrained one otherwise
+        self.categorize = Categorizer(self.extra, model)  # the same classification as the cards'
         self.guesses: dict[str, Verdict] = {}  # low-confidence answers awaiting the LLM, by signature
         self.usage = ClassificationUsage()
         self.redactor = Redactor()
@@ -175,7 +175,7 @@ class Classifier:
             c = self.corrections[fp]
             who = f" by {c.corrected_by}" if c.corrected_by else ""
             return self._result(sig, item, c.category, 1.0, "correction", f"Corrected{who} for this exact error.")
-        verdict = categorize(item.error_text, item.exception_type, self.extra, model=self.model)
+        verdict = self.categorize(item.error_text, item.exception_type)
         if verdict.category == UNKNOWN:
             return None
         if verdict.low_confidence and self.llm is not None:
