@@ -42,6 +42,10 @@ class Facts:
     certificate: str | None = None  # "certificate has expired"
     evicted: bool = False
     preempted: bool = False
+    limit_message: str | None = None  # a rate limit or quota the service names, in its words
+    session: str | None = None  # an invalid or expired session, in the service's words
+    path_exists: str | None = None  # a clone or copy destination that is already there
+    attribute: tuple[str, str] | None = None  # (module or type, attribute) it lacks
 
     def __bool__(self) -> bool:
         return any(v for v in vars(self).values())
@@ -58,7 +62,7 @@ _COL_MISSING = re.compile(
     r"cannot resolve '`?([^'`\n]{1,80})`?'|Unrecognized name: (\w+)")
 _PRESENT = re.compile(
     r"(?:Columns received|Available columns|available columns|existing columns|columns are|Candidate bindings|"
-    r"Did you mean)[:\s]+([^\n]{1,300})|Index\(\[([^\]]{1,300})\]|(?:columns|Columns)\s*[:=]\s*\[([^\]\n]{1,300})\]",
+    r"Did you mean|Perhaps you meant to reference the column)[:\s]+([^\n]{1,300})|Index\(\[([^\]]{1,300})\]|(?:columns|Columns)\s*[:=]\s*\[([^\]\n]{1,300})\]",
 )
 _PYDANTIC = re.compile(r"^(\S[^\n]{0,80})\n\s+([^\n]*?)\s*\[type=([a-z_]+), input_value=([^,\n]{0,80})", re.M)
 _PANDERA = re.compile(r"Column '([^'\n]{1,80})' failed (?:element-wise )?validator number \d+: ?(<?[^\n]{0,80}?>?) "
@@ -109,6 +113,13 @@ _OBJECT = re.compile(
     r"(?:Table|Dataset|Object|Database|Schema|View|Stage) " + _Q + r"?([\w.:-]+)" + _Q + r"? (?:was not found|does not exist)|"
     r"relation " + _Q + r"([\w.]+)" + _Q + r" does not exist|No such file or directory: " + _Q + r"([^'\"\n]+)" + _Q + r"|"
     r"No module named " + _Q + r"([\w.]+)" + _Q + r"|The specified (?:key|bucket) does not exist")
+_LIMIT = re.compile(r"[^\n]{0,120}(?:rate limit|quota|Too Many Requests|[Tt]hrottl|requests per (?:second|minute)|"
+                    r"reduce your request rate)[^\n]{0,200}", re.I)
+_SESSION = re.compile(r"Invalid Session ID[^\n]{0,80}|INVALID_SESSION_ID|InvalidSessionId|Session expired or invalid|"
+                      r"session (?:has )?expired", re.I)
+_PATH_EXISTS = re.compile(r"destination path '([^'\n]+)' already exists and is not an empty directory|"
+                          r"(?:File|Directory|Path) " + _Q + r"([^'\"\n]+)" + _Q + r" already exists")
+_ATTRIBUTE = re.compile(r"(?:module|type object|object) '([\w.]+)' has no attribute '(\w+)'")
 _CERT = re.compile(r"certificate (?:has expired|verify failed[^\n]{0,60}|problem: [^\n]{0,60})", re.I)
 
 
@@ -150,13 +161,14 @@ def extract_facts(text: str) -> Facts:
             f.validation.append((m.group(1), f"failure cases {m.group(3).strip()}"))
         else:
             f.validation.append((m.group(4), f"type {m.group(6)} where {m.group(5)} is expected"))
-    conv = _CONVERT.search(text)
-    if conv and not f.validation:
+    column = value = None
+    for conv in _CONVERT.finditer(text):
         g = conv.groups()
-        column = g[4] or g[8] or g[10]
-        value = g[1] or g[2] or g[5] or g[6] or g[9] or g[11]
-        if column or value is not None:
-            f.validation.append((column or "a value", repr(value) if value is not None else "not convertible"))
+        column = column or g[4] or g[8]
+        found = next((v for v in (g[1], g[2], g[5], g[6], g[9], g[11]) if v is not None), None)
+        value = value if value is not None else found
+    if (column or value is not None) and not f.validation:
+        f.validation.append((column or "a value", repr(value) if value is not None else "not convertible"))
     fmt = _FORMAT.search(text)
     if fmt:
         f.value_format = (fmt.group(1), fmt.group(2))
@@ -217,6 +229,18 @@ def extract_facts(text: str) -> Facts:
     cert = _CERT.search(text)
     if cert:
         f.certificate = cert.group(0)
+    limit = _LIMIT.search(text)
+    if limit:
+        f.limit_message = " ".join(limit.group(0).split())[:300]
+    session = _SESSION.search(text)
+    if session:
+        f.session = session.group(0)
+    exists = _PATH_EXISTS.search(text)
+    if exists:
+        f.path_exists = _first(exists)
+    attr = _ATTRIBUTE.search(text)
+    if attr:
+        f.attribute = (attr.group(1), attr.group(2))
     f.evicted = bool(re.search(r"\b[Ee]victed\b|\beviction\b", text))
     f.preempted = bool(re.search(r"preempt|[Ss]pot (?:ITN|instance|interruption)|BidEvicted|reclaimed", text))
     return f
@@ -318,6 +342,20 @@ def fact_steps(f: Facts, *, category: str | None = None) -> list[str]:
     if f.missing_object:
         steps.append(f"'{f.missing_object}' does not exist where the task looks for it: check its name, location "
                      "and permissions, and that the step that creates it ran first.")
+    if f.limit_message and not (f.http_status == "429" or f.operation):
+        steps.append(f"The service refused for a rate limit or quota: \u201c{f.limit_message}\u201d. Lower the request "
+                     "rate (batch, back off, a Prefect concurrency limit, fewer parallel syncs) or raise the quota.")
+    if f.session:
+        steps.append(f"The service's session is invalid or expired (\u201c{f.session}\u201d): re-authenticate before "
+                     "long jobs (refresh the token or session when it expires) and check the session settings "
+                     "(timeout, IP restrictions) of the integration user.")
+    if f.path_exists:
+        steps.append(f"'{f.path_exists}' already exists (left over by an earlier run): clean it before the step, or "
+                     "make the step reuse or update it.")
+    if f.attribute:
+        module, name = f.attribute
+        steps.append(f"'{module}' has no attribute '{name}': the installed version of {module.split('.')[0]} is not "
+                     "the one the code (or the deployment) was written for; align the versions where it runs.")
     if f.certificate:
         steps.append(f"TLS failed: {f.certificate}. Check whose certificate it is (the service's, renewed? or the "
                      "worker's CA bundle, up to date?).")

@@ -85,7 +85,8 @@ def _root_citation(evidence: Evidence) -> Citation | None:
 
 
 _FRAME_AT = re.compile(r'^\s*File "([^"]+)", line (\d+), in (\S+)', re.M)
-_LIBRARY_PATH = re.compile(r"(?:site|dist)-packages/([A-Za-z_][\w]*)|/lib/python3\.\d+/([\w]+)|^<frozen ([\w.]+)>")
+_SITE_PACKAGE = re.compile(r"(?:site|dist)-packages/([A-Za-z_]\w*)")
+_STDLIB = re.compile(r"/lib/python3\.\d+/(\w+)|^<frozen ([\w.]+)>")
 #: What each category means, for a best guess that no known cause explains.
 _MEANING = {
     "INPUT_DATA_QUALITY": "the data the run received is bad or changed",
@@ -98,7 +99,7 @@ def classification_text(evidence: Evidence, failed: FailedRun) -> str:
     """The text this failure is classified on: the batch's for the same failure (`errors.error_text`)."""
     task = _failed_task(evidence, failed)
     message = task.message if task is not None else failed.run.state_message
-    return error_text(evidence.root_error, evidence.exception_type, message)
+    return error_text(evidence.root_error_detail or evidence.root_error, evidence.exception_type, message)
 
 
 def _failed_task(evidence: Evidence, failed: FailedRun) -> TaskRunInfo | None:
@@ -114,7 +115,8 @@ def raised_inside(root_error: str | None) -> tuple[str, str] | None:
         return None
     libraries = []
     for path, _, _ in frames:
-        found = _LIBRARY_PATH.search(path.replace("\\", "/"))
+        posix = path.replace("\\", "/")
+        found = _SITE_PACKAGE.search(posix) or _STDLIB.search(posix)
         if found is None:
             return None  # a frame of the user's code
         libraries.append(next(g for g in found.groups() if g))
@@ -177,10 +179,11 @@ def deterministic_analysis(evidence: Evidence, failed: FailedRun, *, categorizer
     known = verdict.category != UNKNOWN
     messages = [t.message for t in failed.failed_tasks if t.message]
     messages += [s.state_message for s in (*failed.subflows, run) if s.state_message]
-    fact_text = "\n".join(filter(None, [evidence.root_error, message, *messages, _evidence_errors(evidence)]))
+    detail = evidence.root_error_detail or evidence.root_error
+    fact_text = "\n".join(filter(None, [detail, message, *messages, _evidence_errors(evidence)]))
     facts = extract_facts(fact_text)
     reason = crash_reason(failed, fact_text)
-    inside = raised_inside(evidence.root_error)
+    inside = raised_inside(detail)
 
     if exc_short:
         error = f"{exc_short}: {message}" if message else exc_short
@@ -233,13 +236,14 @@ def deterministic_analysis(evidence: Evidence, failed: FailedRun, *, categorizer
                       + (f" The run stopped because {reason}." if reason else ""))
     fix = fact_steps(facts, category=verdict.category)
     if inside:
+        raised = f"{exc_short} at {inside[1]}" if exc_short else inside[1]
         fix.append(f"Upgrade {inside[0]} (or pin the last version that worked) and search its issue tracker for "
-                   f"this error; if it is new, report it with this traceback: {inside[1]} raised it, and no frame "
-                   "of the pipeline's code is involved.")
+                   f"this error; if it is new, report it with this traceback ({raised}): no frame of the "
+                   "pipeline's code is involved, so there is no code of yours to fix.")
     spent = _retries_spent(failed, cause, "\n".join(filter(None, [error, *messages])))
     if spent:
         fix.insert(0, spent)
-    if cause is not None:
+    if cause is not None and not inside:  # a cause's steps assume the pipeline's own code or data
         fix += [step for step in cause.fix[: 1 if len(fix) >= 2 else 2] if step not in fix]
     if not fix:
         step = f"Reproduce task '{task}'" if task else f"Re-run flow '{run.flow_name}'"

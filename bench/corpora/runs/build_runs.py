@@ -43,9 +43,9 @@ for n, r in enumerate(RUNS, 1):
         else:
             body = "Traceback (most recent call last):\n" + error.strip()
         for attempt in range(1, runs_n):
-            log("ERROR", f"Task run failed with exception: {short}({first[:120]!r}) - Retry {attempt}/{runs_n - 1} will start 10 second(s) from now", "prefect.task_runs", f"{task}-0")
+            log("ERROR", f"Task run failed with exception: {short}({first[:300]!r}) - Retry {attempt}/{runs_n - 1} will start 10 second(s) from now", "prefect.task_runs", f"{task}-0")
         log("INFO", f"Created task run '{task}-0' for task '{task}'")
-        log("ERROR", f"Task run failed with exception: {short}({first[:120]!r}) - Retries are exhausted\n{body}", "prefect.task_runs", f"{task}-0")
+        log("ERROR", f"Task run failed with exception: {short}({first[:300]!r}) - Retries are exhausted\n{body}", "prefect.task_runs", f"{task}-0")
         tmsg = r.get("task_message", f"Task run encountered an exception {short}: {first[:200]}")
         log("ERROR", f"Finished in state {r.get('task_state', 'Failed')}('{tmsg}')", "prefect.task_runs", f"{task}-0")
         task_runs.append({"name": f"{task}-0", "state": r.get("task_state", "Failed"), "state_type": "FAILED", "message": tmsg, "run_count": runs_n})
@@ -57,7 +57,9 @@ for n, r in enumerate(RUNS, 1):
         if task:
             log("INFO", f"Created task run '{task}-0' for task '{task}'")
             task_runs.append({"name": f"{task}-0", "state": "Running", "state_type": "RUNNING", "message": ""})
-        for line in error.strip().splitlines():
+        # Prefect logs a traceback as one record; a worker's lines are records of their own.
+        records = [error.strip()] if "Traceback" in error else error.strip().splitlines()
+        for line in records:
             log(r.get("error_level", "ERROR"), line, r.get("error_logger", "prefect.flow_runs.worker"))
         smsg = r["state_message"]
     log("ERROR" if state_type != "CRASHED" else "ERROR", f"Finished in state {state}('{smsg}')")
