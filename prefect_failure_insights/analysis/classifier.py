@@ -183,11 +183,13 @@ class Classifier:
             return None
         return self._verdict(sig, item, verdict)
 
-    def _verdict(self, sig: str, item: ErrorItem, verdict: Verdict) -> Classification:
+    def _verdict(self, sig: str, item: ErrorItem, verdict: Verdict, note: str = "") -> Classification:
         cause = verdict.cause
         why = f"{cause.cause}: {cause.why}" if cause is not None else "The learned model's best guess."
         if verdict.low_confidence:
             why = f"Low confidence ({verdict.confidence:.0%}). {why}"
+        if note:
+            why = f"{why} {note}"
         return self._result(sig, item, verdict.category, verdict.confidence, verdict.classified_by, why,
                             verdict.transience.value)
 
@@ -206,7 +208,7 @@ class Classifier:
         asked because that answer was not confident, and could not give a better one)."""
         guess = self.guesses.get(sig)
         if guess is not None:
-            return self._verdict(sig, item, guess)
+            return self._verdict(sig, item, guess, why)
         return self._result(sig, item, Category.UNKNOWN.value, 0.0, "none", why)
 
     async def _ask_llm(self, pending: list[tuple[str, list[ErrorItem]]], decided: dict[str, Classification],
