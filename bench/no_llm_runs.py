@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     cases = load_cases(args.cases, args.split)
-    scores = asyncio.run(evaluate_runs(cases, args.cases.parent, FailureInsightsSettings(), None))
+    scores = asyncio.run(evaluate_runs(cases, args.cases.parent, FailureInsightsSettings(), llm=None))
     result = report(scores, "none (deterministic analysis)")
     result["split"] = args.split or "all"
     print(json.dumps(result, indent=2) if args.json else f"split: {result['split']}\n" + render(result))

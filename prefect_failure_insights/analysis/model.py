@@ -6,8 +6,8 @@ A multinomial logistic regression over hashed binary features of the error text,
 * words and word pairs of the text (lower-cased, numbers and ids masked);
 * character 3- to 5-grams of its words (``KeyError`` shares ``Err`` with ``ParserError``);
 * the exception's short type (``exc:NotNullViolation``);
-* the knowledge base's rules that match (``rule:constraint-violation``): the rules are features,
-  so the model learns how far each one can be trusted.
+* the knowledge base's rules that match (``rule:constraint-violation``, weighing as three features,
+  and their category): the rules are features, so the model learns how far each one can be trusted.
 
 Only the text's *telling* part is read (its exception lines and the lines around error words,
 at most `MAX_CHARS`): a traceback's frames say where, not why.
@@ -40,6 +40,8 @@ CLASSES = ("INPUT_DATA_QUALITY", "THIRD_PARTY_SYSTEM", "WORKFLOW_ENGINE")
 UNKNOWN = "UNKNOWN"
 #: Hashed feature space.
 BUCKETS = 1 << 18
+#: How many features a matching rule counts as.
+RULE_WEIGHT = 3
 #: Characters of the text's telling part that are read.
 MAX_CHARS = 1500
 #: Below this calibrated confidence an answer is flagged as low confidence (it stays the answer).
@@ -53,9 +55,20 @@ _ERRORISH = re.compile(r"error|exception|fail|denied|refused|invalid|violat|not 
                        r"unauthori|forbidden|\b[45]\d\d\b", re.IGNORECASE)
 
 
+#: Prefect's own words around every error ("Task run failed with exception: ... - Retries are
+#: exhausted"): they say nothing of the category, and the labelled texts rarely have them.
+_BOILERPLATE = re.compile(r"Task run failed with exception:\s*|\s*-\s*Retr(?:y \d+/\d+ will start.*|ies are exhausted)$|"
+                          r"Task run encountered an exception:?\s*|Flow run encountered an exception:?\s*|"
+                          r"Encountered exception during execution:\s*|Finished in state \w+\(|"
+                          r"Crash detected! Execution was interrupted by an unexpected exception:\s*", re.M)
+#: Bumped when the features change: a model is only valid with the features it was trained on.
+FEATURES_VERSION = "2"
+
+
 def telling_part(text: str, limit: int = MAX_CHARS) -> str:
     """The lines of ``text`` that say what went wrong: no traceback frames; exception and
     error lines first (last ones first: the root exception is usually at the end), then the rest."""
+    text = _BOILERPLATE.sub(" ", text)
     lines = [line.strip() for line in text.splitlines() if line.strip() and not _FRAME.match(line)]
     errorish = [line for line in reversed(lines) if _ERRORISH.search(line)]
     rest = [line for line in lines if not _ERRORISH.search(line)]
@@ -90,7 +103,10 @@ def features(text: str, exception_type: str | None = None, rules: Sequence[Rule]
     if short:
         found.add("exc:" + short.lower())
     for rule in candidates(text, exception_type, rules):
-        found.add("rule:" + rule.name)
+        # A matching rule weighs as three features, and says its category: the knowledge base's
+        # families are stronger evidence than any one word (measured: texts dev, issue 26).
+        found.update(f"rule{i}:{rule.name}" for i in range(RULE_WEIGHT))
+        found.add(f"rulecat:{getattr(rule.category, 'value', rule.category)}")
     return sorted({_h(f) for f in found})
 
 
@@ -240,7 +256,7 @@ def train(examples: Sequence[Example], *, epochs: int = 12, l2: float = 1e-4, ra
 
 
 def _digest(examples: Sequence[Example]) -> str:
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"features-{FEATURES_VERSION}".encode())
     for text, exc, label in examples:
         h.update(f"{label}\x00{exc or ''}\x00{text}\x01".encode())
     return h.hexdigest()[:12]

@@ -100,7 +100,7 @@ def score(case: RunCase, summary: Summary, latency_ms: float) -> RunScore:
 
 
 async def evaluate_runs(cases: Sequence[RunCase], base: Path, settings: FailureInsightsSettings,
-                        llm: LLMCredentials | None, *, progress: Callable[[int, int], None] | None = None
+                        *, llm: LLMCredentials | None, progress: Callable[[int, int], None] | None = None
                         ) -> list[RunScore]:
     """Summarize and score every case (``base``: the folder ``bundle_path`` is relative to)."""
     out = []
