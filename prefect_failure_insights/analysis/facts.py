@@ -64,7 +64,8 @@ _PRESENT = re.compile(
     r"(?:Columns received|Available columns|available columns|existing columns|columns are|Candidate bindings|"
     r"Did you mean|Perhaps you meant to reference the column)[:\s]+([^\n]{1,300})|Index\(\[([^\]]{1,300})\]|(?:columns|Columns)\s*[:=]\s*\[([^\]\n]{1,300})\]",
 )
-_PYDANTIC = re.compile(r"^(\S[^\n]{0,80})\n\s+([^\n]*?)\s*\[type=([a-z_]+), input_value=([^,\n]{0,80})", re.M)
+_PYDANTIC = re.compile(r"^(\S[^\n]{0,80})\n\s+([^\n]*?)\s*\[type=([a-z_]+), "
+                       r"input_value=('[^'\n]{0,80}'|\"[^\"\n]{0,80}\"|[^,\n]{0,80})", re.M)
 _PANDERA = re.compile(r"Column '([^'\n]{1,80})' failed (?:element-wise )?validator number \d+: ?(<?[^\n]{0,80}?>?) "
                       r"failure cases: ([^\n]{1,120})|expected series '([^'\n]{1,80})' to have type (\w+), got (\w+)")
 _CONVERT = re.compile(r"could not convert string to (\w+): '([^'\n]{0,60})'|Could not convert '([^'\n]{0,60})' with "
