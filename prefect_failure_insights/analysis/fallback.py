@@ -182,6 +182,8 @@ def deterministic_analysis(evidence: Evidence, failed: FailedRun, *, categorizer
     detail = evidence.root_error_detail or evidence.root_error
     fact_text = "\n".join(filter(None, [detail, message, *messages, _evidence_errors(evidence)]))
     facts = extract_facts(fact_text)
+    if facts.missing_columns and not facts.present_columns:  # "Columns received: ..." is logged at INFO
+        facts.present_columns = extract_facts(evidence.text).present_columns
     reason = crash_reason(failed, fact_text)
     inside = raised_inside(detail)
 
