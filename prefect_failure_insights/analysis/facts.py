@@ -46,6 +46,8 @@ class Facts:
     session: str | None = None  # an invalid or expired session, in the service's words
     path_exists: str | None = None  # a clone or copy destination that is already there
     attribute: tuple[str, str] | None = None  # (module or type, attribute) it lacks
+    too_long: str | None = None  # the column type a value does not fit ("character varying(60)")
+    copy_at: tuple[str, str, str] | None = None  # (table, line, column) of a COPY/load error
 
     def __bool__(self) -> bool:
         return any(v for v in vars(self).values())
@@ -73,6 +75,9 @@ _CONVERT = re.compile(r"could not convert string to (\w+): '([^'\n]{0,60})'|Coul
                       r"\d+: '([^'\n]{0,60})'|Could not convert string '([^'\n]{0,60})' to (\w+)|"
                       r"Conversion failed for column (\w+)|(?:Numeric|Date|Timestamp) value '([^'\n]{0,60})' is not "
                       r"recognized|invalid input syntax for (?:type )?(\w+): " + _Q + r"([^'\"\n]{0,60})")
+_OUT_OF_BOUNDS = re.compile(r"Out of bounds nanosecond timestamp: ([^\n,]{1,40}?)(?:,| present| at |$)", re.M)
+_JSONSCHEMA = re.compile(r"ValidationError: (.{1,80}?) is not (?:of type|valid under|one of) [^\n]{0,80}\n+\s*Failed validating "
+                         r"'\w+' in schema((?:\[[^\]\n]+\])+)")
 _FORMAT = re.compile(r"time data ['\"]([^'\"\n]{0,60})['\"] does not match format ['\"]([^'\"\n]{1,40})['\"]")
 _HOSTPORT = re.compile(
     r"connection to server at " + _Q + r"([\w.-]+)" + _Q + r"(?: \([\d.:a-f]+\))?, port (\d+)|"
@@ -87,7 +92,8 @@ _STATUS_URL = re.compile(
     r"<HttpError ([45]\d\d) when requesting (\S+)|"
     r"\b([45]\d\d) (?:GET|POST|PUT|PATCH|DELETE) (https?://\S+)|"
     r"(?:GET|POST|PUT|PATCH|DELETE) (https?://\S+?) (?:in a |-> |returned |failed with )?([45]\d\d)\b")
-_STATUS = re.compile(r"(?:HTTP Error|status(?: code)?|Response Code|Status Code|response)[:= ]+([45]\d\d)\b|"
+_STATUS = re.compile(r"(?:HTTP Error|status(?: code)?|Response Code|Status Code|response|returned error)[:= ]+([45]\d\d)\b|"
+                     r"(?:Error|Exception|ApiError):\s*([45]\d\d)\b(?! bytes)|"
                      r"\b([45]\d\d) (?:Client Error|Server Error|Too Many Requests|Service Unavailable|Bad Gateway|"
                      r"Gateway Time-?out|Not Found|Forbidden|Unauthorized|Internal Server Error|Slow Down)|"
                      r"\b(?:Status|status)[:=]\s*['\"]?([45]\d\d)\b|['\"]status['\"]\s*:\s*['\"]?([45]\d\d)", re.I)
@@ -121,6 +127,9 @@ _SESSION = re.compile(r"Invalid Session ID[^\n]{0,80}|INVALID_SESSION_ID|Invalid
 _PATH_EXISTS = re.compile(r"destination path '([^'\n]+)' already exists and is not an empty directory|"
                           r"(?:File|Directory|Path) " + _Q + r"([^'\"\n]+)" + _Q + r" already exists")
 _ATTRIBUTE = re.compile(r"(?:module|type object|object) '([\w.]+)' has no attribute '(\w+)'")
+_TOO_LONG = re.compile(r"value too long for type ([\w ]+\(\d+\))|String or binary data would be truncated|"
+                       r"Data too long for column '([^'\n]+)'")
+_COPY_AT = re.compile(r"COPY ([\w.\"]+), line (\d+), column ([\w.\"]+)")
 _CERT = re.compile(r"certificate (?:has expired|verify failed[^\n]{0,60}|problem: [^\n]{0,60})", re.I)
 
 
@@ -170,6 +179,15 @@ def extract_facts(text: str) -> Facts:
         value = value if value is not None else found
     if (column or value is not None) and not f.validation:
         f.validation.append((column or "a value", repr(value) if value is not None else "not convertible"))
+    oob = _OUT_OF_BOUNDS.search(text)
+    if oob and not f.validation:
+        f.validation.append(("a timestamp", f"{oob.group(1).strip()} (outside the range pandas can represent, "
+                                            "1677-2262)"))
+    js = _JSONSCHEMA.search(text)
+    if js and not f.validation:
+        path = re.findall(r"\['([^'\]]+)'\]", js.group(2))
+        field = next((p for p in reversed(path) if p not in ("properties", "items")), "a field")
+        f.validation.append((field, f"{js.group(1).strip()} (against the stream's JSON schema)"))
     fmt = _FORMAT.search(text)
     if fmt:
         f.value_format = (fmt.group(1), fmt.group(2))
@@ -242,6 +260,12 @@ def extract_facts(text: str) -> Facts:
     attr = _ATTRIBUTE.search(text)
     if attr:
         f.attribute = (attr.group(1), attr.group(2))
+    long_ = _TOO_LONG.search(text)
+    if long_:
+        f.too_long = long_.group(1) or (f"column '{long_.group(2)}'" if long_.group(2) else "its column")
+    at = _COPY_AT.search(text)
+    if at:
+        f.copy_at = (at.group(1).strip('"'), at.group(2), at.group(3).strip('"'))
     f.evicted = bool(re.search(r"\b[Ee]victed\b|\beviction\b", text))
     f.preempted = bool(re.search(r"preempt|[Ss]pot (?:ITN|instance|interruption)|BidEvicted|reclaimed", text))
     return f
@@ -343,6 +367,16 @@ def fact_steps(f: Facts, *, category: str | None = None) -> list[str]:
     if f.missing_object:
         steps.append(f"'{f.missing_object}' does not exist where the task looks for it: check its name, location "
                      "and permissions, and that the step that creates it ran first.")
+    if f.too_long or f.copy_at:
+        where = (f"column '{f.copy_at[2]}' of {f.copy_at[0]}, line {f.copy_at[1]} of the load" if f.copy_at
+                 else "the load")
+        if f.too_long:
+            steps.append(f"A value does not fit {f.too_long} ({where}): find the longest values of that field at "
+                         "the source, then widen the column or trim/reject them on load.")
+        elif not f.validation:
+            steps.append(f"The load rejected {where}: look at that value in the input file.")
+        elif f.copy_at[2] not in f.validation[0][0]:
+            steps.append(f"The value that failed is in {where}.")
     if f.limit_message and not (f.http_status == "429" or f.operation):
         steps.append(f"The service refused for a rate limit or quota: \u201c{f.limit_message}\u201d. Lower the request "
                      "rate (batch, back off, a Prefect concurrency limit, fewer parallel syncs) or raise the quota.")

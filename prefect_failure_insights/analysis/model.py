@@ -257,12 +257,12 @@ def train(examples: Sequence[Example], *, epochs: int = 12, l2: float = 1e-4, ra
     # prune weights that cannot move an answer (keeps the stored model small)
     weights = {f: w for f, w in weights.items() if max(abs(x) for x in w) >= 1e-3}
     model = TextModel(weights, bias, temperature=_fit_temperature(outcomes), trained_on=len(rows))
-    model.version = version or _digest(examples)
+    model.version = version or _digest(examples, f"{epochs}/{l2}/{rate}/{seed}/{min_df}/{folds}/{BALANCED}/{RULE_WEIGHT}")
     return model
 
 
-def _digest(examples: Sequence[Example]) -> str:
-    h = hashlib.sha256(f"features-{FEATURES_VERSION}".encode())
+def _digest(examples: Sequence[Example], settings: str = "") -> str:
+    h = hashlib.sha256(f"features-{FEATURES_VERSION}|{settings}".encode())
     for text, exc, label in examples:
         h.update(f"{label}\x00{exc or ''}\x00{text}\x01".encode())
     return h.hexdigest()[:12]
