@@ -39,6 +39,8 @@ class Facts:
     undecodable: tuple[str, str, str] | None = None  # (codec, byte, position)
     bad_line: tuple[str, str, str] | None = None  # (line, expected fields, seen)
     missing_object: str | None = None  # a table, dataset, object, file or module that does not exist
+    location: str | None = None  # the region/location it was looked for in ("US")
+    file: str | None = None  # the file the failing read opened
     certificate: str | None = None  # "certificate has expired"
     evicted: bool = False
     preempted: bool = False
@@ -96,7 +98,8 @@ _STATUS = re.compile(r"(?:HTTP Error|status(?: code)?|Response Code|Status Code|
                      r"(?:Error|Exception|ApiError):\s*([45]\d\d)\b(?! bytes)|"
                      r"\b([45]\d\d) (?:Client Error|Server Error|Too Many Requests|Service Unavailable|Bad Gateway|"
                      r"Gateway Time-?out|Not Found|Forbidden|Unauthorized|Internal Server Error|Slow Down)|"
-                     r"\b(?:Status|status)[:=]\s*['\"]?([45]\d\d)\b|['\"]status['\"]\s*:\s*['\"]?([45]\d\d)", re.I)
+                     r"\b(?:Status|status)[:=]\s*['\"]?([45]\d\d)\b|['\"]status['\"]\s*:\s*['\"]?([45]\d\d)|"
+                     r"\b['\"]?code['\"]?\s*[:=]\s*['\"]?([45]\d\d)\b", re.I)
 _URL = re.compile(r"https?://[^\s'\"<>)]+")
 _CONSTRAINT = re.compile(r"(?:violates|violated|constraint failed:?) (?:[\w-]+ )?(?:key )?constraint " + _Q + r"?([\w.]+)"
                          r"|unique constraint " + _Q + r"?([\w.]+)|constraint " + _Q + r"([\w.]+)" + _Q)
@@ -112,7 +115,7 @@ _TIMEOUT = re.compile(r"exceeded timeout of ([\d.]+ ?(?:second\(s\)|seconds?|s))
                       r"timed out after ([\d.]+ ?(?:seconds?|s|ms))|within timeout of ([\d.]+s?)|"
                       r"timeout[_ ]seconds=([\d.]+)", re.I)
 _OPERATION = re.compile(r"\(([A-Za-z]+(?:Exception|Error)?|[A-Z][A-Za-z]+)\) when calling the (\w+) operation")
-_ERROR_CODE = re.compile(r"Error Code: (\w+)|<Code>(\w+)</Code>|\b(INVALID_SESSION_ID|REQUEST_LIMIT_EXCEEDED|"
+_ERROR_CODE = re.compile(r"Error Code: (\w+)|<Code>(\w+)</Code>|\breason['\"]?\s*[:=]\s*['\"](\w+)['\"]|\b(INVALID_SESSION_ID|REQUEST_LIMIT_EXCEEDED|"
                          r"RESOURCE_EXHAUSTED|PERMISSION_DENIED|UNAUTHENTICATED)\b|['\"]errorCode['\"]:\s*['\"](\w+)")
 _DECODE = re.compile(r"'([\w-]+)' codec can't decode byte (0x[0-9a-f]{2}) in position (\d+)", re.I)
 _FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
@@ -155,9 +158,9 @@ def extract_facts(text: str) -> Facts:
         if name and name not in f.missing_columns:
             f.missing_columns.append(name.strip())
         del groups
-    key = _KEYERROR.search(text)
-    if key and key.group(1) not in f.missing_columns and not _NULL.search(text):
-        f.missing_columns.append(key.group(1))
+    keys = [k.group(1) for k in _KEYERROR.finditer(text) if not re.match(r"^\w*Error: ?$", k.group(1))]
+    if keys and keys[0] not in f.missing_columns and not _NULL.search(text):
+        f.missing_columns.append(keys[0])
     nii = _NOT_IN_INDEX.search(text)
     if nii and not f.missing_columns:
         f.missing_columns.extend(_names(nii.group(1) or nii.group(2) or ""))
@@ -245,6 +248,11 @@ def extract_facts(text: str) -> Facts:
     obj = _OBJECT.search(text)
     if obj and not f.missing_columns:
         f.missing_object = _first(obj) or obj.group(0)
+        loc = re.search(r"not found in location ([\w-]+)", text)
+        f.location = loc.group(1) if loc else None
+    read = re.search(r"read_(?:csv|excel|parquet|json|table|fwf)\(\s*r?['\"]([^'\"\n]+)['\"]", text)
+    if read:
+        f.file = read.group(1)
     cert = _CERT.search(text)
     if cert:
         f.certificate = cert.group(0)
@@ -309,12 +317,13 @@ def fact_steps(f: Facts, *, category: str | None = None) -> list[str]:
                      "shape and parse both formats (or ask the producer for one).")
     if f.undecodable:
         codec, byte, pos = f.undecodable
+        name = f" ({f.file})" if f.file else ""
         if byte.lower() == "0x8b" and pos == "1":
-            steps.append("Byte 0x8b at position 1 is the gzip signature: the file is compressed; read it with "
+            steps.append(f"Byte 0x8b at position 1 is the gzip signature: the file{name} is compressed; read it with "
                          "`compression='gzip'` (or decompress it first).")
         else:
-            steps.append(f"The input is not {codec}: byte {byte} at position {pos}. Read it with the encoding the "
-                         "producer uses (e.g. `encoding='cp1252'` or `'latin-1'`), or ask for UTF-8.")
+            steps.append(f"The input{name} is not {codec}: byte {byte} at position {pos}. Read it with the encoding "
+                         "the producer uses (e.g. `encoding='cp1252'` or `'latin-1'`), or ask for UTF-8.")
     if f.bad_line:
         line, expected, seen = f.bad_line
         steps.append(f"Line {line} of the file has {seen} fields where {expected} are expected: look at that line "
@@ -327,8 +336,9 @@ def fact_steps(f: Facts, *, category: str | None = None) -> list[str]:
         at = f" at {f.endpoint}" if f.endpoint else ""
         status = f.http_status + (f" ({f.error_code})" if f.error_code else "")
         if f.http_status == "429" or f.error_code in ("SlowDown", "Throttling", "ThrottlingException"):
-            steps.append(f"The API answered {status}: a rate limit{at}; lower the request rate (batch, back off, "
-                         "a Prefect concurrency limit) and retry with backoff.")
+            said = f" (\u201c{f.limit_message}\u201d)" if f.limit_message else ""
+            steps.append(f"The API answered {status}: a rate limit{at}{said}; lower the request rate (batch, back "
+                         "off, a Prefect concurrency limit) and retry with backoff.")
         elif f.http_status.startswith("5"):
             steps.append(f"The service answered HTTP {status}{at}: a failure on its side; check its status page "
                          "and retry with backoff.")
@@ -365,8 +375,9 @@ def fact_steps(f: Facts, *, category: str | None = None) -> list[str]:
         steps.append(f"It ran past its timeout of {f.timeout}: find what got slower, or raise the timeout if the "
                      "longer run is expected.")
     if f.missing_object:
-        steps.append(f"'{f.missing_object}' does not exist where the task looks for it: check its name, location "
-                     "and permissions, and that the step that creates it ran first.")
+        where = f" in location {f.location}" if f.location else ""
+        steps.append(f"'{f.missing_object}' does not exist where the task looks for it{where}: check its name, "
+                     "location (region) and permissions, and that the step that creates it ran first.")
     if f.too_long or f.copy_at:
         where = (f"column '{f.copy_at[2]}' of {f.copy_at[0]}, line {f.copy_at[1]} of the load" if f.copy_at
                  else "the load")
