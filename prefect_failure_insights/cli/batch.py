@@ -141,7 +141,7 @@ def classify(
     """
     rows = run(lambda: _read_jsonl(input_path, ("error_text",)))
     results = _classify_rows(rows, settings_block, no_llm, llm_url, llm_model)
-    fields = ("id", "category", "confidence", "classified_by", "reasoning")
+    fields = ("id", "category", "confidence", "low_confidence", "classified_by", "reasoning")
     if fmt is RowsFormat.json:
         text = "".join(json.dumps({k: getattr(r, k) for k in fields}) + "\n" for r in results)
     else:
