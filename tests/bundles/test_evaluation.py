@@ -38,3 +38,18 @@ def test_cases_are_summarized_and_scored(tmp_path: Path) -> None:
     result = report(scores, "none")
     assert result["failed_task"] == {"right": 1, "of": 1, "share": 1.0}
     assert "Specific fix:        1/1 (100.0%)" in render(result)
+
+
+def test_with_a_model_it_reports_the_model_tokens_and_latency(tmp_path: Path, fake_llm) -> None:
+    """The same evaluation against an OpenAI-compatible endpoint: what choosing a model costs."""
+    from prefect_failure_insights.blocks import LLMCredentials
+
+    path = tmp_path / "cases.jsonl"
+    path.write_text(json.dumps({"id": "c1", "label": "INPUT_DATA_QUALITY", "failed_task": "load_orders",
+                                "facts": ["customer_id"], "bundle": BUNDLE}) + "\n")
+    llm = LLMCredentials(base_url=fake_llm.url, model="fake-model", max_retries=0, timeout=5)
+    scores = asyncio.run(evaluate_runs(load_cases(path), tmp_path, FailureInsightsSettings(llm_deadline_seconds=10),
+                                       llm=llm))
+    result = report(scores, "fake-model")
+    assert scores[0].status == "llm" and result["tokens"] > 0 and result["latency_ms_median"] is not None
+    assert "Model: fake-model" in render(result)
