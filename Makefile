@@ -70,6 +70,7 @@ bench: install-dev
 	$(BIN)/python bench/input_bounds.py
 	$(BIN)/python bench/classification.py
 	$(BIN)/python bench/no_llm.py
+	$(BIN)/python bench/no_llm_runs.py
 	$(BIN)/python bench/citations.py
 	$(BIN)/python bench/similarity.py
 	$(BIN)/python bench/bundles.py

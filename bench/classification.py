@@ -18,8 +18,16 @@ PROVENANCE.md): its development split is cross-validated (5 folds: calibrated on
 measured on the fifth); its frozen split is measured only with --frozen, once, at the end
 of a round of tuning, never while tuning.
 
+4. The learned model (issue 26, `analysis.model`), the one classification of cards and batches:
+   5-fold cross-validated on the shipped corpus (`analysis/data/corpus.jsonl`), and on the
+   evaluation texts of `bench/corpora/texts/` (never trained on): best-guess accuracy, and the
+   share of answers with confidence >= 0.8 and how often they are right (`--texts`, with
+   `--split dev` while tuning, `--split frozen` once at the end).
+
 Usage: python bench/classification.py [N] [--frozen] [--quality-only]
        python bench/classification.py --calibrate   (rewrites analysis/calibrated.py from the dev split)
+       python bench/classification.py --train       (rewrites analysis/data/model.json.gz from the shipped corpus)
+       python bench/classification.py --texts [--split dev|frozen] [--cv]
 """
 
 from __future__ import annotations
@@ -240,9 +248,58 @@ def window(n: int) -> None:
         print(f"baseline (per-run reads, no classification): {base:6.1f} s")
 
 
+def write_model() -> None:
+    from prefect_failure_insights.analysis.training import SHIPPED_MODEL, dump_model, train_shipped
+
+    model = train_shipped()
+    path = ROOT / "prefect_failure_insights/analysis/data" / SHIPPED_MODEL
+    path.write_bytes(dump_model(model))
+    print(f"wrote {path.relative_to(ROOT)}: version {model.version}, {model.trained_on} texts, "
+          f"{len(model.weights):,} features, temperature {model.temperature}")
+
+
+def _confident(results: list[tuple[bool, float]]) -> str:
+    right = sum(ok for ok, _ in results)
+    sure = [ok for ok, c in results if c >= 0.8]
+    return (f"best guess right {right}/{len(results)} ({100 * right / len(results):.1f} %); confidence >= 0.8: "
+            f"{len(sure)} ({100 * len(sure) / len(results):.1f} % covered), right {sum(sure)}/{len(sure)} "
+            f"({100 * sum(sure) / max(1, len(sure)):.1f} %)")
+
+
+def model_figures(split: str | None, cv: bool) -> None:
+    """The learned model on the evaluation texts (and, with ``cv``, cross-validated on the corpus)."""
+    from prefect_failure_insights.analysis.categorize import categorize
+    from prefect_failure_insights.analysis.model import train
+    from prefect_failure_insights.analysis.training import shipped_corpus
+
+    if cv:
+        corpus = shipped_corpus()
+        results = []
+        for fold in range(5):
+            model = train([e for i, e in enumerate(corpus) if i % 5 != fold])
+            for i, (text, exc, label) in enumerate(corpus):
+                if i % 5 == fold:
+                    guess = model.predict(text, exc)
+                    results.append((guess.category == label, guess.confidence))
+        print(f"shipped corpus ({len(corpus)} texts), 5-fold cross-validated: {_confident(results)}")
+    texts = [r for r in _rows(ROOT / "bench/corpora/texts/texts.jsonl") if split is None or r["split"] == split]
+    results = []
+    for row in texts:
+        verdict = categorize(row["error_text"], row["exception_type"] or None)
+        results.append((verdict.category == row["label"], verdict.confidence))
+    print(f"evaluation texts, split {split or 'all'} ({len(texts)} texts), shipped model: {_confident(results)}")
+
+
 def main() -> None:
     if "--calibrate" in sys.argv:
         write_calibration()
+        return
+    if "--train" in sys.argv:
+        write_model()
+        return
+    if "--texts" in sys.argv:
+        split = sys.argv[sys.argv.index("--split") + 1] if "--split" in sys.argv else None
+        model_figures(split, "--cv" in sys.argv)
         return
     numbers = [a for a in sys.argv[1:] if a.isdigit()]
     quality(frozen="--frozen" in sys.argv)

@@ -206,6 +206,10 @@ SIMILARITY_THRESHOLD = 0.5
 SIMILARITY_CANDIDATES = 200
 SIMILAR_LINKS = 3
 
+#: Below this calibrated confidence a classification is flagged as low confidence (it stays the
+#: answer; with an LLM configured, the batch asks the LLM about it). Issue 26.
+CONFIDENT_CLASSIFICATION = 0.8
+
 # -- untrusted input --------------------------------------------------------------------------
 
 #: The longest log message kept, Prefect's own limit (``PREFECT_LOGGING_TO_API_MAX_LOG_SIZE``,

@@ -13,6 +13,8 @@ from prefect.client.orchestration import get_client
 from prefect.logging import get_run_logger
 
 from prefect_failure_insights.analysis import compose, similarity
+from prefect_failure_insights.analysis.categorize import Categorizer, workspace_categorizer
+from prefect_failure_insights.analysis.training import stored_model
 from prefect_failure_insights.evidence import builder
 from prefect_failure_insights.exceptions import StorageError
 from prefect_failure_insights.lifecycle.context import SummarizerRun
@@ -38,11 +40,21 @@ async def build_evidence(run: SummarizerRun, failed: FailedRun, lines: Iterable[
     return evidence
 
 
+async def _categorizer(run: SummarizerRun) -> Categorizer:
+    """The workspace's classification: its team rules and its retrained model (the batch's too)."""
+    try:
+        model = await run.database.run(stored_model)
+    except StorageError as exc:
+        get_run_logger().warning("The team's retrained model was not read (%s): the shipped model classifies", exc)
+        model = None
+    return workspace_categorizer(run.settings, model)
+
+
 @task(name="provisional-summary", cache_policy=NO_CACHE)
 async def provisional_summary(run: SummarizerRun, failed: FailedRun, evidence: Evidence) -> Summary:
     """The deterministic analysis of what is stored now, marked provisional (replaced in place later)."""
     return compose.provisional_summary(failed, evidence, run.settings.max_log_wait_seconds,
-                                       summarizer_id=run.summarizer_id)
+                                       summarizer_id=run.summarizer_id, categorizer=await _categorizer(run))
 
 
 # Retries: inside the answer (llm.structured owns them), so none here.
@@ -54,7 +66,7 @@ async def analyze_failure(run: SummarizerRun, failed: FailedRun, evidence: Evide
             failed, evidence, settings=run.settings, llm=run.llm.credentials,
             no_llm_reason=None if run.llm.credentials else run.llm.source, redactor=run.redactor,
             database=run.database, regenerate=run.regenerate, summarizer_id=run.summarizer_id,
-            holder_ended=lambda holder: runs.has_ended(client, holder))
+            holder_ended=lambda holder: runs.has_ended(client, holder), categorizer=await _categorizer(run))
     log = get_run_logger()
     for note in result.notes:
         log.warning("%s", note)

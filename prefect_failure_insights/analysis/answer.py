@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from prefect_failure_insights.analysis.categorize import Categorizer
 from prefect_failure_insights.analysis.compose import undeliverable
 from prefect_failure_insights.analysis.fallback import deterministic_analysis
 from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
@@ -42,10 +43,12 @@ def redact_analysis(analysis: FailureAnalysis, redactor: Redactor | None = None)
     return FailureAnalysis.model_validate(data)
 
 
-def fallback(failed: FailedRun, evidence: Evidence, reason: str, *, model: str | None = None) -> AnalysisResult:
-    """The deterministic analysis, marked as such with ``reason``."""
-    return AnalysisResult(analysis=deterministic_analysis(evidence, failed), status="fallback", reason=reason,
-                          usage=LLMUsage(model=model))
+def fallback(failed: FailedRun, evidence: Evidence, reason: str, *, model: str | None = None,
+             categorizer: Categorizer | None = None) -> AnalysisResult:
+    """The deterministic analysis (classified by the workspace's ``categorizer``), marked as such
+    with ``reason``."""
+    return AnalysisResult(analysis=deterministic_analysis(evidence, failed, categorizer=categorizer),
+                          status="fallback", reason=reason, usage=LLMUsage(model=model))
 
 
 def retry_policy(llm: LLMCredentials, settings: FailureInsightsSettings) -> RetryPolicy:
@@ -61,11 +64,12 @@ async def analyze(
     no_llm_reason: str | None = None,
     redactor: Redactor | None = None,
     memory: FormatMemory | None = None,
+    categorizer: Categorizer | None = None,
 ) -> AnalysisResult:
     """Ask the LLM; on any LLM error, or with no LLM, return the deterministic analysis.
     ``memory``: the response formats that endpoints took (see `llm.structured.FormatMemory`)."""
     if llm is None:
-        return fallback(failed, evidence, no_llm_reason or "No LLM configured.")
+        return fallback(failed, evidence, no_llm_reason or "No LLM configured.", categorizer=categorizer)
     instructions, questions = settings.prompt_for(failed.run)
     messages = summary_messages(evidence, failed, instructions, extra_questions=questions,
                                 language=settings.answer_language)
@@ -100,7 +104,7 @@ async def analyze(
         spent = (answer.prompt_tokens, answer.completion_tokens)
     finally:
         await backend.close()
-    result = fallback(failed, evidence, reason, model=llm.model)
+    result = fallback(failed, evidence, reason, model=llm.model, categorizer=categorizer)
     if spent[0] is not None:  # unusable answers still cost tokens: the ledger and the budgets count them
         result.usage = LLMUsage(model=llm.model, prompt_tokens=spent[0], completion_tokens=spent[1],
                                 cost_usd=estimate_cost(llm.model, spent[0], spent[1], overrides=settings.llm_prices))

@@ -1,15 +1,19 @@
-"""Classifying error texts: corrections, then rules, then the LLM with few-shot examples.
+"""Classifying error texts: corrections, then the one classification (`analysis.categorize`),
+then the LLM with few-shot examples where that classification is not confident.
 
 The order, for each distinct error signature (identical errors are classified once):
 
 1. ``correction``: the team corrected this exact signature; that is the answer.
-2. ``rule:<name>``: a named rule (`analysis.rules`, plus ``extra_rules`` from the settings).
+2. ``rule:<name>`` (the settings' ``extra_rules``) or ``model:<version>`` (the learned model, the
+   knowledge base's rules among its features): the same answer the failure's card gives. Without
+   an LLM it is the answer, a low confidence being a flag (``Classification.low_confidence``).
 3. ``cache``: the run's failure summary already has an LLM category, or the LLM
    classified this signature before (same model and prompt version): no new call.
    A re-run of a batch keeps what the LLM said for each of its errors, so re-running a
-   window changes nothing (corrections and rules are always re-applied).
-4. ``llm``: the LLM, shown the team's corrections most similar to this error first.
-5. ``UNKNOWN`` (``classified_by = none``) when nothing above answers.
+   window changes nothing (corrections and the model are always re-applied).
+4. ``llm``: the LLM, shown the team's corrections most similar to this error first, for
+   answers of step 2 below the confidence threshold; if it fails, step 2's answer stands.
+5. ``UNKNOWN`` (``classified_by = none``) when nothing above points anywhere.
 
 The LLM step is bounded: a concurrency cap, the daily budgets of the settings, and
 after the first unreachable-endpoint error the rest of the batch stops asking.
@@ -28,8 +32,10 @@ from prefect_failure_insights.analysis.fingerprint import (
     error_signature,
     fingerprint,
 )
-from prefect_failure_insights.analysis.matching import classify as rule_classify
+from prefect_failure_insights.analysis.categorize import Categorizer, Verdict
+from prefect_failure_insights.analysis.model import UNKNOWN, TextModel
 from prefect_failure_insights.analysis.gate import over_budget
+from prefect_failure_insights.analysis.training import stored_model
 from prefect_failure_insights.analysis.taxonomy import (
     Taxonomy,
     answer_model,
@@ -103,6 +109,7 @@ class Classifier:
         llm: LLMCredentials | None = None,
         database: Database | None = None,
         previous: Sequence[Classification] = (),
+        model: TextModel | None = None,
     ) -> None:
         self.settings = settings
         self.taxonomy = Taxonomy(settings.extra_categories)
@@ -114,6 +121,8 @@ class Classifier:
         self.llm = llm
         self.database = database
         self.previous = {c.id: c for c in previous}
+        self.categorize = Categorizer(self.extra, model)  # the same classification as the cards'
+        self.guesses: dict[str, Verdict] = {}  # low-confidence answers awaiting the LLM, by signature
         self.usage = ClassificationUsage()
         self.redactor = Redactor()
 
@@ -159,18 +168,30 @@ class Classifier:
                               transience=transience)
 
     def _fixed(self, sig: str, item: ErrorItem) -> Classification | None:
-        """A correction of this exact error, else a rule: deterministic, free, always re-applied."""
+        """A correction of this exact error, else the one classification: deterministic, free,
+        always re-applied. None when an LLM should be asked (no confident answer)."""
         fp = fingerprint(sig)
         if fp in self.corrections:
             c = self.corrections[fp]
             who = f" by {c.corrected_by}" if c.corrected_by else ""
             return self._result(sig, item, c.category, 1.0, "correction", f"Corrected{who} for this exact error.")
-        match = rule_classify(item.error_text, item.exception_type, self.extra)
-        if match.rule is not None:
-            return self._result(sig, item, str(getattr(match.category, "value", match.category)),
-                                match.confidence, match.classified_by, f"{match.rule.cause}: {match.rule.why}",
-                                match.transience.value)
-        return None
+        verdict = self.categorize(item.error_text, item.exception_type)
+        if verdict.category == UNKNOWN:
+            return None
+        if verdict.low_confidence and self.llm is not None:
+            self.guesses[sig] = verdict
+            return None
+        return self._verdict(sig, item, verdict)
+
+    def _verdict(self, sig: str, item: ErrorItem, verdict: Verdict, note: str = "") -> Classification:
+        cause = verdict.cause
+        why = f"{cause.cause}: {cause.why}" if cause is not None else "The learned model's best guess."
+        if verdict.low_confidence:
+            why = f"Low confidence ({verdict.confidence:.0%}). {why}"
+        if note:
+            why = f"{why} {note}"
+        return self._result(sig, item, verdict.category, verdict.confidence, verdict.classified_by, why,
+                            verdict.transience.value)
 
     async def _known_or_cached(self, sig: str, item: ErrorItem, known: str | None) -> Classification | None:
         """The run's summary category, or an earlier LLM classification of this signature."""
@@ -183,6 +204,11 @@ class Classifier:
         return None
 
     def _unknown(self, sig: str, item: ErrorItem, why: str) -> Classification:
+        """UNKNOWN, or the classification's low-confidence answer when there is one (the LLM was
+        asked because that answer was not confident, and could not give a better one)."""
+        guess = self.guesses.get(sig)
+        if guess is not None:
+            return self._verdict(sig, item, guess, why)
         return self._result(sig, item, Category.UNKNOWN.value, 0.0, "none", why)
 
     async def _ask_llm(self, pending: list[tuple[str, list[ErrorItem]]], decided: dict[str, Classification],
@@ -191,7 +217,7 @@ class Classifier:
 
         async def one(sig: str, members: list[ErrorItem]) -> None:
             if self.llm is None:
-                result = self._unknown(sig, members[0], "No rule matched and no LLM is configured.")
+                result = self._unknown(sig, members[0], "Nothing points to a category and no LLM is configured.")
             else:
                 async with limit:
                     result = await self._llm_one(sig, members[0])
@@ -205,11 +231,11 @@ class Classifier:
 
     async def _llm_one(self, sig: str, item: ErrorItem) -> Classification:
         if self.usage.llm_stopped:
-            return self._unknown(sig, item, f"No rule matched; LLM not asked: {self.usage.llm_stopped}")
+            return self._unknown(sig, item, f"No confident classification; LLM not asked: {self.usage.llm_stopped}")
         spent = await self._over_budget()
         if spent:
             self.usage.llm_stopped = spent
-            return self._unknown(sig, item, f"No rule matched; LLM not asked: {spent}")
+            return self._unknown(sig, item, f"No confident classification; LLM not asked: {spent}")
         assert self.llm is not None
         examples = [(c.error_text, c.category) for c in similar(list(self.corrections.values()), item.error_text)]
         messages = classification_messages(self.redactor.redact(item.error_text), item.exception_type,
@@ -222,12 +248,13 @@ class Classifier:
                                               max_tokens=MAX_CLASSIFICATION_TOKENS, memory=self.format_memory)
         except LLMInvalidAnswer as exc:  # it answered (and cost tokens), twice unusably
             self.usage.llm_calls += 1
-            result = self._unknown(sig, item, f"No rule matched; the LLM's answer was unusable: {exc}")
-            await self._spend(result, item, exc.prompt_tokens or 0, exc.completion_tokens or 0)
-            return result
+            why = f"No confident classification; the LLM's answer was unusable: {exc}"
+            spent_on = self._result(sig, item, Category.UNKNOWN.value, 0.0, "none", why)  # recorded, never reused
+            await self._spend(spent_on, item, exc.prompt_tokens or 0, exc.completion_tokens or 0)
+            return self._unknown(sig, item, why)
         except LLMError as exc:  # unreachable, rejected, deadline: stop asking for this batch
             self.usage.llm_stopped = str(exc)
-            return self._unknown(sig, item, f"No rule matched; LLM failed: {exc}")
+            return self._unknown(sig, item, f"No confident classification; LLM failed: {exc}")
         finally:
             await backend.close()
         self.usage.llm_calls += 1
@@ -284,8 +311,9 @@ async def open_classifier(settings: FailureInsightsSettings, database: Database 
     """A `Classifier` with the workspace's corrections; ``previous`` (a batch's rows from an
     earlier run of the same window) keeps what the LLM said for each of its errors."""
     corrections = await database.run(load_corrections) if database is not None else []
+    model = await database.run(stored_model) if database is not None else None
     before = [r.classification for r in previous if r.classification.signature and r.classification.fingerprint]
-    return Classifier(settings, corrections=corrections, llm=llm, database=database, previous=before)
+    return Classifier(settings, corrections=corrections, llm=llm, database=database, previous=before, model=model)
 
 
 async def classify_errors(errors: Sequence[FailureError], classifier: Classifier,

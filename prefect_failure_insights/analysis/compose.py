@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from prefect_failure_insights.analysis.categorize import Categorizer
 from prefect_failure_insights.analysis.citations import checked
 from prefect_failure_insights.analysis.fallback import deterministic_analysis
 from prefect_failure_insights.llm.prompts import PROMPT_VERSION
@@ -31,11 +32,11 @@ def describe(result: AnalysisResult) -> str:
 
 
 def provisional_summary(failed: FailedRun, evidence: Evidence, wait_s: float,
-                        *, summarizer_id: str | None = None) -> Summary:
+                        *, summarizer_id: str | None = None, categorizer: Categorizer | None = None) -> Summary:
     """The summary delivered at once, before the late logs and the LLM: the deterministic analysis
     of the run's state messages and the warnings and errors stored so far. Its evidence numbers
     those records (``E<n>``), not the log's lines, and so do its citations."""
-    analysis = deterministic_analysis(evidence, failed)
+    analysis = deterministic_analysis(evidence, failed, categorizer=categorizer)
     reason = (f"The final summary is in progress: it waits up to {wait_s:g} s for the run's late logs, reads "
               "all of them and analyses them (with the LLM when one is configured), then replaces this one.")
     return compose_summary(failed, evidence, AnalysisResult(analysis=analysis, status="provisional", reason=reason),

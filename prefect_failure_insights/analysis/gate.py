@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 
 from prefect_failure_insights.analysis.answer import analyze, fallback
+from prefect_failure_insights.analysis.categorize import Categorizer
 from prefect_failure_insights.analysis.compose import undeliverable
 from prefect_failure_insights.analysis.citations import untrusted_answer
 from prefect_failure_insights.analysis.fingerprint import (
@@ -160,6 +161,7 @@ class LLMGate:
         regenerate: bool = False,
         summarizer_id: str = "",
         holder_ended: Callable[[str], Awaitable[bool]] | None = None,
+        categorizer: Categorizer | None = None,
     ) -> AnalysisResult:
         """`analyze`, behind the fingerprint cache, the daily budgets and the concurrency limit.
 
@@ -175,17 +177,17 @@ class LLMGate:
         seen = Recurrence(fingerprint=fp, signature=sig, pattern=shape, pattern_id=pattern_id(shape))
         if llm is None or database is None:
             result = await analyze(failed, evidence, settings, llm=llm, no_llm_reason=no_llm_reason, redactor=redactor,
-                                   memory=self.formats)
+                                   memory=self.formats, categorizer=categorizer)
             return result.model_copy(update={"recurrence": seen})
         key = cache.CacheKey(cache_key(fp, llm.model, PROMPT_VERSION), fp, sig, llm.model, PROMPT_VERSION)
         run_id = failed.run.id
         notes: list[str] = []
 
         def ask() -> Awaitable[AnalysisResult]:
-            return self._limited(settings, failed, evidence, llm, no_llm_reason, redactor)
+            return self._limited(settings, failed, evidence, llm, no_llm_reason, redactor, categorizer=categorizer)
 
         def fall_back(reason: str) -> AnalysisResult:
-            return fallback(failed, evidence, reason, model=llm.model)
+            return fallback(failed, evidence, reason, model=llm.model, categorizer=categorizer)
 
         try:
             found = cache.Lookup(owner=False)
@@ -234,15 +236,16 @@ class LLMGate:
         return result.model_copy(update={"recurrence": seen, "notes": notes})
 
     async def _limited(self, settings: FailureInsightsSettings, failed: FailedRun, evidence: Evidence,
-                       llm: LLMCredentials, no_llm_reason: str | None, redactor: Redactor | None) -> AnalysisResult:
+                       llm: LLMCredentials, no_llm_reason: str | None, redactor: Redactor | None,
+                       *, categorizer: Categorizer | None = None) -> AnalysisResult:
         """`analyze` holding a slot of the LLM concurrency limit; the fallback when none frees up."""
         try:
             return await self.limiter(settings, lambda: analyze(failed, evidence, settings, llm=llm,
                                                                 no_llm_reason=no_llm_reason, redactor=redactor,
-                                                                memory=self.formats))
+                                                                memory=self.formats, categorizer=categorizer))
         except TimeoutError:
             return fallback(failed, evidence, "LLM not asked: every LLM slot stayed busy until the deadline",
-                            model=llm.model)
+                            model=llm.model, categorizer=categorizer)
 
 
 async def _answer_or_claim(database: Database, key: cache.CacheKey, run_id: str, me: str, wait_s: float,

@@ -168,7 +168,8 @@ RULES: tuple[Rule, ...] = (
          cause="Timeout configured on the run", transience=IN),
     Rule("prefect-engine", W, 0.85,
          r"\bUnfinishedRun\b|\bMissingResult\b|\bCrashedRun\b|prefect\.exceptions\.|api\.prefect\.(?:io|cloud)|"
-         r"PREFECT_API_URL|Flow run .* was not found|Failed to reach API at",
+         r"PREFECT_API_URL|Flow run .* was not found|Failed to reach API at|"
+         r"host=['\"]?[\w.-]+['\"]?, port=4200\b|:4200/api\b",  # Prefect's own API on its default port
          ("UnfinishedRun", "MissingResult", "CrashedRun", "ObjectNotFound", "PrefectHTTPStatusError",
           "MissingFlowError", "InfrastructureError", "InfrastructureNotFound", "InfrastructureNotAvailable"),
          "Prefect itself could not run or track the flow (API, results or state handling).",

@@ -169,7 +169,7 @@ def classify(
     output = output_file(output) if output is not None else None
     rows = run(lambda: _read_jsonl(input_path, ("error_text",)))
     results = _classify_rows(rows, settings_block, no_llm, llm_endpoint(llm_url, llm_api_key_env), llm_model)
-    fields = ("id", "category", "confidence", "classified_by", "reasoning")
+    fields = ("id", "category", "confidence", "low_confidence", "classified_by", "reasoning")
     if fmt is RowsFormat.json:
         text = "".join(json.dumps({k: getattr(r, k) for k in fields}) + "\n" for r in results)
     else:
@@ -180,7 +180,11 @@ def classify(
 
 
 def eval_(
-    input_path: Path = typer.Option(..., "--input", "-i", help="JSONL: error_text and label (optional exception_type)."),
+    input_path: Path | None = typer.Option(None, "--input", "-i",
+                                           help="JSONL: error_text and label (optional exception_type)."),
+    runs_path: Path | None = typer.Option(None, "--runs", help="JSONL of labelled failed runs: label, failed_task, "
+                                          "crash_reason, facts and a bundle (or bundle_path)."),
+    split: str | None = typer.Option(None, "--split", help="With --runs: only the cases of this split."),
     no_llm: bool = typer.Option(False, "--no-llm", help="Corrections and rules only."),
     fmt: TextOrJson = typer.Option(TextOrJson.text, "--format", help="text or json."),
     llm_url: str | None = LLM_URL_OPTION,
@@ -188,13 +192,22 @@ def eval_(
     llm_model: str | None = typer.Option(None, "--llm-model", help="Use this model instead."),
     settings_block: str = SETTINGS_OPTION,
 ) -> None:
-    """Measure the classifier on labelled error texts: accuracy, precision/recall, confusion, UNKNOWN rate.
+    """Measure the classifier on labelled error texts (accuracy, precision/recall, confusion, UNKNOWN
+    rate), or whole summaries on labelled failed runs, with your LLM or without one (category,
+    failed task, crash reason, root line cited, specific fix, citations held, tokens, cost, latency).
 
     Example:
         failure-insights eval --input labeled.jsonl --no-llm
+        failure-insights eval --runs bench/corpora/runs/runs.jsonl --split frozen --llm-url http://127.0.0.1:11434/v1 --llm-model llama3.1:8b
     """
     from prefect_failure_insights.analysis.evaluation import evaluate, render
     from prefect_failure_insights.analysis.taxonomy import Taxonomy
+
+    if (input_path is None) == (runs_path is None):
+        raise fail("Give either --input (labelled error texts) or --runs (labelled failed runs).", 2)
+    if runs_path is not None:
+        _eval_runs(runs_path, split, settings_block, no_llm, llm_endpoint(llm_url, llm_api_key_env), llm_model, fmt)
+        return
 
     rows = run(lambda: _read_jsonl(input_path, ("error_text", "label")))
     taxonomy = Taxonomy()
@@ -205,6 +218,29 @@ def eval_(
     results = _classify_rows(rows, settings_block, no_llm, llm_endpoint(llm_url, llm_api_key_env), llm_model)
     result = evaluate(labels, [r.category for r in results], [r.classified_by for r in results])
     echo(json.dumps(result, indent=2) if fmt is TextOrJson.json else render(result))
+
+
+def _eval_runs(path: Path, split: str | None, settings_block: str, no_llm: bool, endpoint: LLMEndpoint | None,
+               llm_model: str | None, fmt: TextOrJson) -> None:
+    from prefect_failure_insights.bundles import evaluation
+
+    try:
+        cases = evaluation.load_cases(path, split)
+    except (OSError, ValueError) as exc:
+        raise fail(f"{path}: {exc}", 2) from None
+    if not cases:
+        raise fail(f"{path} holds no cases" + (f" of split {split!r}." if split else "."), 2)
+
+    async def go():
+        classifier, database = await _classifier(settings_block, no_llm, endpoint, llm_model)
+        if database is not None:
+            await database.aclose()
+        llm = classifier.llm
+        scores = await evaluation.evaluate_runs(cases, path.parent, classifier.settings, llm=llm)
+        return evaluation.report(scores, llm.model if llm is not None else "none (deterministic analysis)")
+
+    result = run(go)
+    echo(json.dumps(result, indent=2) if fmt is TextOrJson.json else evaluation.render(result))
 
 
 @app.command("run")
@@ -281,24 +317,31 @@ def corrections_import(
                                           "or error text / run id + corrected category (+ who)."),
     settings_block: str = SETTINGS_OPTION,
 ) -> None:
-    """Store corrected categories; they apply from the next classification on.
+    """Store corrected categories and retrain the classification on them; they apply from the
+    next classification on (the cards' and the batch's alike), and the same error gets the same
+    answer until the next import.
 
     Example:
         failure-insights corrections import week.csv
     """
     from prefect_failure_insights.analysis.corrections import import_csv
     from prefect_failure_insights.analysis.taxonomy import Taxonomy
+    from prefect_failure_insights.analysis.training import retrain
     from prefect_failure_insights.blocks.loading import load_settings
 
     async def go():
         settings = await load_settings(settings_block)
         async with await open_database(settings_block) as database:
             imported = await database.run(import_csv, path, Taxonomy(settings.extra_categories))
-            return imported, database.description
+            model = await database.run(retrain) if imported.imported else None
+            return imported, database.description, model
 
-    result, where = run(go)
+    result, where, model = run(go)
     echo(f"Imported {result.imported} corrections into {where}"
                + (f" ({result.skipped} rows without a corrected category skipped)." if result.skipped else "."))
+    if model is not None:
+        echo(f"Retrained the classification model on {model.trained_on} texts (the shipped corpus and every "
+             f"correction): version {model.version}.")
 
 
 @rules_app.command("suggest")

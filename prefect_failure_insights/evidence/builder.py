@@ -72,6 +72,8 @@ FULL_LINES = 200
 FULL_CHARS = 12_000
 MAX_TEMPLATES = 1000
 MAX_STORED_MESSAGE = 20_000
+#: The end of the root error's record kept whole (its exception and last frames): `Evidence.root_error_detail`.
+ROOT_DETAIL_CHARS = 8_000
 MAX_CONTEXT_MESSAGE = 1_000
 _REDACTED = re.compile(r"\[REDACTED:(\w+)\]")
 
@@ -359,9 +361,10 @@ class EvidenceBuilder:
             del chosen[worst]
             text = self._assemble(header, title, chosen)
 
-        exc_type = exc_msg = root_text = None
+        exc_type = exc_msg = root_text = root_detail = None
         if root is not None:
             root_text = self.redactor.redact(root.line.message.split("\n", 1)[0])[:1000]
+            root_detail = self.redactor.redact(root.line.message[-ROOT_DETAIL_CHARS:])
             exc_type, exc_msg = parse_exception(root.line.message)
         if exc_type is None:
             exc_type, exc_msg = parse_exception(self.failed.run.state_message or "")
@@ -372,6 +375,7 @@ class EvidenceBuilder:
             flagged_lines=sorted(n for n in chosen if self._flags.get(n)),
             redactions=dict(Counter(_REDACTED.findall(text))),
             root_error=root_text,
+            root_error_detail=root_detail,
             root_error_line=root.line.lineno if root else None,
             line_prefix=self.prefix,
             root_error_reason=why,

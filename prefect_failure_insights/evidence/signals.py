@@ -41,12 +41,21 @@ INFRA_SIGNALS = re.compile(
     r"|Crash detected|infrastructure (?:exited|failed)|container .* (?:killed|terminated)"
     r"|MemoryError|\bKilled\b|no space left on device|DeadlineExceeded"
 )
+# Other tools' own error markers, which a shell task streaming their output logs at INFO: Maven's
+# "[ERROR]" and "BUILD FAILURE", psql's "ERROR:", dbt's "FAILED" / "Database Error in model", a JVM's
+# "Caused by:" and "Exception in thread". Case-sensitive: "0 errors" and "failed=0" are not markers.
+TOOL_MARKERS = re.compile(
+    r"^\s*\[(?:ERROR|FATAL)\]|(?:^|[\s|\]\[])(?:ERROR|FATAL|FAILED|FAILURE)(?=[\s:|\]\[]|$)"
+    r"|^\s*Caused by:|\b(?:Database|Compilation|Runtime) Error\b|^\s*Exception in thread "
+    r"|\bFailure in (?:test|model|snapshot|seed)\b|\bCompleted with [1-9]\d* errors?\b"
+)
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # A cheap pre-check before the expensive patterns: most lines contain none of these.
 # Matched against the lower-cased message: ten times faster than a (?i) pattern.
 _MAYBE_ERROR = re.compile(
     r"error|exception|fail|traceback|kill|evict|crash|memory|137|sig(?:term|kill)|backoff"
     r"|schedul|space left|deadline|refused|denied|invalid|not ?found|timeout|interrupt|exit|fault"
-    r"|errimage|never started|terminat"
+    r"|errimage|never started|terminat|caused by"
 )
 
 _MASKS = (
@@ -105,7 +114,14 @@ def is_error(level: int, message: str) -> bool:
     if TRACEBACK in message or TASK_FAILED.match(message):
         return True
     last = message.rstrip().rsplit("\n", 1)[-1].strip()
-    return bool(_EXCEPTION_LINE.match(last)) or bool(INFRA_SIGNALS.search(message))
+    return bool(_EXCEPTION_LINE.match(last)) or bool(INFRA_SIGNALS.search(message)) or is_tool_error(message)
+
+
+def is_tool_error(message: str) -> bool:
+    """True when another tool's own error marker starts or stands in the line (colours removed)."""
+    if "\x1b" in message:
+        message = _ANSI.sub("", message)
+    return bool(TOOL_MARKERS.search(message))
 
 
 def is_infra_signal(message: str) -> bool:
@@ -144,14 +160,21 @@ def clean_traceback(message: str) -> str:
     """Drop framework frames (Prefect, anyio, asyncio) and caret lines from tracebacks.
 
     A Prefect task traceback is mostly the task engine's own frames; what explains
-    a failure is the user's frames and the libraries they call.
+    a failure is the user's frames and the libraries they call. A traceback made only of
+    framework frames (an error raised inside Prefect) keeps them: they are the evidence.
     """
     if TRACEBACK not in message:
         return message
+    lines = message.split("\n")
+    frames = [line for line in lines if _FRAME.match(line)]
+    if frames and all(_FRAMEWORK_FRAME.match(line) for line in frames):
+        # Raised inside the framework itself, with no frame of the user's code: the frames are the
+        # evidence (a Prefect bug to report), keep them all but the carets.
+        return "\n".join(line for line in lines if not _CARETS.match(line))
     out: list[str] = []
     in_framework_frame = False
     dropped = 0
-    for line in message.split("\n"):
+    for line in lines:
         if _FRAME.match(line):
             in_framework_frame = bool(_FRAMEWORK_FRAME.match(line))
             dropped += in_framework_frame

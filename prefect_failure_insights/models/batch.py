@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from pydantic import BaseModel, Field
 
+from prefect_failure_insights.defaults import CONFIDENT_CLASSIFICATION
 from prefect_failure_insights.exceptions import InputError
 from prefect_failure_insights.models.common import Redacted, utc
 from prefect_failure_insights.models.runs import FlowRunInfo
@@ -117,7 +118,7 @@ class Classification(BaseModel):
     id: str
     category: str
     confidence: float
-    classified_by: str = Field(description="correction | rule:<name> | cache | llm | none")
+    classified_by: str = Field(description="correction | rule:<name> | model:<version> | cache | llm | none")
     reasoning: Redacted
     transience: str = Field(default="UNKNOWN", description="TRANSIENT | INTERMITTENT | PERMANENT | UNKNOWN")
     signature: str
@@ -129,6 +130,11 @@ class Classification(BaseModel):
     def method(self) -> str:
         """``rule:missing-module`` -> ``rule``."""
         return self.classified_by.split(":")[0]
+
+    @property
+    def low_confidence(self) -> bool:
+        """A best guess below `CONFIDENT_CLASSIFICATION`: the answer, flagged as unsure."""
+        return self.category == "UNKNOWN" or (self.method not in ("correction", "llm", "cache") and self.confidence < CONFIDENT_CLASSIFICATION)
 
 
 class ClassifiedError(BaseModel):

@@ -55,6 +55,9 @@ class Evidence(BaseModel):
         default=None, description="The log line chosen as the root error (redacted)."
     )
     root_error_line: int | None = None
+    root_error_detail: Redacted | None = Field(
+        default=None, description="The root error's whole record (its traceback too), redacted and bounded: what "
+        "the failure is classified on and its facts read from.")
     root_error_reason: str | None = Field(default=None, description="Why that line was chosen.")
     exception_type: str | None = None
     exception_message: Redacted | None = None

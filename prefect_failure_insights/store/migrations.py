@@ -310,6 +310,19 @@ def m009_logs_complete(schema: Schema) -> None:
     )
 
 
+@migration
+def m010_text_models(schema: Schema) -> None:
+    """The learned text model retrained on a team's corrections (issue 26), one row per training,
+    the newest answering: the same error gets the same category until the next retraining."""
+    schema.create_table(
+        "text_models",
+        Column("version", String(32), primary_key=True),
+        Column("model", Text, nullable=False),
+        Column("trained_on", Integer, nullable=False),
+        Column("corrections", Integer, nullable=False),
+        Column("created_at", _timestamp(), nullable=False),
+    )
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

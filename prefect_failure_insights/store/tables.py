@@ -14,6 +14,7 @@ batch_runs = metadata.tables["batch_runs"]
 batch_errors = metadata.tables["batch_errors"]
 patterns = metadata.tables["failure_patterns"]
 pattern_bands = metadata.tables["failure_pattern_bands"]
+text_models = metadata.tables["text_models"]
 
 __all__ = ["batch_errors", "batch_runs", "classifications", "corrections", "fingerprints", "metadata",
-           "pattern_bands", "patterns", "schema_table", "summaries"]
+           "pattern_bands", "patterns", "schema_table", "summaries", "text_models"]

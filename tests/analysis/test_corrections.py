@@ -87,3 +87,25 @@ def test_a_formula_in_the_export_stays_text_and_reads_back_as_it_was(engine, tmp
     assert import_csv(engine, path, Taxonomy()).imported == 1
     [stored] = load_corrections(engine)
     assert stored.error_text == formula
+
+
+def test_corrections_import_retrains_and_the_same_input_keeps_its_answer(database) -> None:
+    """Issue 26: retrained on the team's corrections and stored with a version (m010), so the card and
+    the batch give the corrected answer, and the same answer, until the next retraining."""
+    from prefect_failure_insights.analysis.categorize import Categorizer
+    from prefect_failure_insights.analysis.fingerprint import error_signature, fingerprint
+    from prefect_failure_insights.analysis.training import retrain, stored_model
+    from prefect_failure_insights.models import Correction
+    from prefect_failure_insights.store.corrections import save_corrections
+
+    text = "ledger.ReconcileError: reconciliation drift of 12 entries between ledger shards"
+    assert stored_model(database.engine) is None
+    sig = error_signature(text)
+    save_corrections(database.engine, [Correction(fingerprint=fingerprint(sig), signature=sig, error_text=text,
+                                                  category="INPUT_DATA_QUALITY", corrected_by="dana")])
+    model = retrain(database.engine)
+    stored = stored_model(database.engine)
+    assert stored is not None and stored.version == model.version and stored.to_dict() == model.to_dict()
+    verdict = Categorizer(model=stored)(text.replace("12", "13"))
+    assert verdict.category == "INPUT_DATA_QUALITY" and verdict.classified_by == f"model:{model.version}"
+    assert Categorizer(model=stored)(text.replace("12", "13")) == verdict  # the same answer again

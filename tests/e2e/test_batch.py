@@ -16,6 +16,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from prefect_failure_insights.blocks import LLMCredentials
 
 pytestmark = pytest.mark.e2e
 
@@ -39,20 +40,22 @@ def test_a_window_is_classified_reported_and_re_runs_change_nothing(batch) -> No
     first = batch.run(start, end)
     rows = _by_run_name(first)
     assert len(first.rows) == sum(MIX.values())  # one error per failed task (or crashed run)
+    by = {name: row.classification.classified_by.split(":")[0] for name, row in rows.items()}
+    # The learned model answers what it is sure of (>= 0.8); with an LLM configured, the LLM is asked
+    # about the rest, once per signature. Nothing is UNKNOWN.
+    assert set(by.values()) <= {"model", "llm"} and "UNKNOWN" not in {r.category for r in rows.values()}, by
+    assert all(r.classification.confidence >= 0.8 for n, r in rows.items() if by[n] == "model"), by
     assert rows["vendor-503-0"].category == "THIRD_PARTY_SYSTEM"
-    assert rows["vendor-503-0"].classification.classified_by.startswith("rule:")
-    # "N null values" is the data's fault only ~60 % of the time on the labelled corpus: below
-    # the calibrated threshold, the rules leave it to the LLM (the test LLM says THIRD_PARTY_SYSTEM).
-    assert {rows[f"null-amount-{i}"].classification.classified_by for i in range(2)} == {"llm"}
-    assert rows["missing-module-0"].category == "WORKFLOW_ENGINE"
-    assert rows["crash-0"].category == "WORKFLOW_ENGINE" and rows["crash-0"].error.failed_task is None
+    assert rows["missing-module-0"].category == "WORKFLOW_ENGINE" and by["missing-module-0"] == "model"
+    assert rows["crash-0"].error.failed_task is None  # (an unsure answer: the test LLM decides it)
     assert rows["odd-0"].error.failed_task.startswith("reconcile")
-    # Three "odd" errors differ only by a number: one signature, one LLM call (and one for the nulls).
-    assert {rows[f"odd-{i}"].classification.classified_by for i in range(3)} == {"llm"}
-    assert len(batch.fake.completions()) == 2
+    # Three "odd" errors differ only by a number: one signature, one answer.
+    assert len({(rows[f"odd-{i}"].category, by[f"odd-{i}"]) for i in range(3)}) == 1
+    calls = len(batch.fake.completions())
+    assert calls == len({r.classification.signature for n, r in rows.items() if by[n] == "llm"})
     m = first.metrics
-    assert m.runs_queried == 9 and m.errors_extracted == 9 and m.llm_calls == 2 and m.llm_tokens > 0
-    assert m.classified_by == {"rule": 4, "llm": 5}
+    assert m.runs_queried == 9 and m.errors_extracted == 9 and m.llm_calls == calls and m.llm_tokens > 0
+    assert sum(m.classified_by.values()) == 9 and m.classified_by.get("model", 0) >= 1
     assert rows["vendor-503-0"].classification.transience == "TRANSIENT"
     for part in ("## Categories", "## By work pool", "## By tag", "## Top recurring errors", "pool-b", "team-bi"):
         assert part in first.report
@@ -68,11 +71,12 @@ def test_a_window_is_classified_reported_and_re_runs_change_nothing(batch) -> No
     again = batch.run(start, end)
     assert again.batch_id == first.batch_id and again.report == first.report
     assert again.rows == first.rows
-    assert len(batch.fake.completions()) == 2  # the LLM's answers were remembered: no new call
+    assert len(batch.fake.completions()) == calls  # the LLM's answers were remembered: no new call
     # Another window with the same error reuses the LLM's answer as a cache hit.
     wider = batch.run(start - timedelta(minutes=1), end)
-    assert {r.classification.classified_by for r in wider.rows if r.error.run.name.startswith("odd")} == {"cache"}
-    assert len(batch.fake.completions()) == 2
+    asked = {n for n, method in by.items() if method == "llm"}
+    assert {r.classification.classified_by for r in wider.rows if r.error.run.name in asked} == {"cache"}
+    assert len(batch.fake.completions()) == calls
 
     from prefect_failure_insights.blocks.loading import default_database
 
@@ -140,6 +144,34 @@ async def _classify_one(text: str):
     async with default_database() as database:
         classifier = await open_classifier(settings, database, llm)
         return (await classifier.classify([ErrorItem(id="x", error_text=text)]))[0]
+
+
+def test_the_card_and_the_batch_give_the_same_category(batch) -> None:
+    """Issue 26: batch insights left 8 of 11 failures UNKNOWN while each card named a category.
+    Without an LLM, the card (the summarizer's deterministic analysis, run by `summary create`) and
+    the batch's row classify the same text with the same model: the same category, confident or not."""
+    start = _window()
+    mix = {"vendor-503": 1, "null-amount": 1, "missing-module": 1, "odd": 1, "crash": 1}
+    ids = batch.seed(mix, start=300, extra_tags=("same",))
+    end = datetime.now(timezone.utc) + timedelta(seconds=1)
+    rows = {r.error.run.id: r for r in batch.run(start, end, tags=["same"], use_llm=False).rows}
+    batch.delete_block("llm-credentials", "default")
+    try:
+        cards = {}
+        for run_id in ids:
+            done = batch.cli("summary", "create", run_id, "--format", "json", timeout=180)
+            assert done.returncode == 0, done.stderr
+            cards[run_id] = json.loads(done.stdout)["analysis"]
+    finally:
+        batch.call(lambda _c: LLMCredentials(base_url=batch.fake.url, model="fake-model", timeout=5,
+                                             max_retries=0).save("default", overwrite=True))
+    pairs = {run_id: (cards[run_id]["category"], rows[run_id].category) for run_id in ids}
+    assert all(card == row for card, row in pairs.values()), pairs
+    assert "UNKNOWN" not in {card for card, _ in pairs.values()}
+    for run_id in ids:  # the same answer's confidence (a team's correction, from an earlier test, is 1.0 in
+        # the batch; the card answers it with the model retrained on that correction)
+        if rows[run_id].classification.method == "model":
+            assert abs(cards[run_id]["confidence"] - rows[run_id].classification.confidence) < 0.01
 
 
 def test_bad_input_is_one_line_and_writes_nothing(batch, tmp_path) -> None:

@@ -37,6 +37,7 @@ CASES = [
     (["first_answer.py", "--sizes", "1000", "--llm", "instant", "--repeat", "1"],
      ["provisional card over every LLM speed", "baseline", "median seconds by stage", "first delivery"]),
     (["no_llm.py"], ["category right", "fix specific to the cause", "baseline (8002044"]),
+    (["no_llm_runs.py", "--split", "dev"], ["split: dev", "Category right", "Specific fix", "Filler steps:        0"]),
     (["similarity.py", "--summaries", "2000", "--lookups", "10"],
      ["cross-validated on the tuning part", "frozen part: not scored", "ours: LSH bands", "baseline: scan"]),
     (["citations.py"], ["citation verified by the check             16/16", "invented", "baseline (ed440c1"]),

@@ -263,3 +263,30 @@ def test_cited_block_gives_a_line_with_its_continuation() -> None:
     text = "L1 00:00 INFO a\nL7 00:01 ERROR boom\n        Traceback\n        ValueError: x\nL9 00:02 INFO b"
     assert cited_block(text, 7) == "L7 00:01 ERROR boom\n        Traceback\n        ValueError: x"
     assert cited_block(text, 8) is None
+
+
+def test_other_tools_error_markers_at_info_are_errors() -> None:
+    """Issue 26: a shell task streaming Maven, dbt, psql or Spark output logs at INFO; their own
+    markers count as errors (colours removed), plain INFO lines and zero counts do not."""
+    from prefect_failure_insights.evidence.signals import is_error
+
+    for line in ("[ERROR] Failed to execute goal org.apache.maven.plugins:maven-surefire-plugin:2.22.2:test",
+                 "\x1b[1;31mERROR\x1b[m] /src/Main.java:[155,27] error: incompatible types",
+                 "ERROR:  relation \"orders\" does not exist", "12:00:01  1 of 3 FAILED test not_null_orders_id",
+                 "12:00:01  Failure in test not_null_orders_id", "Caused by: java.lang.OutOfMemoryError: Java heap space",
+                 "Database Error in model orders (models/orders.sql)", "[INFO] BUILD FAILURE"):
+        assert is_error(20, line), line
+    for line in ("Completed with 0 errors", "Done. PASS=3 WARN=0 ERROR=0 SKIP=0", "0 errors", "INFO Loaded 12 rows"):
+        assert not is_error(20, line), line
+
+
+def test_a_traceback_raised_inside_prefect_keeps_its_frames() -> None:
+    from prefect_failure_insights.evidence.signals import clean_traceback
+
+    only_prefect = ("Traceback (most recent call last):\n  File \"/usr/lib/python3.11/site-packages/prefect/"
+                    "task_engine.py\", line 812, in call_task_fn\n    result = fn()\nAssertionError")
+    assert "task_engine.py" in clean_traceback(only_prefect)
+    mixed = ("Traceback (most recent call last):\n  File \"/usr/lib/python3.11/site-packages/prefect/task_engine.py\","
+             " line 812, in call_task_fn\n    result = fn()\n  File \"/opt/flows/etl.py\", line 3, in load\n"
+             "    x()\nValueError: bad")
+    assert "task_engine.py" not in clean_traceback(mixed) and "etl.py" in clean_traceback(mixed)
