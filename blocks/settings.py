@@ -16,6 +16,7 @@ from prefect_failure_insights.defaults import (
     LLM_DEADLINE_SECONDS,
     MAX_CONCURRENT_LLM_CALLS,
     LATE_LOG_WAIT_SECONDS,
+    RETENTION_DAYS,
     MAX_LOG_WAIT_SECONDS,
 )
 
@@ -105,6 +106,7 @@ class FailureInsightsSettings(Block):
         late_log_wait_seconds: When the logs were still incomplete after that wait, how much
             longer to wait for the run's last records and then make the summary again (0: never).
         log_summary_record: Append a record to the failed run's logs pointing at its summary.
+        retention_days: Delete the plugin's own rows this many days after they were made (0: never).
         provisional_summary: Deliver the deterministic analysis at once, marked provisional,
             and replace it in place with the final summary.
         llm_block_name: Name of the `llm-credentials` block to use.
@@ -186,6 +188,12 @@ class FailureInsightsSettings(Block):
         description="When a run's last log records had not arrived after max_log_wait_seconds: how much longer "
                     "to wait for them, then make the summary again from every record (0: never). Meanwhile the "
                     "summary says its logs are incomplete.",
+    )
+    retention_days: float = Field(
+        default=RETENTION_DAYS,
+        ge=0,
+        description="Delete the plugin's own rows (summaries, answer cache, batches, patterns) this many days after "
+                    "they were made, in the reconcile pass (0: keep them). The team's corrections are kept.",
     )
     log_summary_record: bool = Field(
         default=True,

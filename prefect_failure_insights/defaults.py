@@ -56,6 +56,12 @@ EVIDENCE_TOKEN_BUDGET_MIN = 500
 EVIDENCE_TOKEN_BUDGET_MAX = 200_000
 #: Longest wait for a failed run's late-arriving logs.
 MAX_LOG_WAIT_SECONDS = 60.0
+#: The plugin's own rows (summaries, the answer cache, batches, patterns) are deleted this many
+#: days after they were made (0: never), by the reconcile pass, at most `RETENTION_MAX_ROWS` rows
+#: per table per pass, `RETENTION_BATCH_ROWS` per transaction.
+RETENTION_DAYS = 90.0
+RETENTION_MAX_ROWS = 20_000
+RETENTION_BATCH_ROWS = 500
 #: The record the plugin appends to a failed run's logs, pointing at its summary, begins with this
 #: (the plugin's own log reading skips such records), from this logger.
 SUMMARY_RECORD_PREFIX = "[failure-insights] Failure summary: "

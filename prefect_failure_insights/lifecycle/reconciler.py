@@ -9,7 +9,8 @@ for worker setups:
 
 1. summarizer runs left Running without a live lease (or Pending for
    `RECONCILE_PENDING_SECONDS`) belong to a dead process: they are set Crashed;
-2. claims whose lease ran out are deleted, so that nobody waits for them;
+2. claims whose lease ran out are deleted, so that nobody waits for them, and rows past the
+   settings' ``retention_days`` too (`store.retention`, bounded per pass);
 3. failed or crashed runs of the look-back window that are in scope and have no finished
    summary, no live claim and no active summarizer run get a new summarizer run, oldest
    failure first and at most ``limit`` per pass; a failure no summarizer has tried yet is
@@ -43,6 +44,7 @@ from prefect_failure_insights.prefect_api import failures, summarizers
 from prefect_failure_insights.prefect_api.runs import flow_run_info, in_process_subflow
 from prefect_failure_insights.store import Database
 from prefect_failure_insights.store import fingerprints as cache
+from prefect_failure_insights.store import retention
 from prefect_failure_insights.store import summaries as rows
 
 DEAD = ("Reconciled: this summarizer stopped renewing its claim (its process died); "
@@ -90,6 +92,7 @@ async def reconcile(client: PrefectClient, database: Database, settings: Failure
         released = await database.run(rows.release_expired)
         orphans |= set(released)
         report.released = len(released) + await database.run(cache.release_expired)
+        report.deleted = await database.run(retention.enforce, settings.retention_days)
 
     runs, _ = await failures.list_failed_runs(client, since, now, filters=Filters())
     runs += await failures.read_failed_runs(client, sorted(orphans - {str(r.id) for r in runs}))
@@ -137,6 +140,8 @@ def describe(report: Reconciled, dry_run: bool = False) -> str:
                      f"{'found' if dry_run else 'set Crashed'}")
     if report.released:
         parts.append(f"{report.released} expired claim{'s' if report.released != 1 else ''} released")
+    if report.deleted:
+        parts.append(f"{sum(report.deleted.values())} row(s) past their retention deleted")
     if report.deferred:
         parts.append(f"{report.deferred} left for the next pass")
     if report.gave_up:

@@ -150,6 +150,7 @@ class Reconciled(BaseModel):
     in_progress: int = Field(default=0, description="Of them, those a live summarizer is working on.")
     crashed: list[str] = Field(default_factory=list, description="Dead summarizer runs set Crashed.")
     released: int = Field(default=0, description="Claims whose lease ran out, deleted.")
+    deleted: dict[str, int] = Field(default_factory=dict, description="Rows past their retention, deleted, by table.")
     started: list[str] = Field(default_factory=list, description="Failed runs a summarizer run was started for.")
     deferred: int = Field(default=0, description="Missing summaries left for the next pass (limit, or too recent).")
     gave_up: list[str] = Field(default_factory=list,

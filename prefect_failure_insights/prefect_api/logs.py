@@ -171,7 +171,7 @@ class _Cursor:
         while True:
             # Skip the records at the cursor's instant already read (their order among equal
             # timestamps is the database's; the completeness check catches a reordering).
-            response = await client._client.post("/logs/filter", json={
+            response = await client.request("POST", "/logs/filter", json={
                 "logs": self._filter(), "sort": "TIMESTAMP_ASC", "limit": API_PAGE,
                 "offset": len(self._at_newest)})
             page = response.json()
@@ -199,7 +199,7 @@ class _Cursor:
         found = self._filter()
         if self.after is not None:
             found["timestamp"] = {"before_": self.after}
-        response = await client._client.post("/logs/filter", json={
+        response = await client.request("POST", "/logs/filter", json={
             "logs": found, "sort": "TIMESTAMP_ASC", "limit": 1, "offset": self.count})
         return bool(response.json())
 
@@ -262,13 +262,20 @@ async def follow_logs(
 async def _download_csv(client: PrefectClient, run_id: str, path: Path) -> int:
     """Stream the run's CSV download into ``path`` (our 5-column format); return the line count.
 
-    Uses the Prefect client's HTTP client (its auth and TLS settings) without its
-    response wrapper, which would read the body whole. Raises httpx.HTTPStatusError
-    when the endpoint is missing (404/405/501).
+    Uses the Prefect client's HTTP client (its auth, headers and TLS settings) with httpx's own
+    ``send``: Prefect's request wrapper closes a streamed response (measured: ``StreamClosed``) and
+    `PrefectClient.request` reads the body whole, a million lines in memory. The one request that
+    leaves the wrapper; every other goes through it. Raises httpx.HTTPStatusError when the endpoint
+    is missing (404/405/501).
     """
     http = client._client
-    request = http.build_request("GET", f"/flow_runs/{run_id}/logs/download")
-    response = await httpx.AsyncClient.send(http, request, stream=True)
+    response = await httpx.AsyncClient.send(http, http.build_request("GET", f"/flow_runs/{run_id}/logs/download"),
+                                            stream=True)
+    return await _write_csv(response, path)
+
+
+async def _write_csv(response: httpx.Response, path: Path) -> int:
+    """The download's records into ``path``, as they arrive."""
     count = 0
     try:
         response.raise_for_status()

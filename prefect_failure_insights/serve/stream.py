@@ -16,8 +16,14 @@ async def follow_events(event_filter: Any, handle: Callable[[Any], Awaitable[Non
     from prefect.events.clients import get_events_subscriber
 
     try:
-        async with get_events_subscriber(filter=event_filter, reconnect_on_clean_close=True) as events:
+        try:  # a clean close (a proxy's idle timeout) reconnects, where the client knows the option
+            subscriber = get_events_subscriber(filter=event_filter, reconnect_on_clean_close=True)
+        except TypeError:  # older Prefect clients: no such option; a clean close then ends the stream
+            subscriber = get_events_subscriber(filter=event_filter)
+        async with subscriber as events:
             async for event in events:
                 await handle(event)
     except Exception as exc:  # noqa: BLE001 - an optimisation only
-        logger.warning("No event stream (%s); %s.", type(exc).__name__, without)
+        logger.warning("No event stream (%s: %s); %s.", type(exc).__name__, str(exc)[:200], without)
+        return
+    logger.warning("The event stream ended; %s.", without)
