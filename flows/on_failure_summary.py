@@ -88,6 +88,7 @@ async def summarize_failure(
     regenerate: bool = False,
     settings_block: str = DEFAULT_BLOCK_NAME,
     llm_model: str | None = None,
+    answer_again_when_logs_complete: bool = True,
     gate: SkipJsonSchema[LLMGate | None] = None,
     llm_endpoint: SkipJsonSchema[LLMEndpoint | None] = None,
 ) -> SummaryOutcome:
@@ -100,6 +101,10 @@ async def summarize_failure(
         settings_block: Name of the ``failure-insights-settings`` block; without
             such a block the defaults apply.
         llm_model: Use this model instead of the configured one.
+        answer_again_when_logs_complete: When the run's last log records had not been stored,
+            wait for them (the settings' ``late_log_wait_seconds``) and make the summary again
+            in place. `failure-insights summary create` turns it off: it prints the summary made
+            from what was stored, which says so.
         gate: For in-process callers only (not stored, not in the UI's form): what the
             summaries of the calling process share on their way to the LLM (`serve` passes
             one to all of its runs); by default the run has its own.
@@ -137,8 +142,8 @@ async def summarize_failure(
             stored = await deliver(run, summary, "updated" if first_delivered or claim.replaces_summary else "created")
             if stored.action != "lost":
                 await log_summary_record(run, stored.summary)
-            if not waited.complete and stored.action != "lost":
-                stored = await answer_again_when_logs_complete(run, waited) or stored
+            if not waited.complete and stored.action != "lost" and answer_again_when_logs_complete:
+                stored = await answer_again(run, waited) or stored
     if stored.action == "lost":
         return _skipped(flow_run_id, target.root.id, "another summarizer run took over this run's summary")
     return _outcome(flow_run_id, run, stored)
@@ -193,7 +198,7 @@ async def final_answer(run: SummarizerRun, waited: LogWait, logs: "RunLogs") -> 
     return await analyze_failure(run, failed, evidence)
 
 
-async def answer_again_when_logs_complete(run: SummarizerRun, waited: LogWait) -> Stored | None:
+async def answer_again(run: SummarizerRun, waited: LogWait) -> Stored | None:
     """The summary delivered was made from incomplete logs (and says so): wait longer for the
     run's last records -> every line, read -> the final answer again -> delivered in place. None
     when they did not come (the summary keeps saying its logs were incomplete)."""

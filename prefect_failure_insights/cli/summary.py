@@ -108,6 +108,9 @@ def create(
         outcome = await summarize_failure(
             flow_run_id=run_id, regenerate=regenerate, settings_block=settings_block,
             llm_endpoint=endpoint, llm_model=llm_model,
+            # A terminal waits for its answer: what was stored, saying so when the logs were
+            # incomplete (`--regenerate` later reads every line).
+            answer_again_when_logs_complete=False,
         )
         if outcome.summary is None and outcome.action == "exists":
             async with await open_database(settings_block) as database:

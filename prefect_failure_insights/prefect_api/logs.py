@@ -51,6 +51,11 @@ from prefect_failure_insights.redaction import LogRedactor, Redactor
 MARKER = "Finished in state"
 MARKER_LOGGER = "prefect.flow_runs"
 QUIET_SECONDS = 5.0
+#: A failed run with records but no final-state record yet: so long without a new record ends the
+#: wait too, but the logs then count as incomplete (the summary says so and is made again if the
+#: record comes). Measured: a SQLite-backed server stored a 20,000-line run's last records ~50 s
+#: late, in batches; a run set Failed through the API never writes the record at all.
+LATE_QUIET_SECONDS = 20.0
 POLL_SECONDS = 0.2
 
 csv.field_size_limit(sys.maxsize)  # a traceback or a dumped payload can be megabytes
@@ -215,11 +220,13 @@ async def follow_logs(
     *,
     crashed: Iterable[str] = (),
     quiet_s: float = QUIET_SECONDS,
+    late_quiet_s: float = LATE_QUIET_SECONDS,
     poll_s: float = POLL_SECONDS,
 ) -> tuple[LogWait, RunLogs]:
     """Read every run's records as they are stored, until its logs are complete, at most
     ``max_wait_s`` seconds: its final-state marker is stored or, for the ``crashed`` runs and
-    runs with no record yet, no new record arrived for ``quiet_s``.
+    runs with no record yet, no new record arrived for ``quiet_s``. Any other run also stops
+    being waited for after ``late_quiet_s`` without a new record, but counts as incomplete.
 
     Returns how the wait went and the logs read. Nothing is lost to the cursor: a run whose
     server holds more records up to the cursor than were read is read again whole.
@@ -230,14 +237,17 @@ async def follow_logs(
     cursors = {run_id: _Cursor(run_id, Path(directory.name) / f"{run_id}.csv") for run_id in all_runs}
     source = "follow"
     may_be_quiet = set(crashed)
+    incomplete: list[_Cursor] = []  # ended by the long quiet rule, without their marker
     try:
         pending = list(cursors.values())
         while True:
             for cursor in pending:
                 await cursor.poll(client)
             now = time.monotonic()
-            pending = [c for c in pending if not c.marker and not (
-                (c.run_id in may_be_quiet or c.count == 0) and now - c.last_new >= quiet_s)]
+            quiet = [c for c in pending if not c.marker and now - c.last_new >= (
+                quiet_s if c.run_id in may_be_quiet or c.count == 0 else late_quiet_s)]
+            pending = [c for c in pending if not c.marker and c not in quiet]
+            incomplete.extend(c for c in quiet if c.run_id not in may_be_quiet and c.count)
             waited = now - started
             if not pending or waited >= max_wait_s:
                 break
@@ -253,8 +263,8 @@ async def follow_logs(
             cursor.close()
         directory.cleanup()
         raise
-    wait = LogWait(complete=not pending, waited_s=waited, run_ids=all_runs,
-                   incomplete_runs=[c.run_id for c in pending])
+    missing = [c.run_id for c in [*incomplete, *pending]]
+    wait = LogWait(complete=not missing, waited_s=waited, run_ids=all_runs, incomplete_runs=missing)
     files = {run_id: cursor.path for run_id, cursor in cursors.items()}
     return wait, RunLogs(files, directory, source, read_ms=(time.monotonic() - started) * 1000, line_count=lines)
 

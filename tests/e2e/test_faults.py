@@ -157,8 +157,9 @@ def test_the_database_lost_mid_run_leaves_nothing_half_written(faults: Faults, p
     try:
         run_id = faults.run_pipeline("vendor")
         # The summarizer holds its row and waits on the (slow) LLM, asked about this run: the row is
-        # pending, or already carries the provisional card (waiting for "pending" raced that).
-        wait_for(lambda: any(run_id in json.dumps(body) for body in faults.fake.completions()), 60)
+        # pending, or already carries the provisional card (waiting for "pending" raced that). The
+        # LLM slots a killed serve held in an earlier test come back only when their 60 s lease ends.
+        wait_for(lambda: any(run_id in json.dumps(body) for body in faults.fake.completions()), 150)
         assert _table_exists(admin, postgres_schema)
         login(False)  # the database goes away while the LLM answers
         runs = faults.wait_for_summarizers_done(run_id, timeout_s=90)

@@ -111,6 +111,12 @@ def test_a_failed_run_waits_for_its_final_record_and_says_when_it_did_not_come(p
             await client.create_logs([_record(run_id, datetime.now(timezone.utc), i) for i in range(3)])
             wait, logs = await follow_logs(client, [run_id], max_wait_s=2, quiet_s=0.2, poll_s=0.1)
             logs.close()
+            # A long silence ends the wait too (a run set Failed through the API never writes the
+            # record), but the logs stay incomplete.
+            silent, logs = await follow_logs(client, [run_id], max_wait_s=30, quiet_s=0.2, late_quiet_s=0.5,
+                                             poll_s=0.1)
+            logs.close()
+            assert not silent.complete and silent.waited_s < 10 and silent.incomplete_runs == [run_id]
 
             async def late() -> None:
                 await asyncio.sleep(1.0)
