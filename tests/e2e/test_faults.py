@@ -155,7 +155,9 @@ def test_the_database_lost_mid_run_leaves_nothing_half_written(faults: Faults, p
     faults.fake.default, faults.fake.slow_seconds = "slow", 6
     faults.start_serve("--reconcile-hours", "0")  # an earlier test's failures are not in this database
     try:
-        run_id = faults.run_pipeline("vendor")
+        # Not "vendor": an earlier test's vendor failures may still be summarized here, and an identical
+        # failure waits for their answer instead of asking the LLM about this run.
+        run_id = faults.run_pipeline("carrier")
         # The summarizer holds its row and waits on the (slow) LLM, asked about this run: the row is
         # pending, or already carries the provisional card (waiting for "pending" raced that). The
         # LLM slots a killed serve held in an earlier test come back only when their 60 s lease ends.

@@ -108,7 +108,9 @@ def test_a_failing_summarizer_does_not_trigger_itself(e2e) -> None:
 
         time.sleep(6)
         assert e2e.summarizer_runs(failed_summarizer) == []
-        assert len(e2e.summarizer_runs(run_id)) == 1
+        # The automation's own run for the failure, when it comes after the start at the event, is
+        # dropped by serve as soon as it sees it: one summarizer run is left.
+        wait_for(lambda: len(e2e.summarizer_runs(run_id)) == 1, 30)
     finally:
         e2e.delete_block("failure-insights-settings", "default")
 
