@@ -34,10 +34,14 @@ class PrefectServer:
         ```
     """
 
-    def __init__(self, home: Path, port: int | None = None, ui: bool = False) -> None:
+    def __init__(self, home: Path, port: int | None = None, ui: bool = False, *,
+                 database_url: str | None = None) -> None:
         self.home = Path(home).resolve()
         self.port = port or free_port()
         self.ui = ui
+        #: The server's own database (Prefect's production setup: PostgreSQL, e.g.
+        #: ``postgresql+asyncpg://postgres@127.0.0.1:5432/prefect``); SQLite in ``home`` without it.
+        self.database_url = database_url
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.home / "server.log"
 
@@ -70,6 +74,8 @@ class PrefectServer:
             "PREFECT_UI_ENABLED": "true" if self.ui else "false",
             "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
         }
+        if self.database_url:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.database_url
         env.pop("PREFECT_API_KEY", None)
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.process = subprocess.Popen(

@@ -1,0 +1,136 @@
+"""Scale-out on Prefect's own engine: a PostgreSQL-backed Prefect server (its documented production
+setup), two `failure-insights serve` replicas sharing it and a PostgreSQL summary store.
+
+Failures of three kinds, three each (identical failures of a kind share one LLM answer): every
+failure gets exactly one summary and one card, the LLM is asked once per distinct failure across
+both replicas; then one replica is killed while summaries are in flight, and the other summarizes
+every failure all the same.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_UI_URL, temporary_settings
+from sqlalchemy import create_engine, text
+
+from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
+from prefect_failure_insights.store.summaries import get_summary
+from prefect_failure_insights.testing.fake_llm import FakeLLM
+from prefect_failure_insights.testing.prefect_server import PrefectServer
+
+from .conftest import E2E, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+KINDS = ["vendor", "carrier", "subflow"]
+
+
+class Replicas(E2E):
+    """A PostgreSQL-backed server and the `serve` replicas the test starts and kills."""
+
+    replicas: dict[str, subprocess.Popen]
+    store_engine = None
+
+    def start(self, name: str, *options: str) -> None:
+        log = self.server.home / f"serve-{name}.log"
+        with open(log, "ab") as out:
+            self.replicas[name] = subprocess.Popen(
+                [sys.executable, "-m", "prefect_failure_insights.cli", "serve", "--poll-seconds", "1", "--no-batch",
+                 *options], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: self.replicas[name].poll() is not None
+                 or "Serving summaries" in log.read_text(errors="replace"), 90)
+        assert self.replicas[name].poll() is None, log.read_text()
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.replicas.pop(name, None)
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=30)
+
+    def final(self, run_ids: list[str]) -> dict | None:
+        found = {r: get_summary(self.store_engine, r) for r in run_ids}
+        return found if all(s is not None and s.status not in ("pending", "provisional") and s.delivery.artifact_id
+                            for s in found.values()) else None
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory: pytest.TempPathFactory, fake_llm_server: FakeLLM):
+    from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector
+
+    from tests.conftest import POSTGRES_URL
+
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"fi_prefect_{uuid.uuid4().hex[:8]}"
+    schema = f"fi_store_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = admin.url
+    server = PrefectServer(tmp_path_factory.mktemp("scale-out-home"),
+                           database_url=f"postgresql+asyncpg://{url.username}@{url.host}:{url.port}/{name}").start()
+    system = Replicas(server, fake_llm_server, server.home / "serve.log")
+    system.replicas = {}
+    store = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    system.store_engine = create_engine(store)
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: server.ui_url,
+                                         PREFECT_HOME: str(server.home)}):
+            system.save_block(LLMCredentials(base_url=fake_llm_server.url, model="fake-model", timeout=60,
+                                             max_retries=0), "default")
+            system.save_block(SqlAlchemyConnector(connection_info=ConnectionComponents(
+                driver=url.drivername, username=url.username, host=url.host, port=url.port, database=url.database,
+                query={"options": f"-csearch_path={schema}"})), "scale-out-store")
+            system.save_block(FailureInsightsSettings(database_block_name="scale-out-store"), "default")
+            yield system
+    finally:
+        for replica in list(system.replicas):
+            system.kill(replica)
+        system.store_engine.dispose()
+        server.stop()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.mark.timeout(900)
+def test_two_replicas_give_one_summary_per_failure_and_one_llm_call_per_distinct_failure(replicas, fake_llm) -> None:
+    replicas.start("a")
+    replicas.start("b")
+    asked = len(replicas.fake.completions())
+    with ThreadPoolExecutor(3) as pool:
+        failures = list(pool.map(replicas.run_pipeline, [k for k in KINDS for _ in range(3)]))
+    found = wait_for(lambda: replicas.final(failures), 300)
+    assert all(s.status == "llm" for s in found.values()), {r: s.status for r, s in found.items()}
+    for run_id in failures:
+        assert len(replicas.summary_artifacts(run_id)) == 1, run_id
+    # One LLM call per distinct failure across both replicas: the rest reuse its answer.
+    assert len(replicas.fake.completions()) - asked == len(KINDS)
+    assert sum(s.recurrence.cache_hit for s in found.values()) == len(failures) - len(KINDS)
+
+
+@pytest.mark.timeout(900)
+def test_a_replica_killed_mid_storm_loses_nothing(replicas, fake_llm) -> None:
+    for name in ("a", "b"):
+        if name not in replicas.replicas:
+            replicas.start(name)
+    with replicas.store_engine.begin() as conn:  # asked afresh, not answered from the first test's cache
+        conn.execute(text("DELETE FROM failure_fingerprints"))
+    replicas.fake.default, replicas.fake.slow_seconds = "slow", 20  # answers in flight when "a" dies
+    with ThreadPoolExecutor(3) as pool:
+        failures = list(pool.map(replicas.run_pipeline, ["vendor", "carrier", "subflow", "vendor", "carrier",
+                                                         "subflow"]))
+    replicas.kill("a")
+    replicas.fake.reset()
+    # The survivor's reconciler replaces the dead replica's summarizers (their lease runs out in 30 s).
+    found = wait_for(lambda: replicas.final(failures), 420)
+    assert set(found) == set(failures)
+    for run_id in failures:
+        assert len(replicas.summary_artifacts(run_id)) == 1, run_id
