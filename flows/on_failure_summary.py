@@ -204,11 +204,16 @@ async def answer_again(run: SummarizerRun, waited: LogWait) -> Stored | None:
     when they did not come (the summary keeps saying its logs were incomplete)."""
     if run.settings.late_log_wait_seconds <= 0:
         return None
-    now = await wait_for_final_records(run, waited)
-    if not now.complete:
+    try:
+        now = await wait_for_final_records(run, waited)
+        if not now.complete:
+            return None
+        summary = await find_similar_failures(run, await final_answer(run, now, await read_run_logs(now.run_ids)))
+        return await deliver(run, summary, "updated")
+    except Exception as exc:  # noqa: BLE001 - the summary delivered stands, and says its logs were incomplete
+        get_run_logger().warning("The summary was not made again from the complete logs (%s: %s); "
+                                 "`failure-insights summary create --regenerate` makes it.", type(exc).__name__, exc)
         return None
-    summary = await find_similar_failures(run, await final_answer(run, now, await read_run_logs(now.run_ids)))
-    return await deliver(run, summary, "updated")
 
 
 async def deliver(run: SummarizerRun, summary: Summary, action: EventAction) -> Stored:
