@@ -316,7 +316,7 @@ def render_text(summary: Summary) -> str:
     if a.additional_answers:
         lines += ["Answers to your questions:", *[f"  - {x}" for x in a.additional_answers]]
     v = summary.verification
-    if v.checked:
+    if v.checked and summary.status == "llm":  # a model's answer is checked; the deterministic one cites itself
         held = sum(c.verified for c in v.claims)
         lines += [f"Evidence: {a.evidence_status}; citations checked: {held} of {len(v.claims)} claims hold"
                   + (f" (confidence capped from {v.confidence_capped_from:.0%})" if v.confidence_capped_from else ""),
