@@ -79,7 +79,6 @@ def mapped() -> None:
 
 @task
 async def load(target: str) -> None:
-    await asyncio.sleep(0.1)
     if target == "carrier":
         raise ConnectionError("carrier api refused connection on port 443")
     raise ValueError(f"{target}: schema drift")
