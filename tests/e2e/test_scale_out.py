@@ -4,7 +4,9 @@ setup), two `failure-insights serve` replicas sharing it and a PostgreSQL summar
 Failures of three kinds, three each (identical failures of a kind share one LLM answer): every
 failure gets exactly one summary and one card, the LLM is asked once per distinct failure across
 both replicas; then one replica is killed while summaries are in flight, and the other summarizes
-every failure all the same.
+every failure all the same. Last, the replicas gone, the documented worker path: `prefect deploy
+--all` from prefect.yaml to a process work pool, `failure-insights automation install`, and two
+`prefect worker start` processes that execute the summaries.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_UI_URL, temporary_settings
@@ -58,6 +61,19 @@ class Replicas(E2E):
         found = {r: get_summary(self.store_engine, r) for r in run_ids}
         return found if all(s is not None and s.status not in ("pending", "provisional") and s.delivery.artifact_id
                             for s in found.values()) else None
+
+    def wait_final(self, run_ids: list[str], timeout_s: float) -> dict:
+        """Every run's final summary; on timeout, a failure that says where each one stands and
+        what the replicas and the server logged (CI keeps nothing else)."""
+        try:
+            return wait_for(lambda: self.final(run_ids), timeout_s)
+        except pytest.fail.Exception:
+            found = {r: get_summary(self.store_engine, r) for r in run_ids}
+            where = {r: (s.status, bool(s.delivery.artifact_id)) if s else None for r, s in found.items()}
+            logs = "\n".join(f"--- {path.name} (last 60 lines)\n" + "\n".join(
+                path.read_text(errors="replace").splitlines()[-60:])
+                for path in sorted(self.server.home.glob("*.log")))
+            pytest.fail(f"not every summary final within {timeout_s:.0f}s: {where}\n{logs}")
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +123,7 @@ def test_two_replicas_give_one_summary_per_failure_and_one_llm_call_per_distinct
     asked = len(replicas.fake.completions())
     with ThreadPoolExecutor(3) as pool:
         failures = list(pool.map(replicas.run_pipeline, [k for k in KINDS for _ in range(3)]))
-    found = wait_for(lambda: replicas.final(failures), 300)
+    found = replicas.wait_final(failures, 300)
     assert all(s.status == "llm" for s in found.values()), {r: s.status for r, s in found.items()}
     for run_id in failures:
         assert len(replicas.summary_artifacts(run_id)) == 1, run_id
@@ -130,7 +146,49 @@ def test_a_replica_killed_mid_storm_loses_nothing(replicas, fake_llm) -> None:
     replicas.kill("a")
     replicas.fake.reset()
     # The survivor's reconciler replaces the dead replica's summarizers (their lease runs out in 30 s).
-    found = wait_for(lambda: replicas.final(failures), 420)
+    found = replicas.wait_final(failures, 420)
     assert set(found) == set(failures)
     for run_id in failures:
         assert len(replicas.summary_artifacts(run_id)) == 1, run_id
+
+
+@pytest.mark.timeout(900)
+def test_process_workers_run_the_prefect_yaml_deployments_and_summarize_every_failure(replicas, fake_llm,
+                                                                                        tmp_path) -> None:
+    import shutil
+
+    for name in list(replicas.replicas):
+        replicas.kill(name, signal.SIGTERM)
+    shutil.copy(Path(__file__).resolve().parents[2] / "prefect.yaml", tmp_path / "prefect.yaml")
+    env = {**replicas.env, "PREFECT_CLI_PROMPT": "false", "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    prefect = [sys.executable, "-m", "prefect"]
+    for command in (["work-pool", "create", "failure-insights", "--type", "process", "--overwrite"],
+                    ["--no-prompt", "deploy", "--all"]):
+        done = subprocess.run([*prefect, *command], env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert replicas.cli("automation", "install").returncode == 0
+    workers = []
+    try:
+        for name in ("w1", "w2"):
+            log = replicas.server.home / f"worker-{name}.log"
+            with open(log, "ab") as out:
+                workers.append(subprocess.Popen([*prefect, "worker", "start", "--pool", "failure-insights",
+                                                 "--name", name], env=env, cwd=tmp_path, stdout=out,
+                                                stderr=subprocess.STDOUT, start_new_session=True))
+        with ThreadPoolExecutor(3) as pool:
+            failures = list(pool.map(replicas.run_pipeline, KINDS))
+        found = replicas.wait_final(failures, 300)
+        assert all(s.status == "llm" for s in found.values()), {r: s.status for r, s in found.items()}
+        for run_id in failures:
+            assert len(replicas.summary_artifacts(run_id)) == 1, run_id
+            (summarizer,) = [r for r in replicas.summarizer_runs(run_id) if r.state and r.state.is_completed()]
+            # Executed by a worker of the pool, not by a `serve` replica.
+            assert summarizer.work_pool_name == "failure-insights", summarizer
+    finally:
+        for worker in workers:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
