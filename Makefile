@@ -1,5 +1,6 @@
 # The two quick-start commands: `make demo` and `make test`.
 # Both create ./.venv and install what they need on first use.
+# CI (.ci/run) runs three lanes: `make test` (pinned), `make test-latest`, `make test-client`.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -12,7 +13,21 @@ TEST_WORKERS ?= 2
 # build: once is enough to know, so the builds here leave it out.
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
-.PHONY: demo test test-live docs install install-dev install-live bench lock clean
+# The latest lane's venv: the newest versions the package index gives within pyproject.toml's
+# ranges, no constraints.txt.
+LATEST_VENV ?= .venv-latest
+# The latest lane's tests: the unit tests and the end-to-end tests marked `core` (a real
+# `prefect server start`, serve summarizing a failure, the start at the event, the batch flow).
+# The marker is the only list: add `@pytest.mark.core` to a test to put it in the lane.
+LATEST_TESTS := not e2e or core
+# The latest lane prints these packages' resolved versions first.
+LATEST_SHOWN := prefect prefect-sqlalchemy httpx openai pydantic fastapi
+# The prefect-client smoke's venv: `prefect-client` (Prefect without its server), not `prefect`.
+CLIENT_VENV ?= .venv-client
+LATEST_PIP := $(LATEST_VENV)/bin/python -m pip --disable-pip-version-check -q
+CLIENT_PIP := $(CLIENT_VENV)/bin/python -m pip --disable-pip-version-check -q
+
+.PHONY: demo test test-latest test-client test-live docs install install-dev install-live bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +67,30 @@ test: install-dev
 	$(MKDOCS) build --strict --quiet --site-dir $(VENV)/site
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
+## The latest lane: the newest Prefect and dependencies (no constraints.txt, re-upgraded on every
+## run), then the unit tests and the `core` end-to-end tests. No docs build: the pinned lane does it.
+test-latest:
+	test -x $(LATEST_VENV)/bin/python || $(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_PIP) install --upgrade pip
+	$(LATEST_PIP) install --upgrade --upgrade-strategy eager -e '.[dev]'
+	@$(LATEST_VENV)/bin/python -c 'import sys, importlib.metadata as m; \
+	  print("Latest lane:", ", ".join(f"{d} {m.version(d)}" for d in sys.argv[1:]), flush=True)' $(LATEST_SHOWN)
+	$(LATEST_VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m '$(LATEST_TESTS)' $(PYTEST_ARGS)
+
+## The prefect-client smoke: a new venv with `prefect-client` (not `prefect`), the plugin and
+## prefect-sqlalchemy installed --no-deps (prefect-sqlalchemy requires all of `prefect`), their other
+## requirements (newest), then serve's request path imported: no `prefect.server` (tests/client_smoke.py).
+test-client:
+	rm -rf $(CLIENT_VENV)
+	$(PYTHON) -m venv $(CLIENT_VENV)
+	$(CLIENT_PIP) install --upgrade pip
+	$(CLIENT_PIP) install --no-deps -e .
+	$(CLIENT_VENV)/bin/python tests/client_smoke.py --integrations > $(CLIENT_VENV)/integrations.txt
+	$(CLIENT_PIP) install --no-deps -r $(CLIENT_VENV)/integrations.txt
+	$(CLIENT_VENV)/bin/python tests/client_smoke.py --requirements > $(CLIENT_VENV)/requirements.txt
+	$(CLIENT_PIP) install prefect-client -r $(CLIENT_VENV)/requirements.txt
+	$(CLIENT_VENV)/bin/python tests/client_smoke.py --require-client
+
 ## Contract tests against real models: a local llama.cpp server (and OpenAI when OPENAI_API_KEY is set).
 test-live: $(VENV)/.installed-live
 	$(BIN)/python -m pytest --live tests/live $(PYTEST_ARGS)
@@ -81,4 +120,4 @@ lock: install-dev
 	$(PIP) freeze --exclude-editable | grep -v '^prefect-failure-insights' > constraints.txt
 
 clean:
-	rm -rf $(VENV) .failure-insights-demo .pytest_cache
+	rm -rf $(VENV) $(LATEST_VENV) $(CLIENT_VENV) .failure-insights-demo .pytest_cache

@@ -22,6 +22,7 @@ from .conftest import wait_for
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.core
 def test_each_failure_has_one_summarizer_run_started_at_its_event(e2e) -> None:
     started = datetime.now(timezone.utc)
     failures = [e2e.run_pipeline("vendor") for _ in range(2)]

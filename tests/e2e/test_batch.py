@@ -32,6 +32,7 @@ def _by_run_name(result) -> dict:
     return {row.error.run.name: row for row in result.rows}
 
 
+@pytest.mark.core
 def test_a_window_is_classified_reported_and_re_runs_change_nothing(batch) -> None:
     start = _window()
     batch.seed(MIX)

@@ -142,6 +142,7 @@ def test_automation_commands_are_idempotent_and_doctor_reports(e2e) -> None:
     assert doctor.returncode == 1 and "rejected the API key" in doctor.stdout
 
 
+@pytest.mark.core
 def test_serve_schedules_batch_insights_and_executes_its_runs(e2e) -> None:
     """`failure-insights serve` (started by the fixture) also serves the daily batch deployment."""
     from prefect.deployments import run_deployment

@@ -27,6 +27,7 @@ def _no_secrets(text: str) -> None:
         assert secret not in text
 
 
+@pytest.mark.core
 def test_failed_run_gets_an_artifact_and_one_row_without_secrets(e2e) -> None:
     run_id = e2e.run_pipeline("vendor")
     engine = e2e.sqlite_engine()
