@@ -47,6 +47,7 @@ Category: {{ event.payload.category }}, {{ event.payload.transience | lower }}, 
 confidence {{ (event.payload.confidence * 100) | round | int }}%\
 {% if event.payload.auto_retries %}, retried automatically {{ event.payload.auto_retries }} time(s){% endif %}
 {% if event.payload.similar_count %}Seen before: similar to {{ event.payload.similar_count }} earlier failure(s) in {{ event.payload.similar_flows | join(", ") }}.
+{% endif %}{% if event.payload.history %}What ended them: {{ event.payload.history }}
 {% endif %}
 What happened: {{ event.payload.what_happened }}
 

@@ -55,7 +55,7 @@ STAGES = {
     "read-external-logs": "reads", "build-evidence": "evidence", "provisional-summary": "analysis",
     "load-llm": "setup", "analyze-failure": "analysis", "store-summary": "delivery",
     "publish-artifact": "delivery", "record-artifact": "delivery", "release-summary": "delivery",
-    "emit-summary-event": "delivery", "find-similar-failures": "analysis",
+    "emit-summary-event": "delivery", "find-similar-failures": "analysis", "recall-resolutions": "analysis",
 }
 
 

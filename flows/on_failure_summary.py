@@ -8,7 +8,7 @@
              -> evidence -> deterministic analysis -> deliver (provisional)
       -> final answer: run, subflows, task runs ║ last good run -> other systems' logs
            -> evidence (condensed, redacted) -> analysis (LLM, else deterministic; citations
-              checked) -> similar earlier failures
+              checked) -> similar earlier failures -> what ended them (a retry, a change)
       -> deliver: row -> markdown artifact on the failed run -> its id in the row
            -> `failure-insights.summary.created|updated` event (notifications and retries act on it)
       -> one record at the end of the failed run's logs: where its summary is
@@ -35,6 +35,7 @@ from prefect_failure_insights.tasks.analysis import (
     build_evidence,
     find_similar_failures,
     provisional_summary,
+    recall_resolutions,
 )
 from prefect_failure_insights.tasks.claims import claim_summary, holding, release_summary
 from prefect_failure_insights.tasks.delivery import (
@@ -135,7 +136,7 @@ async def summarize_failure(
         async with holding(run):
             try:
                 (waited, logs), first_delivered = await follow_logs_while_answering_first(run)
-                summary = await find_similar_failures(run, await final_answer(run, waited, logs))
+                summary = await final_summary(run, waited, logs)
             except BaseException:
                 await release_summary(run)
                 raise
@@ -181,6 +182,11 @@ async def provisional_answer(run: SummarizerRun) -> bool:
     return stored.action != "lost"
 
 
+async def final_summary(run: SummarizerRun, waited: LogWait, logs: "RunLogs") -> Summary:
+    """The final answer -> similar earlier failures -> what ended them."""
+    return await recall_resolutions(run, await find_similar_failures(run, await final_answer(run, waited, logs)))
+
+
 async def final_answer(run: SummarizerRun, waited: LogWait, logs: "RunLogs") -> Summary:
     """Every log line, read -> the run, its failed subflows and task runs ║ its last good run
     -> other systems' logs -> evidence -> analysis."""
@@ -208,7 +214,7 @@ async def answer_again(run: SummarizerRun, waited: LogWait) -> Stored | None:
         now = await wait_for_final_records(run, waited)
         if not now.complete:
             return None
-        summary = await find_similar_failures(run, await final_answer(run, now, await read_run_logs(now.run_ids)))
+        summary = await final_summary(run, now, await read_run_logs(now.run_ids))
         return await deliver(run, summary, "updated")
     except Exception as exc:  # noqa: BLE001 - the summary delivered stands, and says its logs were incomplete
         get_run_logger().warning("The summary was not made again from the complete logs (%s: %s); "

@@ -1,5 +1,5 @@
 """The tasks that turn what was read into an answer: evidence, the provisional and the final
-analysis, similar earlier failures (`evidence.builder`, `analysis`)."""
+analysis, similar earlier failures and what ended them (`evidence.builder`, `analysis`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.logging import get_run_logger
 
-from prefect_failure_insights.analysis import compose, similarity
+from prefect_failure_insights.analysis import compose, history, similarity
 from prefect_failure_insights.analysis.categorize import Categorizer, workspace_categorizer
 from prefect_failure_insights.analysis.training import stored_model
 from prefect_failure_insights.evidence import builder
@@ -20,6 +20,7 @@ from prefect_failure_insights.exceptions import StorageError
 from prefect_failure_insights.lifecycle.context import SummarizerRun
 from prefect_failure_insights.models import Baseline, Evidence, FailedRun, LogLine, LogSection, Summary
 from prefect_failure_insights.prefect_api import runs
+from prefect_failure_insights.reporting.history import describe_history
 
 
 @task(name="build-evidence", cache_policy=NO_CACHE)
@@ -85,3 +86,18 @@ async def find_similar_failures(run: SummarizerRun, summary: Summary) -> Summary
     if found.count:
         get_run_logger().info("Similar to %d earlier failure(s) in %s", found.count, ", ".join(found.flows))
     return summary.model_copy(update={"similar": found})
+
+
+@task(name="recall-resolutions", cache_policy=NO_CACHE)
+async def recall_resolutions(run: SummarizerRun, summary: Summary) -> Summary:
+    """The summary with what ended each of its most similar earlier failures (a retry, the
+    deployment's next run after a change, nothing yet); unchanged when Prefect cannot tell."""
+    try:
+        async with get_client() as client:
+            recalled = await history.recall_resolutions(run.database, client, summary)
+    except Exception as exc:  # noqa: BLE001 - an API error must not cost the summary
+        get_run_logger().warning("What ended the similar failures was not read (%s: %s)", type(exc).__name__, exc)
+        return summary
+    if said := describe_history(recalled.similar.history):
+        get_run_logger().info("%s", said)
+    return recalled

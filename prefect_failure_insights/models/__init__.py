@@ -9,6 +9,7 @@ the `EvidenceRef` it rests on and its `Delivery`; a batch row (`ClassifiedError`
 
 from prefect_failure_insights.models.analysis import (
     Citation,
+    Resolution,
     SimilarFailures,
     SimilarRun,
     Citations,
@@ -75,5 +76,5 @@ __all__ = [
     "Classification", "ClassificationUsage", "ClassifiedError", "Correction", "Delivery", "ErrorItem", "EventAction", "Evidence",
     "EvidenceRef", "FailedRun", "FailureAnalysis", "FailureError", "Filters", "FlowRunInfo", "LLMUsage", "LogLine",
     "LogSection", "LogWait", "OutcomeAction", "Reconciled", "RetryOutcome", "PartitionRun", "Recurrence", "Summary", "Stored", "SummaryOutcome", "SummaryStatus", "Target",
-    "TaskRunInfo", "Citation", "SimilarFailures", "SimilarRun", "Citations", "ClaimCheck", "EvidenceStatus", "Verification", "TRANSIENCE_GUIDE", "Transience", "parse_transience", "WindowFailures", "level_name", "parse_category", "failed_runs", "resolve_window", "utc", "Progress", "Redacted", "bounded", "FLAG", "LLMEndpoint", "redacted_with",
+    "TaskRunInfo", "Citation", "Resolution", "SimilarFailures", "SimilarRun", "Citations", "ClaimCheck", "EvidenceStatus", "Verification", "TRANSIENCE_GUIDE", "Transience", "parse_transience", "WindowFailures", "level_name", "parse_category", "failed_runs", "resolve_window", "utc", "Progress", "Redacted", "bounded", "FLAG", "LLMEndpoint", "redacted_with",
 ]

@@ -351,8 +351,39 @@ class SimilarRun(BaseModel):
     failed_at: datetime | None = None
 
 
+#: What ended an earlier similar failure: the same run retried and completed, the deployment's next run
+#: completed, or nothing yet (``open``); ``unknown`` when its run is gone from the server.
+ResolutionOutcome = Literal["retry", "next_run", "open", "unknown"]
+
+
+class Resolution(BaseModel):
+    """What happened after one earlier similar failure (`prefect_api.history`)."""
+
+    flow_run_id: str
+    failed_at: datetime | None = None
+    outcome: ResolutionOutcome
+    automatic: bool = Field(default=False, description="The retry that fixed it was failure-insights' own.")
+    resolved_at: datetime | None = Field(default=None, description="When the run that completed ended.")
+    resolved_by_run_id: str | None = Field(default=None, description="The deployment's run that completed.")
+    changes: list[Redacted] = Field(default_factory=list, description=(
+        "What differed in the run that completed: deployment or flow version, parameter names, job variables, "
+        "work queue (never parameter values)."))
+    correction: Redacted | None = Field(default=None, description="The team's correction of its category.")
+
+    @property
+    def fixed(self) -> bool:
+        return self.outcome in ("retry", "next_run")
+
+    @property
+    def after_s(self) -> float | None:
+        """Seconds from the failure to the run that completed."""
+        if self.resolved_at is None or self.failed_at is None:
+            return None
+        return max(0.0, (self.resolved_at - self.failed_at).total_seconds())
+
+
 class SimilarFailures(BaseModel):
-    """Earlier failures near-identical to this one, in any flow or deployment."""
+    """Earlier failures near-identical to this one, in any flow or deployment, and what ended them."""
 
     checked: bool = Field(default=False, description="Whether the lookup ran (it needs the database).")
     count: int = 0
@@ -360,6 +391,8 @@ class SimilarFailures(BaseModel):
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     most_similar: list[SimilarRun] = Field(default_factory=list)
+    history: list[Resolution] = Field(default_factory=list, description=(
+        "What happened after each of the most similar earlier failures, newest first (empty: not looked up)."))
 
 
 class AnalysisResult(BaseModel):

@@ -36,6 +36,7 @@ from prefect_failure_insights.defaults import (
     SUMMARY_RESOURCE_PREFIX,
     SUMMARY_UPDATED_EVENT,
 )
+from prefect_failure_insights.reporting.history import describe_history
 from prefect_failure_insights.models import EventAction, Summary
 from prefect_failure_insights.redaction import Redactor
 from prefect_failure_insights.reporting.markdown import message
@@ -103,6 +104,8 @@ def summary_event(summary: Summary, action: EventAction, summarizer_id: str | No
         "auto_retries": run.auto_retries,
         "similar_count": summary.similar.count,
         "similar_flows": [_safe(f, 100) for f in summary.similar.flows[:5]],
+        "history": _safe(said, EVENT_TEXT_CHARS) if (said := describe_history(summary.similar.history)) else None,
+        "fixed_by_retry": sum(r.outcome == "retry" for r in summary.similar.history),
         "run_url": run_url(run.id),
         "artifact_id": summary.delivery.artifact_id,
         "artifact_url": artifact_url(summary.delivery.artifact_id),

@@ -10,6 +10,7 @@ from prefect_failure_insights.defaults import (
     SUMMARY_ARTIFACT_PREFIX,
     WRAP_WIDTH,
 )
+from prefect_failure_insights.reporting.history import describe_history
 from prefect_failure_insights.models import Citation, Summary
 from prefect_failure_insights.redaction import inert
 from prefect_failure_insights.reporting import markdown as md
@@ -146,8 +147,10 @@ def similar_line(summary: Summary) -> str | None:
         url = artifact_url(other.artifact_id)
         label = md.link(other.title, url) if url else md.text(other.title)
         links.append(f"{label} ({md.code(other.flow_name)}, {other.similarity:.0%} similar)")
+    said = describe_history(sim.history)
     return (f"**Similar to {sim.count} earlier failure(s)** (flows {flows}; {when})"
-            + (": " + "; ".join(links) if links else "") + ".")
+            + (": " + "; ".join(links) if links else "") + "."
+            + (f"\n\n**What ended them:** {md.text(said)}" if said else ""))
 
 
 def wrap_lines(text: str, width: int = WRAP_WIDTH) -> str:
@@ -325,6 +328,8 @@ def render_text(summary: Summary) -> str:
         lines += ["Open questions:", *[f"  - {q}" for q in a.open_questions]]
     if summary.similar.count:
         lines.append(f"Similar to {summary.similar.count} earlier failure(s) in {', '.join(summary.similar.flows)}")
+        if said := describe_history(summary.similar.history):
+            lines.append(f"What ended them: {said}")
     return inert("\n".join(lines))
 
 

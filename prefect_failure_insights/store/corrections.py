@@ -36,3 +36,13 @@ def error_of_run(engine: Engine, run_id: str) -> tuple[str, str | None] | None:
             .where(batch_errors.c.flow_run_id == run_id).order_by(batch_errors.c.created_at.desc())
         ).first()
     return (row.error_text, row.exception_type) if row is not None else None
+
+
+def corrections_of_runs(engine: Engine, run_ids: list[str]) -> dict[str, str]:
+    """The team's latest category for each of these runs it corrected: run id -> category."""
+    if not run_ids:
+        return {}
+    with guard(engine, "read the corrections"), engine.connect() as conn:
+        rows = conn.execute(select(corrections.c.flow_run_id, corrections.c.category)
+                            .where(corrections.c.flow_run_id.in_(run_ids)).order_by(corrections.c.created_at))
+        return {r.flow_run_id: r.category for r in rows}

@@ -129,6 +129,27 @@ def test_the_notification_template_renders_the_summary_with_prefects_own_rendere
     assert "Provisional" not in body
     provisional = render_user_template_sync(notify.BODY, {"event": summary_event(_summary("provisional"), "created")})
     assert "Provisional summary (the final one follows)." in provisional
+    assert "What ended them" not in body
+
+
+def test_the_notification_says_what_ended_the_similar_failures() -> None:
+    from datetime import timedelta
+
+    from prefect.server.utilities.user_templates import render_user_template_sync
+
+    from prefect_failure_insights.models import Resolution, SimilarFailures
+
+    at = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+    history = [Resolution(flow_run_id=f"r{i}", failed_at=at, outcome="retry", automatic=True,
+                          resolved_at=at + timedelta(minutes=3)) for i in range(2)]
+    summary = _summary()
+    summary = summary.model_copy(update={"similar": SimilarFailures(checked=True, count=2, flows=["nightly-orders"],
+                                                                    history=history)})
+    event = summary_event(summary, "updated")
+    assert event.payload["fixed_by_retry"] == 2
+    body = render_user_template_sync(notify.BODY, {"event": event})
+    assert ("What ended them: Twice before; each time a retry fixed it (failure-insights' automatic retry), last on "
+            "2026-12-01 09:03 UTC, 3 min after it failed.") in body
 
 
 def test_reinstalling_the_same_automation_is_a_no_op_whatever_the_set_order() -> None:
