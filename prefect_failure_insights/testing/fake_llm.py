@@ -75,6 +75,8 @@ class FakeLLM(LocalHTTPServer):
         self._script: deque[str] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()  # set by reset(): a slow answer still pending is sent now
+        self.in_flight = 0  # chat requests received and not yet answered
+        self.max_in_flight = 0  # the most at once since the last reset
 
     # -- control ---------------------------------------------------------------------
     def script(self, *behaviours: str) -> FakeLLM:
@@ -90,6 +92,7 @@ class FakeLLM(LocalHTTPServer):
             self.answer = dict(DEFAULT_ANSWER)
             self._wake.set()
             self._wake = threading.Event()
+            self.max_in_flight = self.in_flight
         return self
 
     @property
@@ -114,10 +117,16 @@ class FakeLLM(LocalHTTPServer):
             self.requests.append({"path": request.path, "headers": dict(request.headers), "body": body,
                                   "at": time.time()})
             behaviour = self._script.popleft() if self._script else self.default
-        if request.path.split("?")[0].endswith("/messages"):
-            self._respond_anthropic(request.send, behaviour, body)
-        else:
-            self._respond(request.send, behaviour, body)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if request.path.split("?")[0].endswith("/messages"):
+                self._respond_anthropic(request.send, behaviour, body)
+            else:
+                self._respond(request.send, behaviour, body)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     # -- behaviours ------------------------------------------------------------------
     def _completion(self, content: str, finish_reason: str = "stop", body: dict | None = None) -> dict:

@@ -99,6 +99,9 @@ async def seed_failure(client: PrefectClient, name: str, i: int = 0, cache: dict
     else:
         logs.append(LogCreate(name="prefect.flow_runs", level=40, message=message, timestamp=now, flow_run_id=run.id))
         state = Crashed(message=message)
+    # The record Prefect's flow engine writes last, which tells a reader the run's logs are complete.
+    logs.append(LogCreate(name="prefect.flow_runs", level=40, message=f"Finished in state {state.type.value.title()}"
+                          f"({state.message!r})", timestamp=now, flow_run_id=run.id))
     await client.create_logs(logs)
     await client.set_flow_run_state(run.id, state, force=True)
     return str(run.id)
