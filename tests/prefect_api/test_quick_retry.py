@@ -50,3 +50,37 @@ def test_a_server_that_stays_busy_is_left_to_the_clients_own_retries() -> None:
     with Locked(busy=5) as server:
         response, took = _post(server.base_url)
     assert response.status_code == 201 and server.calls == 6 and took >= 1.5
+
+
+class Guarded(LocalHTTPServer):
+    """A server with CSRF protection on (`PREFECT_SERVER_CSRF_PROTECTION_ENABLED`), or Prefect Cloud's
+    rate limit: what the client's own wrapper handles, so `promptly` must leave such answers to it."""
+
+    def __init__(self, rate_limited: int = 0) -> None:
+        super().__init__()
+        self.rate_limited = rate_limited
+        self.calls: list[dict] = []
+
+    def handle(self, request) -> None:
+        if "csrf-token" in request.path:
+            return request.send(200, {"token": "tok", "client": "c", "expiration": "2099-01-01T00:00:00Z"})
+        self.calls.append(dict(request.headers))
+        if request.headers.get("Prefect-Csrf-Token") != "tok":
+            return request.send(403, {"detail": "Invalid CSRF token"})
+        if self.rate_limited:
+            self.rate_limited -= 1
+            return request.send(429, {"detail": "slow down"}, headers={"Retry-After": "1"})
+        return request.send(201, {"id": "made"})
+
+
+def test_a_csrf_protected_server_gets_its_token_through_the_clients_wrapper() -> None:
+    with Guarded() as server:
+        response, _ = _post(server.base_url)
+    assert response.status_code == 201
+    assert [c.get("Prefect-Csrf-Token") for c in server.calls] == [None, "tok"]  # asked once bare, then the wrapper
+
+
+def test_a_rate_limit_waits_as_retry_after_says() -> None:
+    with Guarded(rate_limited=1) as server:
+        response, took = _post(server.base_url)
+    assert response.status_code == 201 and took >= 1.0 and len(server.calls) == 3
