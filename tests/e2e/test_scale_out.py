@@ -24,6 +24,7 @@ from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_UI_URL, temp
 from sqlalchemy import create_engine, text
 
 from prefect_failure_insights.blocks import FailureInsightsSettings, LLMCredentials
+from prefect_failure_insights.store.migrations import ensure_schema
 from prefect_failure_insights.store.summaries import get_summary
 from prefect_failure_insights.testing.fake_llm import FakeLLM
 from prefect_failure_insights.testing.prefect_server import PrefectServer
@@ -95,6 +96,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, fake_llm_server: FakeLLM)
     system.replicas = {}
     store = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     system.store_engine = create_engine(store)
+    ensure_schema(system.store_engine)  # the tests read it before any summarizer has written to it
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: server.ui_url,
                                          PREFECT_HOME: str(server.home)}):
@@ -192,3 +194,30 @@ def test_process_workers_run_the_prefect_yaml_deployments_and_summarize_every_fa
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(worker.pid, signal.SIGKILL)
+
+
+@pytest.mark.timeout(300)
+def test_the_reconcile_pass_deletes_what_is_past_its_retention_and_nothing_else(replicas) -> None:
+    """Retention end to end: `failure-insights summary reconcile` (what cron or the reconcile-summaries
+    deployment runs) against the PostgreSQL-backed server and store, with the default 90 days."""
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import func, select
+
+    from prefect_failure_insights.store.tables import summaries
+    from tests.store.test_retention import _summaries
+
+    def count() -> int:
+        with replicas.store_engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(summaries)).scalar()
+
+    recent = count()
+    assert recent >= len(KINDS)  # the summaries the tests before made, minutes ago
+    old = _summaries(replicas.store_engine, 3, made=datetime.now(timezone.utc) - timedelta(days=400), first=900)
+    done = replicas.cli("summary", "reconcile", "--hours", "1", "--format", "json", timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["deleted"]["failure_summaries"] == len(old)
+    with replicas.store_engine.connect() as conn:
+        left = set(conn.execute(select(summaries.c.flow_run_id)).scalars())
+    assert not left & set(old) and count() == recent  # (a held row, a pattern in use: tests/store/test_retention.py)
