@@ -18,7 +18,7 @@ from prefect_failure_insights.defaults import ANSWER_LIST_MAX
 from prefect_failure_insights.exceptions import StorageError
 from prefect_failure_insights.models import FailureAnalysis, Resolution, Summary, Transience
 from prefect_failure_insights.prefect_api.history import resolution_history
-from prefect_failure_insights.reporting.history import resolved_on
+from prefect_failure_insights.reporting.history import latest, resolved_on
 from prefect_failure_insights.store import Database
 from prefect_failure_insights.store.corrections import corrections_of_runs
 
@@ -29,12 +29,12 @@ def history_fix(history: list[Resolution]) -> str | None:
     retries = [r for r in known if r.outcome == "retry"]
     changed = [r for r in known if r.outcome == "next_run" and r.changes]
     if changed:
-        last = max(changed, key=lambda r: r.resolved_at.timestamp() if r.resolved_at else 0.0)
+        last = latest(changed)
         return (f"Check for the change that ended the last similar failure: the deployment's next run completed "
                 f"after {'; '.join(last.changes)} (on {resolved_on(last)}).")
     if retries and len(retries) == len(known):
         return (f"Retry the run: a retry fixed each of the last {len(retries)} similar failure(s), last on "
-                f"{resolved_on(max(retries, key=lambda r: r.resolved_at.timestamp() if r.resolved_at else 0.0))}.")
+                f"{resolved_on(latest(retries))}.")
     return None
 
 

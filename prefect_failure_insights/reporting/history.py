@@ -18,6 +18,11 @@ def resolved_on(r: Resolution) -> str:
     return f"{r.resolved_at:%Y-%m-%d %H:%M} UTC" if r.resolved_at else "an unknown date"
 
 
+def latest(history: list[Resolution]) -> Resolution:
+    """The one that ended last (a resolution without a date counts as the oldest)."""
+    return max(history, key=lambda r: r.resolved_at.timestamp() if r.resolved_at else 0.0)
+
+
 def _after(r: Resolution) -> str:
     s = r.after_s
     if s is None:
@@ -33,15 +38,14 @@ def describe_history(history: list[Resolution]) -> str | None:
     retries = [r for r in known if r.outcome == "retry"]
     nexts = [r for r in known if r.outcome == "next_run"]
     still = [r for r in known if r.outcome == "open"]
-    fixed = sorted(retries + nexts, key=lambda r: r.resolved_at.timestamp() if r.resolved_at else 0.0)
     head = f"{_times(len(known)).capitalize()} before"
     if len(retries) == len(known):
         who = " (failure-insights' automatic retry)" if all(r.automatic for r in retries) else ""
-        text = f"{head}; each time a retry fixed it{who}, last on {resolved_on(fixed[-1])}{_after(fixed[-1])}"
+        text = f"{head}; each time a retry fixed it{who}, last on {resolved_on(latest(retries))}{_after(latest(retries))}"
     elif len(nexts) == len(known) and not any(r.changes for r in nexts):
         text = (f"{head}; each time the deployment's next run completed with nothing changed, last on "
-                f"{resolved_on(fixed[-1])}")
-    elif not fixed:
+                f"{resolved_on(latest(nexts))}")
+    elif not retries and not nexts:
         text = f"{head}; none of those runs has completed since, by a retry or a later run"
     else:
         parts = []
@@ -49,7 +53,7 @@ def describe_history(history: list[Resolution]) -> str | None:
             parts.append(f"a retry fixed it {_times(len(retries))}")
         changed = [r for r in nexts if r.changes]
         if changed:
-            last = max(changed, key=lambda r: r.resolved_at.timestamp() if r.resolved_at else 0.0)
+            last = latest(changed)
             parts.append(f"the deployment's next run completed after a change {_times(len(changed))} "
                          f"({'; '.join(last.changes)}, on {resolved_on(last)})")
         if len(nexts) > len(changed):
