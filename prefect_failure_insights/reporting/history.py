@@ -41,7 +41,8 @@ def describe_history(history: list[Resolution]) -> str | None:
     head = f"{_times(len(known)).capitalize()} before"
     if len(retries) == len(known):
         who = " (failure-insights' automatic retry)" if all(r.automatic for r in retries) else ""
-        text = f"{head}; each time a retry fixed it{who}, last on {resolved_on(latest(retries))}{_after(latest(retries))}"
+        last = latest(retries)
+        text = f"{head}; each time a retry fixed it{who}, last on {resolved_on(last)}{_after(last)}"
     elif len(nexts) == len(known) and not any(r.changes for r in nexts):
         text = (f"{head}; each time the deployment's next run completed with nothing changed, last on "
                 f"{resolved_on(latest(nexts))}")
