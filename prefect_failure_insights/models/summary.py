@@ -202,14 +202,50 @@ class SummaryOutcome(BaseModel):
 
 
 class RetryOutcome(BaseModel):
-    """What the retry of a failed run did: retried (when, the how-manieth) or why not."""
+    """What the retry flow did for one failed run: its decision, and where it was recorded."""
 
     flow_run_id: str
-    retried: bool
-    reason: str = Field(description="The retry's note in the run's state history, or why there was none.")
-    retries: int = Field(default=0, description="Automatic retries of the run so far, this one included.")
-    scheduled_for: datetime | None = None
-    noted: bool = Field(default=False, description="Whether the summary (row and artifact) says so.")
+    decision: RetryDecision
+    scheduled_for: datetime | None = Field(default=None, description="When the retried run starts.")
+    recorded: Literal["pending", "recorded", "unchanged", "no_row", "not_stored"] = Field(
+        default="pending", description="What became of the decision on the summary's row.")
+    noted: bool = Field(default=False, description="Whether the card was published again with the decision.")
+    event_emitted: bool = False
+    summary: Summary | None = Field(default=None, exclude=True,
+                                    description="The run's summary as stored after the decision (for the card).")
+
+    @property
+    def retried(self) -> bool:
+        return self.decision.retried
+
+    @property
+    def reason(self) -> str:
+        return self.decision.reason or ""
+
+    @property
+    def retries(self) -> int:
+        return self.decision.retries or 0
+
+    @property
+    def remade_since_decided(self) -> bool:
+        """Whether the summary was made again (late logs, a regeneration) after its decision was
+        recorded: its card may then have been published without the decision."""
+        s = self.summary
+        return (s is not None and s.retry.decided_at is not None and s.delivery.updated_at is not None
+                and s.delivery.updated_at > s.retry.decided_at)
+
+    def unclaimed(self) -> RetryOutcome:
+        """This outcome when its decision to retry was not recorded by this run of the flow: no
+        retry (another run recorded one for the same failure, or the database could not say)."""
+        if self.recorded == "unchanged":
+            rule, why = "already-decided", "its summary holds a decision on this failure already (another run of " \
+                                           "the retry flow retried it)"
+        else:
+            rule, why = "not-stored", "the decision could not be recorded on its summary, and a retry is recorded " \
+                                      "before it is made"
+        return self.model_copy(update={"decision": self.decision.model_copy(update={
+            "decision": "not_retried", "rule": rule, "reason": f"{why} (rule {rule})",
+            "retries": max(0, (self.decision.retries or 1) - 1)})})
 
 
 class Reconciled(BaseModel):

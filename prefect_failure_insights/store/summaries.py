@@ -185,17 +185,6 @@ def record_artifact(engine: Engine, flow_run_id: str, artifact_id: str, *, claim
         )
 
 
-def note_retry(engine: Engine, flow_run_id: str, retries: int) -> Summary | None:
-    """Record that the run was retried automatically ``retries`` times; its summary as stored
-    now (None when it has no finished summary)."""
-    with guard(engine, "note the retry"), engine.begin() as conn:
-        conn.execute(update(summaries).where(summaries.c.flow_run_id == flow_run_id)
-                     .where(summaries.c.status.not_in(UNFINISHED)).values(auto_retries=retries))
-        row = conn.execute(select(summaries).where(summaries.c.flow_run_id == flow_run_id)
-                           .where(summaries.c.status.not_in(UNFINISHED))).mappings().first()
-    return from_row(row, summaries, Summary) if row is not None else None
-
-
 def note_decision(engine: Engine, flow_run_id: str, decision: RetryDecision) -> tuple[Summary | None, NoteAction]:
     """Record the retry automation's ``decision`` on the run's finished summary, if it supersedes the
     one there (`RetryDecision.supersedes`: the same decision twice, or any order of decisions, leaves

@@ -180,18 +180,6 @@ def test_a_run_that_failed_again_after_a_retry_is_summarized_again_once(engine) 
     assert claim_summary(engine, again, "e").result == "exists"
 
 
-def test_a_retry_is_noted_in_a_finished_summary_only(engine) -> None:
-    from prefect_failure_insights.store.summaries import note_retry
-
-    run = _run("11111111-0000-4000-8000-000000000032")
-    assert note_retry(engine, run.id, 1) is None  # no row
-    claim_summary(engine, run, "a")
-    assert note_retry(engine, run.id, 1) is None  # pending: nothing to note it in
-    store_summary(engine, _summary(run), "a")
-    noted = note_retry(engine, run.id, 1)
-    assert noted is not None and noted.run.auto_retries == 1 and noted.analysis.title == "Vendor down"
-
-
 def _decision(verdict: str = "not_retried", rule: str = "not-transient", attempt: int = 1, variant: int = 0):
     from prefect_failure_insights.models import RetryDecision
 
