@@ -1,17 +1,21 @@
-"""Automatic retries of transient failures (opt-in): ``failure-insights retry install``.
+"""Automatic retries (opt-in): ``failure-insights retry install [--crashed [--oom]]``.
 
-    trigger: failure-insights.summary.created | .updated of a final summary whose transience is
-             TRANSIENT and whose category is retried (THIRD_PARTY_SYSTEM by default), of a
-             deployment's run, not of the plugin's own flows
+    trigger: failure-insights.summary.created | .updated of every final summary of a deployment's
+             run, not of the plugin's own flows
     action:  run deployment retry-transient-failure/failure-insights-retry with the failed run's
-             id and the limits, nothing else
+             id and the policy (limits, categories, whether crashed runs are retried), nothing else
 
-The trigger is the first half of the guard, and trusts nothing: any API client can emit an
-event. The flow it starts (`flows.retry_transient_failure`) decides from the summary the plugin
-stored for that run and from the run itself, enforces the limits itself, and counts the run's
-automatic retries from its state history: at most ``max_retries`` per run whatever happens to
-events, processes or databases. An automation installed by an earlier version passes the
-summary's fields as parameters, which the flow no longer takes: run `retry install` again.
+The trigger only says which failures get a decision; it trusts nothing (any API client can emit
+an event). The flow it starts (`flows.retry_transient_failure`) decides from the summary the
+plugin stored for that run and from the run itself, records the decision (retried, or why not)
+on the summary and in a ``failure-insights.retry.decided`` event, enforces the limits itself, and
+counts the run's automatic retries from its state history: at most ``max_retries`` per run
+whatever happens to events, processes or databases. The decision event is not one the trigger
+expects: a decision cannot start the flow again.
+
+An automation installed by an earlier version fires for TRANSIENT summaries only (the others get
+no decision), or passes the summary's fields as parameters, which the flow no longer takes:
+`retry status` and `doctor` say so; run `retry install` again.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ from prefect_failure_insights.automations.installing import InstallResult, delet
 from prefect_failure_insights.defaults import (
     OWN_FLOWS,
     RETRY_CATEGORIES,
+    RETRY_CRASHED,
     RETRY_DELAY_SECONDS,
     RETRY_DEPLOYMENT,
     RETRY_MAX_DELAY_SECONDS,
     RETRY_MAX_RETRIES,
     RETRY_MAX_RETRIES_LIMIT,
+    RETRY_OOM,
     SUMMARY_CREATED_EVENT,
     SUMMARY_RESOURCE_PREFIX,
     SUMMARY_UPDATED_EVENT,
@@ -41,53 +47,70 @@ from prefect_failure_insights.defaults import (
 from prefect_failure_insights.exceptions import InputError
 
 AUTOMATION_NAME = "failure-insights: retry transient failures"
+#: What ``--crashed`` retries, and what ``--oom`` adds (`evidence.crashes.CRASH_RULES`).
+CRASHED_CAUSES = "evicted, preempted, node lost, pod never started, SIGTERM"
+OOM_CAUSES = "out of memory, SIGKILL"
 FLOW_RUN_ID_TEMPLATE = "{{ event.resource.id | replace('" + SUMMARY_RESOURCE_PREFIX + "', '') }}"
 
 
-def check_limits(max_retries: int, delay_s: float) -> None:
-    """InputError for limits no one means."""
+def check_limits(max_retries: int, delay_s: float, *, crashed: bool = RETRY_CRASHED, oom: bool = RETRY_OOM) -> None:
+    """InputError for limits no one means, and for ``--oom`` alone."""
+    if oom and not crashed:
+        raise InputError("--oom retries crashed runs killed for memory: use it with --crashed.")
     if not 1 <= max_retries <= RETRY_MAX_RETRIES_LIMIT:
         raise InputError(f"--max-retries {max_retries} is out of range: use 1 to {RETRY_MAX_RETRIES_LIMIT}.")
     if not 0 <= delay_s <= RETRY_MAX_DELAY_SECONDS:
         raise InputError(f"--delay {delay_s:g} is out of range: use 0 to {RETRY_MAX_DELAY_SECONDS:g} seconds.")
 
 
-def retry_trigger(categories: tuple[str, ...]) -> EventTrigger:
-    """Fires for each final TRANSIENT summary in ``categories`` of a deployment's run, not of our flows."""
+def retry_trigger() -> EventTrigger:
+    """Fires for each final summary of a deployment's run, not of our flows: the flow decides on each."""
     return EventTrigger(
         expect={SUMMARY_CREATED_EVENT, SUMMARY_UPDATED_EVENT},
-        match={"prefect.resource.id": f"{SUMMARY_RESOURCE_PREFIX}*", "failure-insights.final": "true",
-               "failure-insights.transience": "TRANSIENT", "failure-insights.category": list(categories)},
+        match={"prefect.resource.id": f"{SUMMARY_RESOURCE_PREFIX}*", "failure-insights.final": "true"},
         match_related=[{"prefect.resource.role": "deployment"},
                        *({"prefect.resource.role": "flow", "prefect.resource.name": f"!{name}"} for name in OWN_FLOWS)],
         posture=Posture.Reactive, threshold=1, within=0,
     )
 
 
-def build_automation(retry_deployment_id: UUID, max_retries: int, delay_s: float,
-                     *, categories: tuple[str, ...]) -> AutomationCore:
+def crashed_scope(crashed: bool, oom: bool) -> str:
+    """Which crashed runs are retried, in words (`retry status`, `doctor`, the automation's description)."""
+    if not crashed:
+        return "crashed runs: only when their summary says TRANSIENT (`--crashed` retries infrastructure crashes)"
+    return f"crashed runs: retried when {CRASHED_CAUSES}" + (f", {OOM_CAUSES}" if oom else
+                                                                   f"; not {OOM_CAUSES} (`--oom`)")
+
+
+def build_automation(retry_deployment_id: UUID, max_retries: int, delay_s: float, *, categories: tuple[str, ...],
+                     crashed: bool = RETRY_CRASHED, oom: bool = RETRY_OOM) -> AutomationCore:
     return AutomationCore(
         name=AUTOMATION_NAME,
-        description=(f"Installed by prefect-failure-insights (`failure-insights retry install`): retries a "
-                     f"deployment's run whose failure is transient ({', '.join(categories)}), at most "
-                     f"{max_retries} time(s) per run, {delay_s:g} s after it failed."),
+        description=(f"Installed by prefect-failure-insights (`failure-insights retry install`): decides on every "
+                     f"summarized failure of a deployment's run, and retries one whose failure is transient "
+                     f"({', '.join(categories)}) or, if asked, whose infrastructure crashed it; at most "
+                     f"{max_retries} time(s) per run, {delay_s:g} s after the decision; "
+                     f"{crashed_scope(crashed, oom)}."),
         enabled=True,
-        trigger=retry_trigger(categories),
+        trigger=retry_trigger(),
         actions=[RunDeployment(source="selected", deployment_id=retry_deployment_id, parameters={
             "flow_run_id": FLOW_RUN_ID_TEMPLATE,
             "max_retries": max_retries,
             "delay_seconds": delay_s,
             "categories": list(categories),
+            "crashed": crashed,
+            "oom": oom,
         })],
     )
 
 
 async def install(client: PrefectClient, max_retries: int = RETRY_MAX_RETRIES, delay_s: float = RETRY_DELAY_SECONDS,
-                  *, categories: tuple[str, ...] = RETRY_CATEGORIES) -> InstallResult:
+                  *, categories: tuple[str, ...] = RETRY_CATEGORIES, crashed: bool = RETRY_CRASHED,
+                  oom: bool = RETRY_OOM) -> InstallResult:
     """Install (or update in place) the retry automation."""
-    check_limits(max_retries, delay_s)
+    check_limits(max_retries, delay_s, crashed=crashed, oom=oom)
     return await upsert(client, build_automation(await deployment_id(client, RETRY_DEPLOYMENT), max_retries,
-                                                 delay_s, categories=tuple(categories)))
+                                                 delay_s, categories=tuple(categories), crashed=crashed, oom=oom))
 
 
 @dataclass(frozen=True)
@@ -96,6 +119,8 @@ class RetryStatus:
     enabled: bool = False
     detail: str = ""
     problem: str | None = None
+    crashed: bool = False
+    oom: bool = False
 
 
 async def status(client: PrefectClient) -> RetryStatus:
@@ -118,11 +143,17 @@ async def status(client: PrefectClient) -> RetryStatus:
     if problem is None and "transience" in params:
         problem = ("it was installed by an earlier version, whose retry flow trusted the event's fields: run "
                    "`failure-insights retry install` again")
+    match = automation.trigger.match if isinstance(automation.trigger, EventTrigger) else None
+    if problem is None and match is not None and "failure-insights.transience" in match.root:
+        problem = ("it was installed by an earlier version, which starts the retry flow for transient failures only "
+                   "(the others get no decision): run `failure-insights retry install` again")
     if problem is None and not automation.enabled:
         problem = "it is disabled: enable it in the UI (Automations) or reinstall it"
+    crashed, oom = bool(params.get("crashed")), bool(params.get("oom"))
     detail = (f"at most {params.get('max_retries')} retr(ies) per run after {params.get('delay_seconds')} s, "
-              f"categories {', '.join(params.get('categories') or [])}")
-    return RetryStatus(installed=True, enabled=automation.enabled, detail=detail, problem=problem)
+              f"categories {', '.join(params.get('categories') or [])}; {crashed_scope(crashed, oom)}")
+    return RetryStatus(installed=True, enabled=automation.enabled, detail=detail, problem=problem, crashed=crashed,
+                       oom=oom)
 
 
 async def uninstall(client: PrefectClient) -> int:

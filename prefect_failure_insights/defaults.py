@@ -44,6 +44,9 @@ SUMMARY_CREATED_EVENT = "failure-insights.summary.created"
 SUMMARY_UPDATED_EVENT = "failure-insights.summary.updated"
 #: The summary's resource id in those events: this prefix, then the failed run's id.
 SUMMARY_RESOURCE_PREFIX = "failure-insights.summary."
+#: The event of each retry decision (retried, or why not). Deliberately not a summary event: the
+#: retry automation listens to those, and a decision that emitted one would start it again.
+RETRY_DECIDED_EVENT = "failure-insights.retry.decided"
 
 #: The Prefect global concurrency limit on LLM calls, across all summarizers.
 LLM_CONCURRENCY_LIMIT = "failure-insights-llm"
@@ -181,6 +184,11 @@ EVENT_MAX_TAGS = 20
 RETRY_MAX_RETRIES = 1
 RETRY_DELAY_SECONDS = 60.0
 RETRY_CATEGORIES = ("THIRD_PARTY_SYSTEM",)
+#: `retry install --crashed`: also retry a run that crashed for infrastructure reasons (evicted,
+#: preempted, node lost, pod never started, SIGTERM); ``--oom``: out-of-memory kills (and SIGKILL,
+#: which a process worker cannot tell from one) too. Both off unless asked.
+RETRY_CRASHED = False
+RETRY_OOM = False
 #: The most retries per run, and the longest delay, that `retry install` accepts and the retry
 #: flow enforces whatever its parameters say (a guard against a typo like 100, or a forged run).
 RETRY_MAX_RETRIES_LIMIT = 10

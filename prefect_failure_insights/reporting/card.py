@@ -153,6 +153,22 @@ def similar_line(summary: Summary) -> str | None:
             + (f"\n\n**What ended them:** {md.text(said)}" if said else ""))
 
 
+def retry_line(summary: Summary) -> str | None:
+    """What the retry automation decided on this failure ("Retried automatically (1 of 2): ..." or
+    "Not retried automatically: ..."), or, without a decision on it, how often the run was retried
+    automatically before; None when neither applies."""
+    d, run = summary.retry, summary.run
+    if d.decision is not None and d.attempt == run.run_count:
+        if d.retried:
+            return (f"**Retried automatically** by failure-insights ({d.retries} of {d.max_retries}): "
+                    f"{md.text(d.reason or '')} (see the run's state history).")
+        return f"**Not retried automatically:** {md.text(d.reason or '')}."
+    if run.auto_retries:
+        return (f"Retried automatically by failure-insights {run.auto_retries} time(s) before this failure (see the "
+                "run's state history).")
+    return None
+
+
 def wrap_lines(text: str, width: int = WRAP_WIDTH) -> str:
     """Every line at most ``width`` characters, a longer one continued on the next lines after ``↪``
     (nothing cut: a fenced block in the Prefect UI does not wrap, it clips at the card's edge)."""
@@ -285,9 +301,8 @@ def render_markdown(summary: Summary, url: str | None = None) -> str:
     if a.tags:
         meta.append("tags: " + ", ".join(md.code(t) for t in a.tags))
     out += [" · ".join(meta), ""]
-    if run.auto_retries:
-        out += [f"Retried automatically by failure-insights {run.auto_retries} time(s): a transient failure "
-                "(see the run's state history).", ""]
+    if retried := retry_line(summary):
+        out += [retried, ""]
     if summary.delivery.regenerated:
         when = f" at {summary.delivery.updated_at:%Y-%m-%d %H:%M:%S} UTC" if summary.delivery.updated_at else ""
         out += [f"Regenerated{when}: this supersedes the earlier summary of this run.", ""]
@@ -330,6 +345,9 @@ def render_text(summary: Summary) -> str:
         lines.append(f"Similar to {summary.similar.count} earlier failure(s) in {', '.join(summary.similar.flows)}")
         if said := describe_history(summary.similar.history):
             lines.append(f"What ended them: {said}")
+    if (d := summary.retry).decision is not None and d.attempt == summary.run.run_count:
+        lines.append(f"Retried automatically ({d.retries} of {d.max_retries}): {d.reason}" if d.retried
+                     else f"Not retried automatically: {d.reason}")
     return inert("\n".join(lines))
 
 

@@ -135,7 +135,8 @@ async def serve_plugin(
     )
     retry = await retry_transient_failure.ato_deployment(
         name=RETRY_DEPLOYMENT_NAME,
-        description="Retries a failed run whose summary says TRANSIENT (`failure-insights retry install`).",
+        description="Decides on every summarized failure and retries a transient one or an infrastructure crash "
+                    "(`failure-insights retry install`).",
         tags=[PLUGIN_TAG],
         parameters=common,
     )

@@ -323,6 +323,24 @@ def m010_text_models(schema: Schema) -> None:
         Column("created_at", _timestamp(), nullable=False),
     )
 
+
+@migration
+def m011_retry_decisions(schema: Schema) -> None:
+    """Every decision explained (issue 29): whether the retry automation retried the summarized
+    failure and why or why not, keyed by the attempt it was about. Written by the retry flow only
+    (never by a summary being stored); NULL: no decision yet."""
+    schema.add_columns(
+        "failure_summaries",
+        Column("retry_decision", String(16), info=field("retry.decision")),
+        Column("retry_rule", String(32), info=field("retry.rule")),
+        Column("retry_reason", Text, info=field("retry.reason")),
+        Column("retry_transience", String(16), info=field("retry.transience")),
+        Column("retry_attempt", Integer, info=field("retry.attempt")),
+        Column("retry_count", Integer, info=field("retry.retries")),
+        Column("retry_limit", Integer, info=field("retry.max_retries")),
+        Column("retry_decided_at", _timestamp(), info=field("retry.decided_at")),
+    )
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -8,6 +8,8 @@
   have ended (``take_over_from``), is taken over, atomically.
 * `store_summary()` writes the summary into the row *only if this summarizer still holds
   the claim*, so a late loser can never overwrite the winner.
+* `note_decision()` records the retry automation's decision on the failure (and is the claim
+  of a retry: one per failure); nothing else writes those columns.
 * ``regenerate`` claims an existing row without touching its content; the old summary
   stays readable until the new one replaces it. So does a run that failed again after a
   retry (its ``run_count`` grew): its new failure replaces the summary of the old one.
@@ -16,19 +18,25 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import Engine, func, select, update
 
 from prefect_failure_insights.defaults import CLAIM_LEASE
-from prefect_failure_insights.models import Claim, FlowRunInfo, Stored, Summary
+from prefect_failure_insights.models import Claim, FlowRunInfo, RetryDecision, Stored, Summary
 from prefect_failure_insights.models.summary import PENDING
-from prefect_failure_insights.store.mapping import from_row, to_row
+from prefect_failure_insights.store.mapping import from_row, mapped, to_row
 from prefect_failure_insights.store.sql import fit, guard, insert_ignore, now, utc
 from prefect_failure_insights.store.tables import schema_table, summaries
 
 PROVISIONAL = "provisional"
 #: Rows whose final summary is still to come: claimable, not yet "summarized".
 UNFINISHED = (PENDING, PROVISIONAL)
+#: The retry decision's columns: written by `note_decision` only, so that a summary made again in
+#: place (late logs, a regeneration) keeps the decision on its failure.
+RETRY_COLUMNS = tuple(c.name for c, info in mapped(summaries) if info["field"][0].startswith("retry."))
+#: What became of a retry decision (`note_decision`).
+NoteAction = Literal["recorded", "unchanged", "no_row"]
 
 
 def claim_summary(engine: Engine, run: FlowRunInfo, claimed_by: str, *, regenerate: bool = False,
@@ -131,7 +139,7 @@ def store_summary(engine: Engine, summary: Summary, claimed_by: str) -> Stored:
     """Write ``summary`` into its claimed row: ``created`` or ``replaced`` (with the summary as
     stored), or ``lost`` when another summarizer took the claim over."""
     values = {**to_row(summary, summaries), "updated_at": now()}
-    for key in ("created_at", "regenerated_count", "artifact_id"):  # the row's own bookkeeping
+    for key in ("created_at", "regenerated_count", "artifact_id", *RETRY_COLUMNS):  # the row's own bookkeeping
         values.pop(key)
     with guard(engine, "store the summary"), engine.begin() as conn:
         previous = conn.execute(
@@ -177,15 +185,33 @@ def record_artifact(engine: Engine, flow_run_id: str, artifact_id: str, *, claim
         )
 
 
-def note_retry(engine: Engine, flow_run_id: str, retries: int) -> Summary | None:
-    """Record that the run was retried automatically ``retries`` times; its summary as stored
-    now (None when it has no finished summary)."""
-    with guard(engine, "note the retry"), engine.begin() as conn:
-        conn.execute(update(summaries).where(summaries.c.flow_run_id == flow_run_id)
-                     .where(summaries.c.status.not_in(UNFINISHED)).values(auto_retries=retries))
-        row = conn.execute(select(summaries).where(summaries.c.flow_run_id == flow_run_id)
-                           .where(summaries.c.status.not_in(UNFINISHED))).mappings().first()
-    return from_row(row, summaries, Summary) if row is not None else None
+def note_decision(engine: Engine, flow_run_id: str, decision: RetryDecision) -> tuple[Summary | None, NoteAction]:
+    """Record the retry automation's ``decision`` on the run's finished summary, if it supersedes the
+    one there (`RetryDecision.supersedes`: the same decision twice, or any order of decisions, leaves
+    the same row), with the run's automatic retries it counted. The summary as stored now, and
+    ``recorded``, ``unchanged`` or ``no_row`` (no finished summary).
+
+    Also the claim of a retry: of two runs of the retry flow deciding to retry the same failure at
+    once, exactly one records "retried" (a compare-and-set on the decision it read); the other
+    finds it ``unchanged`` and must not retry.
+    """
+    finished = (summaries.c.flow_run_id == flow_run_id) & summaries.c.status.not_in(UNFINISHED)
+    values = to_row(decision.model_copy(update={"decided_at": now()}), summaries, root="retry")
+    if decision.retries is not None:  # counted from the run's state history when it was decided
+        values["auto_retries"] = decision.retries
+    with guard(engine, "note the retry decision"), engine.begin() as conn:
+        row = conn.execute(select(summaries).where(finished)).mappings().first()
+        if row is None:
+            return None, "no_row"
+        stored = from_row(row, summaries, Summary)
+        if not decision.supersedes(stored.retry):
+            return stored, "unchanged"
+        same = [summaries.c[name].is_(None) if row[name] is None else summaries.c[name] == row[name]
+                for name in ("retry_decision", "retry_attempt", "retry_rule")]
+        if conn.execute(update(summaries).where(finished, *same).values(**fit(summaries, values))).rowcount != 1:
+            return stored, "unchanged"  # another decision got there first
+        row = conn.execute(select(summaries).where(finished)).mappings().one()
+    return from_row(row, summaries, Summary), "recorded"
 
 
 def get_summary(engine: Engine, flow_run_id: str) -> Summary | None:

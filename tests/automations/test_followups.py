@@ -73,40 +73,60 @@ def test_notification_scopes_narrow_by_category_tag_and_deployment() -> None:
         assert _fires(notify.notification_trigger(scope), event) is expected, scope
 
 
-def test_retries_fire_only_for_final_transient_summaries_of_deployment_runs_not_our_flows() -> None:
-    trigger = retry.retry_trigger(("THIRD_PARTY_SYSTEM",))
-    assert _fires(trigger, summary_event(_summary(), "created"))
-    assert _fires(trigger, summary_event(_summary(), "updated"))
+def test_retries_decide_on_every_final_summary_of_a_deployment_run_not_our_flows() -> None:
+    """Issue 29: a permanent failure reaches the retry flow too, which records why it is not retried."""
+    trigger = retry.retry_trigger()
+    for fired in (_summary(), _summary(transience=Transience.PERMANENT), _summary(transience=Transience.INTERMITTENT)):
+        assert _fires(trigger, summary_event(fired, "created")) and _fires(trigger, summary_event(fired, "updated"))
     refused = {
         "provisional": _summary("provisional"),
-        "permanent": _summary(transience=Transience.PERMANENT),
-        "intermittent": _summary(transience=Transience.INTERMITTENT),
         "no deployment": _summary(deployment=False),
         "own flow": _summary(flow_name="summarize-failure"),
         "retry flow": _summary(flow_name="retry-transient-failure"),
     }
     for why, summary in refused.items():
         assert not _fires(trigger, summary_event(summary, "created")), why
-    assert not _fires(retry.retry_trigger(("INPUT_DATA_QUALITY",)), summary_event(_summary(), "created"))
 
 
-def test_the_retry_action_passes_the_failed_run_and_the_limits_only() -> None:
+def test_a_retry_decision_never_starts_the_retry_flow_again() -> None:
+    """The loop guard: the decision's event names the same summary, but is not a summary event."""
+    from prefect_failure_insights.models import RetryDecision, RetryOutcome
+    from prefect_failure_insights.prefect_api.events import decision_event
+
+    summary = _summary()
+    for verdict in ("retried", "not_retried"):
+        outcome = RetryOutcome(flow_run_id=summary.run.id, decision=RetryDecision(
+            decision=verdict, rule="transient", reason="x (rule transient)", attempt=1, retries=1, max_retries=1))
+        assert not _fires(retry.retry_trigger(), decision_event(outcome, summary))
+
+
+def test_the_retry_action_passes_the_failed_run_and_the_policy_only() -> None:
     """Issue 25: the event's fields (transience, category, title) are not passed on: anyone can
     emit an event, so the retry flow reads what the failure is from the stored summary."""
-    automation = retry.build_automation(uuid4(), 3, 30.0, categories=("THIRD_PARTY_SYSTEM",))
+    automation = retry.build_automation(uuid4(), 3, 30.0, categories=("THIRD_PARTY_SYSTEM",), crashed=True)
     params = automation.actions[0].parameters
     assert params["flow_run_id"] == "{{ event.resource.id | replace('failure-insights.summary.', '') }}"
     assert (params["max_retries"], params["delay_seconds"], params["categories"]) == (3, 30.0, ["THIRD_PARTY_SYSTEM"])
-    assert set(params) == {"flow_run_id", "max_retries", "delay_seconds", "categories"}
+    assert (params["crashed"], params["oom"]) == (True, False)
+    assert set(params) == {"flow_run_id", "max_retries", "delay_seconds", "categories", "crashed", "oom"}
     assert not any("event.payload" in str(v) for v in params.values())
+    assert "not out of memory, SIGKILL" in automation.description
 
 
 def test_the_retry_flow_takes_no_field_of_the_event() -> None:
-    """The deployed retry flow's parameters: the run and the limits, nothing an event could forge."""
+    """The deployed retry flow's parameters: the run and the policy, nothing an event could forge."""
     from prefect_failure_insights.flows.retry_transient_failure import retry_transient_failure
 
     assert set(retry_transient_failure.parameters.properties) == {
-        "flow_run_id", "max_retries", "delay_seconds", "categories", "settings_block"}
+        "flow_run_id", "max_retries", "delay_seconds", "categories", "crashed", "oom", "settings_block"}
+
+
+def test_oom_alone_is_refused() -> None:
+    from prefect_failure_insights.exceptions import InputError
+
+    with pytest.raises(InputError, match="use it with --crashed"):
+        retry.check_limits(1, 60, crashed=False, oom=True)
+    retry.check_limits(1, 60, crashed=True, oom=True)
 
 
 @pytest.mark.parametrize(("max_retries", "delay"), [(0, 1), (11, 1), (1, -1), (1, 86401)])
@@ -160,3 +180,40 @@ def test_reinstalling_the_same_automation_is_a_no_op_whatever_the_set_order() ->
     dumped["trigger"]["expect"] = list(reversed(dumped["trigger"]["expect"]))
     assert same(type(a).model_validate(dumped), b)
     assert not same(a, notify.build_automation("slack-webhook/ops", block, notify.Scope(tags=("a",))))
+
+
+def _status_of(automation) -> retry.RetryStatus:
+    class Client:  # the two calls `status` makes
+        async def read_automations_by_name(self, name):
+            return [automation] if name == retry.AUTOMATION_NAME else []
+
+        async def read_deployment(self, deployment_id):
+            return object()
+
+    return asyncio.run(retry.status(Client()))
+
+
+def test_retry_status_says_whether_crashed_runs_are_retried() -> None:
+    from prefect.events.schemas.automations import Automation
+
+    def installed(**kwargs) -> Automation:
+        core = retry.build_automation(uuid4(), 2, 1.0, categories=("THIRD_PARTY_SYSTEM",), **kwargs)
+        return Automation(id=uuid4(), **core.model_dump())
+
+    off, on, oom = _status_of(installed()), _status_of(installed(crashed=True)), _status_of(installed(crashed=True,
+                                                                                                       oom=True))
+    assert off.problem is None and not off.crashed and "only when their summary says TRANSIENT" in off.detail
+    assert on.crashed and not on.oom and "retried when evicted, preempted" in on.detail and "not out of memory" in on.detail
+    assert oom.oom and "SIGTERM, out of memory, SIGKILL" in oom.detail
+
+
+def test_retry_status_asks_to_reinstall_an_automation_that_decides_on_transient_failures_only() -> None:
+    """An automation installed before issue 29 fires for TRANSIENT summaries only: the other failures
+    would get no decision, and `retry status` (and `doctor`) say what to do."""
+    from prefect.events.schemas.automations import Automation
+
+    core = retry.build_automation(uuid4(), 1, 60.0, categories=("THIRD_PARTY_SYSTEM",))
+    old = core.model_copy(update={"trigger": core.trigger.model_copy(update={"match": {
+        **core.trigger.match.root, "failure-insights.transience": "TRANSIENT"}})})
+    st = _status_of(Automation(id=uuid4(), **old.model_dump()))
+    assert st.problem and "transient failures only" in st.problem and "retry install` again" in st.problem

@@ -172,7 +172,25 @@ def vendor_auth() -> None:
     raise RuntimeError("Client error '401 Unauthorized' for url 'https://api.vendor.example/v2/orders'")
 
 
-DEPLOYED = (flaky_vendor, vendor_down, vendor_auth)
+# Issue 29: a deployment whose first attempt its infrastructure stops, as a node drain, an eviction or a
+# spot reclaim does: the runtime sends SIGTERM (here the flow sends it to its own process).
+@flow(name="e2e-sigterm-once")
+def sigterm_once() -> int:
+    import os
+    import signal
+    import time
+
+    from prefect import runtime
+
+    attempt = runtime.flow_run.run_count
+    get_run_logger().info("Attempt %d: loading a large batch", attempt)
+    if attempt <= 1:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # Prefect's handler raises TerminationSignal in the flow at once
+    return 7
+
+
+DEPLOYED = (flaky_vendor, vendor_down, vendor_auth, sigterm_once)
 
 SCENARIOS = {"vendor": vendor_sync, "carrier": carrier_sync, "subflow": parent_load, "ok": ok_flow, "crash": crash_flow,
              "secret-block": leaks_a_secret_block, "templated": templated, "markup": markup,

@@ -83,3 +83,32 @@ def test_a_state_name_of_the_runs_own_is_inert_in_the_event() -> None:
         "state": "Failed\x1b[2J\u202e", "name": "run\x07\u200b"})})
     payload = summary_event(hostile, "created").payload
     assert payload["state"] == "Failed" and payload["flow_run_name"] == "run"
+
+
+def test_a_retry_decision_has_its_own_event_on_the_summary_with_the_failed_run_related() -> None:
+    """Issue 29: the decision is announced as failure-insights.retry.decided, never as a summary
+    event (the retry automation listens to those: a decision must not start it again)."""
+    from prefect_failure_insights.models import RetryDecision, RetryOutcome
+    from prefect_failure_insights.prefect_api.events import decision_event
+
+    summary = _summary()
+    decision = RetryDecision(decision="not_retried", rule="not-transient", transience="PERMANENT", attempt=1,
+                             retries=0, max_retries=1,
+                             reason="its failure is PERMANENT, not TRANSIENT: a retry would fail the same way "
+                                    "(rule not-transient)")
+    event = decision_event(RetryOutcome(flow_run_id=summary.run.id, decision=decision, recorded="recorded"),
+                           summary, retry_flow_run_id="r-1")
+    assert event.event == "failure-insights.retry.decided" and not event.event.startswith("failure-insights.summary.")
+    assert event.resource.id == f"failure-insights.summary.{summary.run.id}"
+    assert event.resource["failure-insights.retry.decision"] == "not_retried"
+    assert event.resource["failure-insights.retry.rule"] == "not-transient"
+    roles = [(r.role, r.id) for r in event.related]
+    assert roles[0] == ("flow-run", f"prefect.flow-run.{summary.run.id}") and ("retry-flow-run", "prefect.flow-run.r-1") in roles
+    assert ("deployment", f"prefect.deployment.{summary.run.deployment_id}") in roles
+    p = event.payload
+    assert (p["decision"], p["retried"], p["rule"], p["transience"], p["attempt"], p["retries"], p["max_retries"]) == (
+        "not_retried", False, "not-transient", "PERMANENT", 1, 0, 1)
+    assert "PERMANENT, not TRANSIENT" in p["reason"] and len(json.dumps(p)) < 4000
+    # Without a stored summary (a stray event), the failed run is still named.
+    bare = decision_event(RetryOutcome(flow_run_id=summary.run.id, decision=decision, recorded="no_row"))
+    assert [(r.role, r.id) for r in bare.related] == [("flow-run", f"prefect.flow-run.{summary.run.id}")]

@@ -1,5 +1,6 @@
 """The retry guard, in its order: own flows, deployment runs, still failed, a stored summary of this
-failure, TRANSIENT, category, count; and the limits enforced whatever the parameters say (issue 25)."""
+failure, TRANSIENT and the category or a crash of the infrastructure, count; the limits enforced
+whatever the parameters say (issue 25); and a decision naming its rule for every failure (issue 29)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,30 @@ import pytest
 from prefect.client.schemas.objects import FlowRun, State, StateType
 
 from prefect_failure_insights.defaults import RETRY_MAX_RETRIES_LIMIT, RETRY_STATE_MARK
-from prefect_failure_insights.models import Category, Summary, Transience
-from prefect_failure_insights.prefect_api.retries import limits, refusal
+from prefect_failure_insights.models import Category, RetryDecision, RetryPolicy, Summary, Transience
+from prefect_failure_insights.prefect_api.retries import decide, limits, retry_note
 from prefect_failure_insights.prefect_api.runs import automatic_retries
 
 CATS = ("THIRD_PARTY_SYSTEM",)
+SIGTERM = "Execution was aborted by a termination signal."  # prefect/states.py:220
 
 
-def _run(state: StateType = StateType.FAILED, deployment: bool = True, run_count: int = 1) -> FlowRun:
+def _run(state: StateType = StateType.FAILED, deployment: bool = True, run_count: int = 1,
+         message: str | None = None, name: str | None = None) -> FlowRun:
     return FlowRun(id=uuid4(), flow_id=uuid4(), name="brave-otter", deployment_id=uuid4() if deployment else None,
-                   state=State(type=state, name=state.value.title()), run_count=run_count)
+                   state=State(type=state, name=name or state.value.title(), message=message), run_count=run_count)
+
+
+def refusal(run, flow, states, *, summary, max_retries, categories, crashed=False, oom=False) -> str | None:
+    """Why the guard refuses, or None when it retries."""
+    decision = decide(run, flow, states, summary=summary, policy=RetryPolicy(
+        max_retries=max_retries, delay_s=0, categories=tuple(categories), crashed=crashed, oom=oom))
+    assert decision.reason and f"(rule {decision.rule})" in decision.reason  # every decision names its rule
+    return None if decision.retried else decision.reason
 
 
 def _summary(transience: str = "TRANSIENT", category: str = "THIRD_PARTY_SYSTEM", status: str = "llm",
-             run_count: int = 1) -> Summary:
+             run_count: int = 1, evidence_text: str | None = None) -> Summary:
     from prefect_failure_insights.testing.samples import failed_run
     from prefect_failure_insights.analysis.compose import compose_summary
     from prefect_failure_insights.analysis.answer import fallback
@@ -34,8 +45,10 @@ def _summary(transience: str = "TRANSIENT", category: str = "THIRD_PARTY_SYSTEM"
     summary = compose_summary(failed, evidence, fallback(failed, evidence, "no LLM"))
     analysis = summary.analysis.model_copy(update={"transience": Transience(transience),
                                                    "category": Category(category)})
-    return summary.model_copy(update={"analysis": analysis, "status": status,
-                                      "run": summary.run.model_copy(update={"run_count": run_count})})
+    update = {"analysis": analysis, "status": status, "run": summary.run.model_copy(update={"run_count": run_count})}
+    if evidence_text is not None:
+        update["evidence"] = summary.evidence.model_copy(update={"text": evidence_text})
+    return summary.model_copy(update=update)
 
 
 def _ours(n: int) -> list[State]:
@@ -90,3 +103,77 @@ def test_only_our_own_retries_count() -> None:
               State(type=StateType.FAILED, name="Failed", message=f"{RETRY_STATE_MARK} 1 of 1")]
     assert automatic_retries(others) == 0 and automatic_retries([*others, *_ours(2)]) == 2
     assert refusal(_run(), "etl", [*others, *_ours(2)], summary=_summary(), max_retries=3, categories=CATS) is None
+
+
+# -- crashed runs (issue 29) ------------------------------------------------------------------
+
+def _crash(message: str = SIGTERM, name: str = "Crashed") -> FlowRun:
+    return _run(StateType.CRASHED, message=message, name=name)
+
+
+def test_a_run_its_infrastructure_crashed_is_retried_with_crashed_on() -> None:
+    unknown = _summary("UNKNOWN", "WORKFLOW_ENGINE")
+    decision = decide(_crash(), "etl", [], summary=unknown,
+                      policy=RetryPolicy(max_retries=1, delay_s=0, categories=CATS, crashed=True))
+    assert decision.retried and decision.rule == "infra-sigterm" and decision.retries == 1
+    assert decision.reason == "crashed: terminated by its infrastructure (SIGTERM) (rule infra-sigterm)"
+    assert decision.transience == "UNKNOWN" and decision.attempt == 1 and decision.max_retries == 1
+    # Decided by the state's type, whatever a user or Prefect named it.
+    assert refusal(_crash(name="Preempted"), "etl", [], summary=unknown, max_retries=1, categories=CATS,
+                   crashed=True) is None
+
+
+def test_the_evidence_names_the_cause_when_the_state_message_does_not() -> None:
+    """A Kubernetes eviction: the state says only that the process exited; the observer's log line says why."""
+    evicted = _summary("UNKNOWN", "WORKFLOW_ENGINE", evidence_text="L7 Pod was evicted: The pod was evicted from its node.")
+    decision = decide(_crash("Flow run infrastructure exited with non-zero status code -1."), "etl", [],
+                      summary=evicted, policy=RetryPolicy(max_retries=1, delay_s=0, categories=CATS, crashed=True))
+    assert decision.retried and decision.reason == "crashed: evicted by the infrastructure (rule infra-evicted)"
+
+
+@pytest.mark.parametrize(("message", "crashed", "oom", "why"), [
+    (SIGTERM, False, False, "retried only with `retry install --crashed`"),
+    ("Flow run process exited with non-zero status code -9.", True, False, "only with `retry install --crashed --oom`"),
+    ("Container 'prefect-job' was killed due to out-of-memory (OOMKilled)", True, False, "--crashed --oom"),
+    ("Flow run process exited after a cancellation request, but the runner could not durably persist a Cancelled "
+     "terminal state.", True, True, "never retried automatically"),
+    ("Execution was interrupted by an unexpected exception: KeyError: 'x'", True, True, "no crash rule matched"),
+])
+def test_crashes_are_refused_with_the_rule_that_says_why(message: str, crashed: bool, oom: bool, why: str) -> None:
+    reason = refusal(_crash(message), "etl", [], summary=_summary("UNKNOWN", "WORKFLOW_ENGINE"), max_retries=1,
+                     categories=CATS, crashed=crashed, oom=oom)
+    assert reason is not None and why in reason, reason
+
+
+def test_out_of_memory_crashes_are_retried_with_oom() -> None:
+    assert refusal(_crash("Flow run process exited with non-zero status code -9."), "etl", [],
+                   summary=_summary("UNKNOWN"), max_retries=1, categories=CATS, crashed=True, oom=True) is None
+
+
+def test_crashed_retries_keep_every_other_step_of_the_guard() -> None:
+    unknown = _summary("UNKNOWN")
+    for run, flow, states, summary, why in [
+        (_crash(), "summarize-failure", [], unknown, "plugin's own flows"),
+        (_run(StateType.CRASHED, deployment=False, message=SIGTERM), "etl", [], unknown, "not a deployment's run"),
+        (_run(StateType.SCHEDULED, message=SIGTERM), "etl", [], unknown, "retried or resolved meanwhile"),
+        (_crash(), "etl", [], None, "no stored summary"),
+        (_crash(), "etl", [], _summary("UNKNOWN", status="provisional"), "still provisional"),
+        (_crash(), "etl", _ours(1), unknown, "1 of 1 automatic retry used"),
+    ]:
+        reason = refusal(run, flow, states, summary=summary, max_retries=1, categories=CATS, crashed=True, oom=True)
+        assert reason is not None and why in reason, (why, reason)
+
+
+def test_a_failed_run_is_never_retried_for_its_crash_words() -> None:
+    """The crash rules are for CRASHED runs only: a Failed run whose logs mention SIGTERM is decided by its transience."""
+    reason = refusal(_run(message=SIGTERM), "etl", [], summary=_summary("PERMANENT", evidence_text="L1 got SIGTERM"),
+                     max_retries=1, categories=CATS, crashed=True, oom=True)
+    assert reason is not None and "its failure is PERMANENT, not TRANSIENT" in reason and "(rule not-transient)" in reason
+
+
+def test_the_retry_note_in_the_state_history_starts_with_the_mark_and_the_count() -> None:
+    decision = RetryDecision(decision="retried", rule="infra-sigterm", reason="crashed: x (rule infra-sigterm)",
+                             retries=1, max_retries=2, attempt=1)
+    note = retry_note(decision, "Vendor down")
+    assert note.startswith(f"{RETRY_STATE_MARK} 1 of 2: crashed: x (rule infra-sigterm)") and len(note) <= 1000
+    assert automatic_retries([State(type=StateType.SCHEDULED, name="AwaitingRetry", message=note)]) == 1

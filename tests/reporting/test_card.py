@@ -99,3 +99,41 @@ def test_the_artifacts_tab_description_leads_with_the_task_and_error() -> None:
     description = artifact_description(_fallback_summary())
     assert description.startswith("extract") and "503" in description and "THIRD_PARTY_SYSTEM" in description
     assert len(description) <= 500 and "(no LLM)" in description
+
+
+def _decided(verdict: str, rule: str, reason: str, *, attempt: int = 1, run_count: int = 1) -> Summary:
+    from prefect_failure_insights.models import RetryDecision
+
+    summary = _fallback_summary()
+    decision = RetryDecision(decision=verdict, rule=rule, reason=reason, transience="PERMANENT", attempt=attempt,
+                             retries=1 if verdict == "retried" else 0, max_retries=2)
+    return summary.model_copy(update={"retry": decision,
+                                      "run": summary.run.model_copy(update={"run_count": run_count})})
+
+
+def test_the_card_says_whether_the_failure_was_retried_and_why() -> None:
+    """Issue 29: every failure the retry automation sees says on its card whether it was retried,
+    and why or why not (the rule, the transience, the count), on the card and in the terminal."""
+    retried = _decided("retried", "infra-evicted", "crashed: evicted by the infrastructure (rule infra-evicted)")
+    card = render_markdown(retried)
+    assert "**Retried automatically** by failure-insights (1 of 2): crashed: evicted by the infrastructure " \
+           "(rule infra-evicted)" in card
+    assert "Retried automatically (1 of 2): crashed: evicted" in render_text(retried)
+    permanent = _decided("not_retried", "not-transient", "its failure is PERMANENT, not TRANSIENT: a retry would "
+                         "fail the same way (rule not-transient)")
+    card = render_markdown(permanent)
+    assert "**Not retried automatically:** its failure is PERMANENT, not TRANSIENT" in card and \
+           "(rule not-transient)." in card
+    assert "Not retried automatically: its failure is PERMANENT" in render_text(permanent)
+    assert "automatically" not in render_markdown(_fallback_summary())  # no decision, no retries: no line
+
+
+def test_a_decision_on_an_earlier_failure_is_not_shown_as_this_ones() -> None:
+    """The run failed again after its retry: the card of the new failure says it was retried before,
+    not that this failure was (its own decision comes with its own summary event)."""
+    again = _decided("retried", "transient", "its failure is TRANSIENT, THIRD_PARTY_SYSTEM (rule transient)",
+                     attempt=1, run_count=2)
+    again = again.model_copy(update={"run": again.run.model_copy(update={"auto_retries": 1})})
+    card = render_markdown(again)
+    assert "(1 of 2)" not in card and "Retried automatically by failure-insights 1 time(s) before this failure" in card
+    assert "automatically" not in render_text(again)

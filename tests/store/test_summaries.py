@@ -180,13 +180,101 @@ def test_a_run_that_failed_again_after_a_retry_is_summarized_again_once(engine) 
     assert claim_summary(engine, again, "e").result == "exists"
 
 
-def test_a_retry_is_noted_in_a_finished_summary_only(engine) -> None:
-    from prefect_failure_insights.store.summaries import note_retry
+def _decision(verdict: str = "not_retried", rule: str = "not-transient", attempt: int = 1, variant: int = 0):
+    from prefect_failure_insights.models import RetryDecision
+
+    return RetryDecision(decision=verdict, rule=rule, reason=f"because {rule} {variant} (rule {rule})",
+                         transience="PERMANENT", attempt=attempt, retries=1 if verdict == "retried" else 0,
+                         max_retries=2)
+
+
+def test_a_decision_is_noted_in_a_finished_summary_only(engine) -> None:
+    from prefect_failure_insights.store.summaries import note_decision
 
     run = _run("11111111-0000-4000-8000-000000000032")
-    assert note_retry(engine, run.id, 1) is None  # no row
+    assert note_decision(engine, run.id, _decision()) == (None, "no_row")
     claim_summary(engine, run, "a")
-    assert note_retry(engine, run.id, 1) is None  # pending: nothing to note it in
+    assert note_decision(engine, run.id, _decision()) == (None, "no_row")  # pending: nothing to note it in
     store_summary(engine, _summary(run), "a")
-    noted = note_retry(engine, run.id, 1)
-    assert noted is not None and noted.run.auto_retries == 1 and noted.analysis.title == "Vendor down"
+    noted, action = note_decision(engine, run.id, _decision("retried", "transient"))
+    assert action == "recorded" and noted.retry.retried and noted.retry.rule == "transient"
+    assert noted.run.auto_retries == 1 and noted.analysis.title == "Vendor down" and noted.retry.decided_at
+    assert get_summary(engine, run.id).retry == noted.retry  # the row holds it
+
+
+def test_a_later_decision_on_the_same_failure_never_turns_retried_into_not_retried(engine) -> None:
+    """Issue 29: the summary is made again in place when late logs arrive, which starts the retry flow
+    again; that run finds the run Scheduled (retried) and must leave "retried" alone."""
+    from prefect_failure_insights.store.summaries import note_decision
+
+    run = _run("11111111-0000-4000-8000-000000000033")
+    claim_summary(engine, run, "a")
+    store_summary(engine, _summary(run), "a")
+    assert note_decision(engine, run.id, _decision("retried", "transient"))[1] == "recorded"
+    assert note_decision(engine, run.id, _decision("retried", "transient"))[1] == "unchanged"  # the claim: once
+    assert note_decision(engine, run.id, _decision(rule="not-failed"))[1] == "unchanged"
+    assert note_decision(engine, run.id, _decision(rule="not-transient"))[1] == "unchanged"
+    # The summary made again in place (late logs) keeps the decision on its failure.
+    claim_summary(engine, run, "b", regenerate=True)
+    stored = store_summary(engine, _summary(run, title="Vendor down, complete logs"), "b")
+    assert stored.summary.retry.retried and stored.summary.analysis.title == "Vendor down, complete logs"
+    # Only the server refusing that very retry replaces it; the run's next failure gets its own decision.
+    refused, action = note_decision(engine, run.id, _decision(rule="refused"))
+    assert action == "recorded" and refused.run.auto_retries == 0  # the refused retry is not counted
+    assert note_decision(engine, run.id, _decision(rule="not-transient", attempt=2))[1] == "recorded"
+    assert note_decision(engine, run.id, _decision("retried", "transient", attempt=1))[1] == "unchanged"
+    assert get_summary(engine, run.id).retry.attempt == 2
+
+
+def test_a_skip_never_replaces_a_decision_on_the_failure_but_a_new_reason_does(engine) -> None:
+    from prefect_failure_insights.store.summaries import note_decision
+
+    run = _run("11111111-0000-4000-8000-000000000034")
+    claim_summary(engine, run, "a")
+    store_summary(engine, _summary(run), "a")
+    assert note_decision(engine, run.id, _decision(rule="not-failed"))[1] == "recorded"  # better than nothing
+    assert note_decision(engine, run.id, _decision(rule="not-transient"))[1] == "recorded"
+    assert note_decision(engine, run.id, _decision(rule="earlier-attempt"))[1] == "unchanged"
+    assert note_decision(engine, run.id, _decision(rule="category"))[1] == "recorded"  # a summary made again
+    assert note_decision(engine, run.id, _decision(rule="category"))[1] == "unchanged"  # idempotent
+    assert note_decision(engine, run.id, _decision("retried", "transient"))[1] == "recorded"
+
+
+RULES = ("transient", "infra-sigterm", "not-transient", "limit", "category", "not-failed", "earlier-attempt")
+
+
+def test_decisions_are_idempotent_and_their_outcome_independent_of_order(engine) -> None:
+    """For any decisions on a run's failures, in any order, twice over: the row ends on the latest
+    failure, "retried" if any decision retried it, a decision on the failure rather than a skip if
+    there was one; and noting the stored decision again changes nothing."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from prefect_failure_insights.models import RETRY_SKIP_RULES
+    from prefect_failure_insights.store.summaries import note_decision
+
+    decision = st.builds(lambda attempt, rule, variant: _decision(
+        "retried" if rule in ("transient", "infra-sigterm") else "not_retried", rule, attempt, variant),
+        st.integers(1, 2), st.sampled_from(RULES), st.integers(0, 2))
+    counter = iter(range(10_000))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(decision, min_size=1, max_size=6), st.randoms(use_true_random=False))
+    def check(decisions, rnd) -> None:
+        outcomes = []
+        for order in (decisions, rnd.sample(decisions, len(decisions))):
+            run = _run(f"22222222-0000-4000-8000-{next(counter):012d}")
+            claim_summary(engine, run, "a")
+            store_summary(engine, _summary(run), "a")
+            for d in [*order, *order]:
+                note_decision(engine, run.id, d)
+            final = get_summary(engine, run.id).retry
+            assert note_decision(engine, run.id, final)[1] == "unchanged"
+            outcomes.append((final.attempt, final.decision, final.rule in RETRY_SKIP_RULES))
+        last = max(d.attempt for d in decisions)
+        on_last = [d for d in decisions if d.attempt == last]
+        assert outcomes[0] == outcomes[1] == (
+            last, "retried" if any(d.retried for d in on_last) else "not_retried",
+            all(d.rule in RETRY_SKIP_RULES for d in on_last))
+
+    check()
