@@ -114,6 +114,8 @@ bench: install-dev
 	$(BIN)/python bench/similarity.py
 	$(BIN)/python bench/bundles.py
 	$(BIN)/python bench/faults.py
+	$(BIN)/python bench/retention.py
+	$(BIN)/python bench/storm.py
 
 ## Re-pin constraints.txt from the current environment.
 lock: install-dev
