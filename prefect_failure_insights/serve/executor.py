@@ -146,14 +146,21 @@ class InProcessExecutor:
         self._tasks.start_soon(self._execute, client, flow_run)
         return True
 
-    async def _drop(self, client: PrefectClient, flow_run: FlowRun) -> None:
-        """Delete the automation's run of a failure whose summary was started at once."""
+    async def _drop(self, client: PrefectClient, flow_run: FlowRun) -> bool:
+        """Delete the automation's run of a failure whose summary was started at once, once this
+        executor holds it (``Pending``); whether it was dropped. With several `serve` replicas, another
+        one may have claimed that run a moment ago and be starting it: it is left to run there (it
+        finds the summary claimed and ends). Deleted under another replica's feet, the run hung that
+        replica: Prefect's engine retries reading a deleted run forever before it starts it."""
+        if not await self._claim(client, flow_run):
+            return False  # another executor claimed it first: it runs there
         try:
             await client.delete_flow_run(flow_run.id)
         except ObjectNotFound:
-            return  # another `serve` dropped it
+            return True  # deleted meanwhile (by hand)
         logger.debug("Dropped %s, the automation's run for %s: its summary started at the failure event.",
                     flow_run.name, failed_run_of(flow_run))
+        return True
 
     async def poll_once(self, client: PrefectClient, task_group: anyio.abc.TaskGroup) -> int:
         """Claim and start the runs that are due; return how many were started."""

@@ -79,3 +79,37 @@ def test_the_installed_automation_decides_which_failures_start_at_once(e2e) -> N
     finally:
         e2e.call(set_enabled, True)
     wait_for(lambda: e2e.call(covered, events[0]) == [True], 10)
+
+
+def test_an_automation_run_another_replica_has_claimed_is_not_dropped(e2e) -> None:
+    """Two `serve` replicas: one claims the automation's run (Pending) while the other, which started
+    the summary at once, drops its duplicate: the drop leaves it alone (deleted under the first
+    replica's feet, the run hung that replica's executor)."""
+    from prefect.states import Pending
+    from prefect.utilities.engine import propose_state
+
+    from prefect_failure_insights.flows.on_failure_summary import summarize_failure
+    from prefect_failure_insights.serve.executor import InProcessExecutor
+
+    async def race(client):
+        deployment = await client.read_deployment_by_name(SUMMARIZER_DEPLOYMENT)
+        executor = InProcessExecutor(summarize_failure, deployment.id, at_once=True)
+        claimed, free = [await client.create_flow_run_from_deployment(deployment.id, parameters={
+            "flow_run_id": str(uuid4())}, state=_scheduled_later()) for _ in range(2)]
+        await propose_state(client, Pending(), flow_run_id=claimed.id)  # the other replica's claim
+        dropped = [await executor._drop(client, claimed), await executor._drop(client, free)]
+        still = (await client.read_flow_run(claimed.id)).state_name
+        await client.delete_flow_run(claimed.id)
+        return dropped, still
+
+    dropped, still = e2e.call(race)
+    assert dropped == [False, True] and still == "Pending"
+
+
+def _scheduled_later():
+    """Scheduled an hour from now: `serve`'s own executor leaves it alone meanwhile."""
+    from datetime import timedelta
+
+    from prefect.states import Scheduled
+
+    return Scheduled(scheduled_time=datetime.now(timezone.utc) + timedelta(hours=1))
