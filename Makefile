@@ -114,6 +114,7 @@ bench: install-dev
 	$(BIN)/python bench/similarity.py
 	$(BIN)/python bench/bundles.py
 	$(BIN)/python bench/faults.py
+	$(BIN)/python bench/batch_scale.py
 
 ## Re-pin constraints.txt from the current environment.
 lock: install-dev
