@@ -289,12 +289,13 @@ async def _stages() -> dict[str, float]:
             sort=FlowRunSort.START_TIME_DESC, limit=1)
         children = await client.read_flow_runs(
             flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])), limit=200)
+        placeholders = {c.parent_task_run_id for c in children}  # a child run's task run in its parent
         for prefix, ids in (("", [run.id]), ("children: ", [c.id for c in children])):
             if not ids:
                 continue
             tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=200)
             for t in tasks:
-                if t.start_time and t.end_time:
+                if t.start_time and t.end_time and t.id not in placeholders:
                     name = prefix + t.name.rsplit("-", 1)[0]
                     out[name] = round(out.get(name, 0.0) + (t.end_time - t.start_time).total_seconds(), 1)
     return out

@@ -22,7 +22,7 @@ class _Client:
 
 def test_the_errors_table_is_redacted_cell_by_cell_in_bounded_memory() -> None:
     """Issue 28: the table of 10,000 errors was redacted as one JSON text, whose escapes made the
-    redactor keep a position per character: 290 MB more at the batch's peak (~1.5 GB for 50,000)."""
+    redactor keep a position per character: 290 MB more at the batch's peak (~900 MB for 50,000)."""
     row = {"Flow": "orders-sync", "Error": "Task run 'call_vendor' failed:\nhttpx.HTTPStatusError: Server error "
            "'503 Service Unavailable' for url 'https://api.vendor.example/v2/orders?page=7'", "Confidence": 0.9}
     table = [dict(row) for _ in range(5000)]
