@@ -116,6 +116,7 @@ bench: install-dev
 	$(BIN)/python bench/faults.py
 	$(BIN)/python bench/retention.py
 	$(BIN)/python bench/storm.py
+	$(BIN)/python bench/batch_scale.py
 
 ## Re-pin constraints.txt from the current environment.
 lock: install-dev

@@ -22,6 +22,7 @@ from typing import Literal
 from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_run
+from prefect.utilities.annotations import quote
 from prefect_failure_insights.tasks.batch import (
     classify_errors,
     group_similar,
@@ -132,15 +133,16 @@ async def batch_insights(
             if choice and llm is None:
                 log.warning("Errors the rules do not classify stay UNKNOWN: %s", choice.source)
             earlier = await load_batch_errors(database, window)
-            rows, metrics = await classify_errors(read, settings, database, llm=llm, previous=earlier,
+            rows, metrics = await classify_errors(quote(read), settings, database, llm=llm, previous=quote(earlier),
                                                   progress=progress)
-        rows = await group_similar(rows)
+        rows = await group_similar(quote(rows))
         metrics.duration_s = round(time.monotonic() - started, 2)
         previous = await load_batch_errors(database, window.previous())
-        text = await render_report(rows, metrics, window, previous=previous)
+        text = await render_report(quote(rows), metrics, window, previous=quote(previous))
         await save_batch(database, BatchRecord(window=window, metrics=metrics, report=text,
-                                               flow_run_id=str(current_run.id or "") or None), rows)
-    artifact_id = await publish_report(str(current_run.id) if current_run.id else None, text, rows, window=window) \
+                                               flow_run_id=str(current_run.id or "") or None), quote(rows))
+    artifact_id = await publish_report(str(current_run.id) if current_run.id else None, text, quote(rows),
+                                       window=window) \
         if publish else None
     log.info("Batch %s: %d errors in %d runs; %s; %d unknown; %.1f s", window.batch_id, len(rows),
              metrics.runs_queried, metrics.classified_by, metrics.unknown, metrics.duration_s)

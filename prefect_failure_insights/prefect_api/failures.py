@@ -74,7 +74,7 @@ async def list_failed_runs(client: PrefectClient, start: datetime, end: datetime
             **kwargs, sort=FlowRunSort.END_TIME_DESC, limit=size, offset=offset)):
         # `before_` is inclusive in the API; the window is half-open so windows tile exactly.
         runs.extend(r for r in page if r.end_time is None or r.end_time < end)
-        if max_runs is not None and len(runs) >= max_runs:
+        if max_runs is not None and len(runs) > max_runs:  # capped only if there is one more
             return runs[:max_runs], True
     return runs, False
 

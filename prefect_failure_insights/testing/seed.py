@@ -67,12 +67,16 @@ def _placeholder() -> None:  # pragma: no cover - never run; names the seeded ta
 
 
 async def seed_failure(client: PrefectClient, name: str, i: int = 0, cache: dict | None = None,
-                       extra_tags: tuple[str, ...] = (), flow: str | None = None) -> str:
+                       extra_tags: tuple[str, ...] = (), flow: str | None = None,
+                       work_pool: str | None = None) -> str:
     """One failed (or crashed) run of scenario ``name`` (of flow ``flow`` instead of the
-    scenario's: another flow, another failure to the fingerprint cache); returns its id."""
+    scenario's: another flow, another failure to the fingerprint cache; in work pool
+    ``work_pool`` instead of the scenario's); returns its id."""
     scenario = SCENARIOS[name]
     if flow is not None:
         scenario = replace(scenario, flow=flow)
+    if work_pool is not None:
+        scenario = replace(scenario, work_pool=work_pool)
     cache = cache if cache is not None else {}
     deployment_id = await _deployment(client, scenario, cache)
     run = await client.create_flow_run_from_deployment(deployment_id, tags=[*scenario.tags, *extra_tags],

@@ -45,6 +45,8 @@ CASES = [
                                           "baseline: global limit only"]),
     (["failure_to_artifact.py", "1", "50"], ["[in-process] 1/1 failures got an artifact",
                                               "[runner] 1/1 failures got an artifact"]),
+    (["batch_scale.py", "--quick"], ["Copies read like their API-made originals: 20/20", "empty window",
+                                     "in-process", "work_pool", "largest child MB"]),
 ]
 
 
