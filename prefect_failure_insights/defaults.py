@@ -146,8 +146,11 @@ RECONCILE_FULL_SECONDS = 3600.0
 #: A failure with no summarizer run yet is left alone this long: the automation may still be
 #: creating its run (measured: up to ~100 s in a storm of 80 failures).
 RECONCILE_GRACE_SECONDS = 120.0
-#: A summarizer run Pending this long never started (its executor died before starting it).
+#: A summarizer run Pending this long never started (its executor died before starting it). A
+#: worker may take minutes to start a run's infrastructure; `serve` starts one in its own process
+#: within a second, so a run with no work pool gets `RECONCILE_PENDING_SERVED_SECONDS`.
 RECONCILE_PENDING_SECONDS = 600.0
+RECONCILE_PENDING_SERVED_SECONDS = 60.0
 #: Summarizer runs that ended without a summary, after which a failure is left alone (no loop).
 RECONCILE_MAX_ATTEMPTS = 3
 

@@ -7,8 +7,9 @@ the server was down). One reconcile pass, run by ``serve`` at start and every
 `RECONCILE_SECONDS`, and by ``failure-insights summary reconcile`` (or its scheduled deployment)
 for worker setups:
 
-1. summarizer runs left Running without a live lease (or Pending for
-   `RECONCILE_PENDING_SECONDS`) belong to a dead process: they are set Crashed;
+1. summarizer runs left Running without a live lease (or Pending for `RECONCILE_PENDING_SECONDS`,
+   `RECONCILE_PENDING_SERVED_SECONDS` for one `serve` executes) belong to a dead process: they are
+   set Crashed;
 2. claims whose lease ran out are deleted, so that nobody waits for them, and rows past the
    settings' ``retention_days`` too (`store.retention`, bounded per pass);
 3. failed or crashed runs of the look-back window that are in scope and have no finished
@@ -38,6 +39,7 @@ from prefect_failure_insights.defaults import (
     RECONCILE_LIMIT,
     RECONCILE_MAX_ATTEMPTS,
     RECONCILE_PENDING_SECONDS,
+    RECONCILE_PENDING_SERVED_SECONDS,
 )
 from prefect_failure_insights.models import Filters, Reconciled
 from prefect_failure_insights.prefect_api import failures, summarizers
@@ -62,7 +64,8 @@ def is_dead(run: FlowRun, holders: set[str], now: datetime) -> bool:
     if run.state_type == StateType.RUNNING:
         return _since_state(run, now) > CLAIM_LEASE.total_seconds() and str(run.id) not in holders
     if run.state_type == StateType.PENDING:
-        return _since_state(run, now) > RECONCILE_PENDING_SECONDS
+        limit = RECONCILE_PENDING_SECONDS if run.work_pool_name else RECONCILE_PENDING_SERVED_SECONDS
+        return _since_state(run, now) > limit
     return False
 
 

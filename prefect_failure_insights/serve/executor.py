@@ -32,9 +32,10 @@ from typing import Any
 from uuid import UUID
 
 import anyio
+import httpx
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun
-from prefect.exceptions import Abort, ObjectNotFound
+from prefect.exceptions import Abort
 from prefect.flow_engine import run_flow
 from prefect.flows import Flow
 from prefect.states import Crashed, Pending
@@ -154,9 +155,12 @@ class InProcessExecutor:
         replica: Prefect's engine retries reading a deleted run forever before it starts it."""
         if not await self._claim(client, flow_run):
             return False  # another executor claimed it first: it runs there
+        # At once: a run left Pending (this process killed meanwhile) waits for the reconciler.
         try:
-            await client.delete_flow_run(flow_run.id)
-        except ObjectNotFound:
+            await promptly(client, "DELETE", f"/flow_runs/{flow_run.id}")
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 404:
+                raise
             return True  # deleted meanwhile (by hand)
         logger.debug("Dropped %s, the automation's run for %s: its summary started at the failure event.",
                     flow_run.name, failed_run_of(flow_run))
