@@ -23,7 +23,7 @@ run's, and automations matching on ``flow`` or ``deployment`` could no longer te
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 from uuid import uuid4
@@ -128,14 +128,7 @@ async def emit_summary_event(summary: Summary, action: EventAction,
                              summarizer_id: str | None = None) -> Event | None:
     """Build the summary's event and send it to the Prefect API (or Cloud) now; None without an
     API address (a temporary local API has no automations to tell)."""
-    from prefect.settings import get_current_settings
-
-    if not get_current_settings().api.url:
-        return None
-    event = summary_event(summary, action, summarizer_id)
-    async with get_events_client() as events:
-        await events.emit(event)
-    return event
+    return await _send(lambda: summary_event(summary, action, summarizer_id))
 
 
 def decision_event(outcome: RetryOutcome, summary: Summary | None = None, retry_flow_run_id: str | None = None) -> Event:
@@ -185,11 +178,16 @@ def decision_event(outcome: RetryOutcome, summary: Summary | None = None, retry_
 async def emit_decision_event(outcome: RetryOutcome, summary: Summary | None = None,
                               retry_flow_run_id: str | None = None) -> Event | None:
     """Send the decision's event to the Prefect API now; None without an API address."""
+    return await _send(lambda: decision_event(outcome, summary, retry_flow_run_id))
+
+
+async def _send(build: Callable[[], Event]) -> Event | None:
+    """Build the event and send it to the Prefect API (or Cloud) now; None without an API address."""
     from prefect.settings import get_current_settings
 
     if not get_current_settings().api.url:
         return None
-    event = decision_event(outcome, summary, retry_flow_run_id)
+    event = build()
     async with get_events_client() as events:
         await events.emit(event)
     return event

@@ -159,12 +159,13 @@ class E2E:
 
         self.call(delete)
 
-    def summary_events(self, run_id: str) -> list[dict]:
-        """The `failure-insights.summary.*` events of ``run_id``'s summary, oldest first, as the API returns them."""
+    def summary_events(self, run_id: str, prefix: str = "failure-insights.summary.") -> list[dict]:
+        """The events named ``prefix...`` (the summary's by default) on ``run_id``'s summary, oldest
+        first, as the API returns them."""
         import httpx
         from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
-        wanted = EventFilter(event=EventNameFilter(prefix=["failure-insights.summary."]),
+        wanted = EventFilter(event=EventNameFilter(prefix=[prefix]),
                              resource=EventResourceFilter(id=[f"failure-insights.summary.{run_id}"]))
         response = httpx.post(f"{self.server.api_url}/events/filter",
                               json={"filter": wanted.model_dump(mode="json"), "limit": 50}, timeout=30)

@@ -89,15 +89,7 @@ def _retry_runs(e2e, run_id: str) -> list:
 
 def _decided_events(e2e, run_id: str) -> list[dict]:
     """The `failure-insights.retry.decided` events on ``run_id``'s summary, oldest first."""
-    import httpx
-    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-
-    wanted = EventFilter(event=EventNameFilter(name=["failure-insights.retry.decided"]),
-                         resource=EventResourceFilter(id=[f"failure-insights.summary.{run_id}"]))
-    response = httpx.post(f"{e2e.server.api_url}/events/filter",
-                          json={"filter": wanted.model_dump(mode="json"), "limit": 50}, timeout=30)
-    response.raise_for_status()
-    return sorted(response.json()["events"], key=lambda e: e["occurred"])
+    return e2e.summary_events(run_id, prefix="failure-insights.retry.decided")
 
 
 def _settled_retry_runs(e2e, run_id: str, at_least: int = 1) -> list:
