@@ -221,7 +221,29 @@ class E2E:
             cards = self.summary_artifacts(run_id)
             return s if cards and all("**Provisional**" not in (c.data or "") for c in cards) else None
 
-        return wait_for(final, timeout_s)
+        try:
+            return wait_for(final, timeout_s)
+        except pytest.fail.Exception:
+            pytest.fail(f"no final summary of {run_id} within {timeout_s:.0f}s\n{self.where(engine, run_id)}")
+
+    def where(self, engine, run_id: str) -> str:
+        """Where a run's summary stands, for a test's failure message (CI keeps nothing else): the
+        row, the cards, the summarizer runs and the end of serve's log."""
+        from prefect_failure_insights.store.summaries import get_summary
+
+        s = get_summary(engine, run_id)
+        row = f"row: {s.status}, logs complete {s.evidence.logs_complete}, artifact {s.delivery.artifact_id}" if s \
+            else "row: none"
+        cards = [("provisional" if "**Provisional**" in (c.data or "") else "final", str(c.updated))
+                 for c in self.summary_artifacts(run_id)]
+        runs = [(r.name, r.state.name if r.state else None, str(r.start_time), str(r.end_time))
+                for r in self.summarizer_runs(run_id)]
+        run = self.flow_run(run_id)
+        log = self.serve_log.read_text(errors="replace").splitlines()[-80:] if self.serve_log.exists() else []
+        return "\n".join([f"run: {run.name} {run.state.type.value if run.state else None} "
+                           f"{run.state.name if run.state else None}, ended {run.end_time}",
+                           row, f"cards: {cards}", f"summarizer runs: {runs}", "--- serve log (last 80 lines)",
+                           *log])
 
 
 @pytest.fixture(scope="session")

@@ -184,7 +184,9 @@ def test_process_workers_run_the_prefect_yaml_deployments_and_summarize_every_fa
         assert all(s.status == "llm" for s in found.values()), {r: s.status for r, s in found.items()}
         for run_id in failures:
             assert len(replicas.summary_artifacts(run_id)) == 1, run_id
-            (summarizer,) = [r for r in replicas.summarizer_runs(run_id) if r.state and r.state.is_completed()]
+            # The row is final before its run is: the run still logs its record and reports Completed.
+            (summarizer,) = wait_for(lambda: [r for r in replicas.summarizer_runs(run_id)
+                                              if r.state and r.state.is_completed()], 120)
             # Executed by a worker of the pool, not by a `serve` replica.
             assert summarizer.work_pool_name == "failure-insights", summarizer
     finally:
