@@ -9,9 +9,10 @@ from urllib.parse import urlsplit
 
 from prefect.blocks.core import Block
 from prefect.types import SecretDict
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from prefect_failure_insights.defaults import (
+    EMBEDDING_SIMILARITY_THRESHOLD,
     LLM_AZURE_API_VERSION,
     LLM_BASE_URL,
     LLM_MAX_RETRIES,
@@ -76,6 +77,9 @@ class LLMCredentials(Block):
         timeout: Seconds to wait for one answer.
         max_retries: Retries of transient errors.
         extra_headers: Extra HTTP headers sent with every request.
+        embedding_model: An embedding model on the same endpoint (its ``/embeddings`` API): similar
+            failures are then also found by embeddings (the same failure worded otherwise).
+        embedding_threshold: The cosine of two failures' embeddings from which they are similar.
 
     Examples:
         Load stored credentials and ask a question:
@@ -135,6 +139,23 @@ class LLMCredentials(Block):
         default=None,
         description="Extra HTTP headers sent with every request, e.g. an api-key header.",
     )
+    embedding_model: str | None = Field(
+        default=None,
+        description=("Embedding model on the same endpoint (e.g. text-embedding-3-small, nomic-embed-text): "
+                     "similar failures are then also found by embeddings; empty: lexically only."),
+    )
+    embedding_threshold: float = Field(
+        default=EMBEDDING_SIMILARITY_THRESHOLD, ge=0, le=1,
+        description=("Cosine of two failures' embeddings from which they are similar; set it for your model "
+                     "(the default was measured with all-MiniLM-L6-v2)."),
+    )
+
+    @model_validator(mode="after")
+    def _embeddings_need_openai_api(self) -> LLMCredentials:
+        if self.embedding_model and self.provider == "anthropic":
+            raise ValueError("Anthropic has no embeddings API: leave embedding_model empty, or name it on an "
+                             "openai-compatible llm-credentials block")
+        return self
 
     @classmethod
     def from_env(cls) -> LLMCredentials | None:

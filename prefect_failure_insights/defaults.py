@@ -222,6 +222,22 @@ SIMILARITY_THRESHOLD = 0.5
 #: Candidate patterns re-ranked per lookup, and similar summaries linked from the artifact.
 SIMILARITY_CANDIDATES = 200
 SIMILAR_LINKS = 3
+#: With an embedding model on the LLM block (issue 29): random-hyperplane LSH over a pattern's
+#: embedding, bands x rows sign bits (stored beside the lexical bands, from band
+#: `EMBEDDING_BAND_BASE` on). 20 bands of 8 find a pattern at cosine 0.9 as a candidate 99.9 % of
+#: the time, at 0.7 87 %, and an unrelated one (cosine 0) 8 % of the time.
+EMBEDDING_BANDS = 20
+EMBEDDING_ROWS = 8
+EMBEDDING_BAND_BASE = 1000
+#: Cosine of two patterns' embeddings from which failures are also "similar" (the block's
+#: ``embedding_threshold``): on the tuning split of the labelled pairs with all-MiniLM-L6-v2, the
+#: lowest at which embeddings add no wrong link to the lexical ones (docs/benchmarks.md).
+EMBEDDING_SIMILARITY_THRESHOLD = 0.9
+#: One embedding request: at most this long (one attempt: the lexical lookup answers instead),
+#: at most this many characters of a pattern, and vectors of at most this many dimensions.
+EMBEDDING_TIMEOUT_SECONDS = 15.0
+EMBEDDING_INPUT_CHARS = 2000
+EMBEDDING_MAX_DIMENSIONS = 8192
 
 #: Below this calibrated confidence a classification is flagged as low confidence (it stays the
 #: answer; with an LLM configured, the batch asks the LLM about it). Issue 26.

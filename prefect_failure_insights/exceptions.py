@@ -81,6 +81,11 @@ class LLMTransient(LLMUnavailable):
         self.retry_after = retry_after
 
 
+class EmbeddingsUnavailable(FailureInsightsError):
+    """The embeddings endpoint failed or answered something unusable: similar failures are found
+    lexically instead."""
+
+
 class LLMRejected(LLMError):
     """The endpoint refused the request (bad key, unknown model, bad request)."""
 

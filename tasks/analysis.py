@@ -17,6 +17,7 @@ from prefect_failure_insights.analysis.categorize import Categorizer, workspace_
 from prefect_failure_insights.analysis.training import stored_model
 from prefect_failure_insights.evidence import builder
 from prefect_failure_insights.exceptions import StorageError
+from prefect_failure_insights.llm.embeddings import embedder_for
 from prefect_failure_insights.lifecycle.context import SummarizerRun
 from prefect_failure_insights.models import Baseline, Evidence, FailedRun, LogLine, LogSection, Summary
 from prefect_failure_insights.prefect_api import runs
@@ -77,14 +78,20 @@ async def analyze_failure(run: SummarizerRun, failed: FailedRun, evidence: Evide
 
 @task(name="find-similar-failures", cache_policy=NO_CACHE)
 async def find_similar_failures(run: SummarizerRun, summary: Summary) -> Summary:
-    """The summary with the earlier failures similar to it, in any flow (none when the database fails)."""
+    """The summary with the earlier failures similar to it, in any flow, by the LLM block's
+    embedding model when it names one (none when the database fails)."""
     try:
-        found = await similarity.find_similar_failures(run.database, summary.recurrence, summary.run.id)
+        async with embedder_for(run.llm.credentials) as embedder:
+            found = await similarity.find_similar_failures(run.database, summary.recurrence, summary.run.id,
+                                                           embedder=embedder)
     except StorageError as exc:
         get_run_logger().warning("Similar failures not looked up: %s", exc)
         return summary
+    if found.fallback_reason:
+        get_run_logger().warning("Similar failures found lexically: %s", found.fallback_reason)
     if found.count:
-        get_run_logger().info("Similar to %d earlier failure(s) in %s", found.count, ", ".join(found.flows))
+        get_run_logger().info("Similar to %d earlier failure(s) in %s (%s)", found.count, ", ".join(found.flows),
+                              found.method)
     return summary.model_copy(update={"similar": found})
 
 

@@ -11,6 +11,13 @@ Looking them up among 100,000 stored summaries must cost one indexed query, not 
 distinct pattern is stored once with its MinHash signature cut into `SIMILARITY_BANDS` bands
 (locality-sensitive hashing); the candidates are the patterns that share a band, re-ranked by
 their exact similarity.
+
+With an embedding model on the LLM block (issue 29), two patterns are also similar when the cosine
+of their embeddings reaches the block's ``embedding_threshold``: the same failure worded
+otherwise. Looked up the same way (`vectors`: each distinct pattern embedded once per model,
+random-hyperplane bands); when the embeddings endpoint fails, the lexical lookup answers alone
+and the summary says why. Measured on the labelled pairs with all-MiniLM-L6-v2, a small model
+puts hard negatives above hard positives: embeddings add links, never replace the lexical ones.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import hashlib
 import re
 import struct
 
+from prefect_failure_insights.analysis import vectors
 from prefect_failure_insights.defaults import (
     SIMILAR_LINKS,
     SIMILARITY_BANDS,
@@ -27,6 +35,8 @@ from prefect_failure_insights.defaults import (
     SIMILARITY_THRESHOLD,
 )
 from prefect_failure_insights.evidence.signals import short_type, template
+from prefect_failure_insights.exceptions import EmbeddingsUnavailable
+from prefect_failure_insights.llm.embeddings import Embedder
 from prefect_failure_insights.models import ClassifiedError, Evidence, FailedRun, Recurrence, SimilarFailures
 from prefect_failure_insights.store import Database
 from prefect_failure_insights.store import similar as similar_store
@@ -121,16 +131,49 @@ def similar_patterns(text: str, candidates: dict[str, str], threshold: float) ->
     return {pid: score for pid, score in scores.items() if score >= threshold}
 
 
-async def find_similar_failures(database: Database, recurrence: Recurrence, run_id: str) -> SimilarFailures:
+async def find_similar_failures(database: Database, recurrence: Recurrence, run_id: str, *,
+                                embedder: Embedder | None = None) -> SimilarFailures:
     """Index this failure's pattern, then find the earlier summaries of similar ones (one indexed
-    lookup, `SIMILARITY_CANDIDATES` re-ranked)."""
+    lookup, `SIMILARITY_CANDIDATES` re-ranked): lexically, and with an ``embedder`` also those
+    whose embedding is close (worded otherwise); when the embeddings endpoint fails, lexically only,
+    saying why."""
     if not recurrence.pattern or not recurrence.pattern_id:
         return SimilarFailures()
     lsh = bands(shingles(recurrence.pattern))
     await database.run(similar_store.index_pattern, recurrence.pattern_id, recurrence.pattern, bands=lsh)
     candidates = await database.run(similar_store.candidate_patterns, lsh, SIMILARITY_CANDIDATES)
     scores = similar_patterns(recurrence.pattern, candidates, SIMILARITY_THRESHOLD)
-    return await database.run(similar_store.similar_summaries, scores, run_id, links=SIMILAR_LINKS)
+    method, fallback = "lexical", None
+    if embedder is not None:
+        try:
+            close = await similar_by_embedding(database, embedder, recurrence.pattern_id, text=recurrence.pattern)
+            scores = {pid: max(scores.get(pid, 0.0), close.get(pid, 0.0)) for pid in {*scores, *close}}
+            method = f"lexical+embeddings:{embedder.model}"
+        except EmbeddingsUnavailable as exc:
+            fallback = str(exc)
+    found = await database.run(similar_store.similar_summaries, scores, run_id, links=SIMILAR_LINKS)
+    return found.model_copy(update={"method": method, "fallback_reason": fallback})
+
+
+async def similar_by_embedding(database: Database, embedder: Embedder, pattern_id: str, *,
+                               text: str) -> dict[str, float]:
+    """The stored patterns whose embedding's cosine with this pattern's reaches the embedder's
+    threshold: id -> cosine. The pattern is embedded once per model (a stored embedding is
+    reused), then indexed.
+
+    Raises:
+        EmbeddingsUnavailable: it has no stored embedding and the endpoint gave none.
+    """
+    stored = await database.run(similar_store.stored_vector, pattern_id, embedder.model)
+    vector = vectors.unpack(stored) if stored else await embedder.embed(text)
+    lsh = vectors.vector_bands(vector, embedder.model)
+    if stored is None:
+        await database.run(similar_store.index_vector, pattern_id, embedder.model, vector=vectors.pack(vector),
+                           dimensions=len(vector), bands=lsh)
+    candidates = await database.run(similar_store.candidate_vectors, lsh, embedder.model,
+                                    limit=SIMILARITY_CANDIDATES)
+    scores = {pid: vectors.cosine(vector, vectors.unpack(packed)) for pid, packed in candidates.items()}
+    return {pid: round(score, 4) for pid, score in scores.items() if score >= embedder.threshold}
 
 
 def group_similar(rows: list[ClassifiedError], threshold: float = SIMILARITY_THRESHOLD) -> list[ClassifiedError]:

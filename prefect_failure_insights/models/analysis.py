@@ -393,6 +393,10 @@ class SimilarFailures(BaseModel):
     most_similar: list[SimilarRun] = Field(default_factory=list)
     history: list[Resolution] = Field(default_factory=list, description=(
         "What happened after each of the most similar earlier failures, newest first (empty: not looked up)."))
+    method: str = Field(default="lexical", description=(
+        "How they were found: 'lexical' or 'embeddings:<model>' (the LLM block's embedding model)."))
+    fallback_reason: Redacted | None = Field(default=None, description=(
+        "Why an embedding model configured was not used (the lexical lookup answered instead)."))
 
 
 class AnalysisResult(BaseModel):

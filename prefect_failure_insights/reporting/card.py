@@ -148,8 +148,10 @@ def similar_line(summary: Summary) -> str | None:
         label = md.link(other.title, url) if url else md.text(other.title)
         links.append(f"{label} ({md.code(other.flow_name)}, {other.similarity:.0%} similar)")
     said = describe_history(sim.history)
+    how = f" Found by wording and by embeddings ({md.code(sim.method.split(':', 1)[1])})." \
+        if sim.method.startswith("lexical+embeddings:") else ""
     return (f"**Similar to {sim.count} earlier failure(s)** (flows {flows}; {when})"
-            + (": " + "; ".join(links) if links else "") + "."
+            + (": " + "; ".join(links) if links else "") + "." + how
             + (f"\n\n**What ended them:** {md.text(said)}" if said else ""))
 
 

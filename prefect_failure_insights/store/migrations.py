@@ -26,6 +26,7 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -339,6 +340,20 @@ def m011_retry_decisions(schema: Schema) -> None:
         Column("retry_count", Integer, info=field("retry.retries")),
         Column("retry_limit", Integer, info=field("retry.max_retries")),
         Column("retry_decided_at", _timestamp(), info=field("retry.decided_at")),
+    )
+
+
+@migration
+def m012_pattern_vectors(schema: Schema) -> None:
+    """Similar failures by embeddings (issue 29): each distinct pattern's embedding, once per
+    embedding model (float32, little-endian; its LSH bands go to ``failure_pattern_bands``)."""
+    schema.create_table(
+        "failure_pattern_vectors",
+        Column("pattern_id", String(32), primary_key=True),
+        Column("model", String(200), primary_key=True),
+        Column("dimensions", Integer, nullable=False),
+        Column("vector", LargeBinary, nullable=False),
+        Column("created_at", _timestamp(), nullable=False),
     )
 
 SCHEMA_VERSION = len(MIGRATIONS)

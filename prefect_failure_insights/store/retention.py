@@ -11,7 +11,7 @@ What goes, by age:
 * summaries (``created_at``; never one a summarizer holds: pending or provisional rows);
 * the LLM answer cache (``failure_fingerprints``, by ``last_seen``; never a live claim);
 * batch classifications (``created_at``), batches (``window_end``) and their errors;
-* failure patterns no remaining summary uses (``created_at``), with their LSH bands.
+* failure patterns no remaining summary uses (``created_at``), with their LSH bands and embeddings.
 
 What stays: the team's corrections (labels someone wrote by hand) and the learned models.
 The LLM cost ledger reads today's rows only, so budgets are unaffected.
@@ -31,6 +31,7 @@ from prefect_failure_insights.store.tables import (
     classifications,
     fingerprints,
     pattern_bands,
+    pattern_vectors,
     patterns,
     summaries,
 )
@@ -82,4 +83,6 @@ def enforce(engine: Engine, retention_days: float, *, batch: int = RETENTION_BAT
             and_(patterns.c.created_at < cutoff, patterns.c.pattern_id.not_in(used)))
         run("failure_pattern_bands", pattern_bands, pattern_bands.c.pattern_id,
             pattern_bands.c.pattern_id.not_in(select(patterns.c.pattern_id)))
+        run("failure_pattern_vectors", pattern_vectors, (pattern_vectors.c.pattern_id, pattern_vectors.c.model),
+            pattern_vectors.c.pattern_id.not_in(select(patterns.c.pattern_id)))
     return {name: n for name, n in out.items() if n}

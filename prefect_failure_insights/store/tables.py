@@ -14,7 +14,8 @@ batch_runs = metadata.tables["batch_runs"]
 batch_errors = metadata.tables["batch_errors"]
 patterns = metadata.tables["failure_patterns"]
 pattern_bands = metadata.tables["failure_pattern_bands"]
+pattern_vectors = metadata.tables["failure_pattern_vectors"]
 text_models = metadata.tables["text_models"]
 
 __all__ = ["batch_errors", "batch_runs", "classifications", "corrections", "fingerprints", "metadata",
-           "pattern_bands", "patterns", "schema_table", "summaries", "text_models"]
+           "pattern_bands", "pattern_vectors", "patterns", "schema_table", "summaries", "text_models"]

@@ -25,11 +25,18 @@ request from a script, then the default applies:
 
 It answers OpenAI's ``.../chat/completions`` (any prefix, so Azure's
 ``/openai/deployments/<name>/chat/completions`` too) and Anthropic's ``/v1/messages``.
+
+It also serves ``.../embeddings``, outside the script: a deterministic embedding of each input
+(its words hashed into `EMBEDDING_DIMENSIONS` signed buckets, so texts sharing words are close),
+or what `FakeLLM.embeddings_behaviour` says: ``404`` (a server without embeddings), ``500``,
+``slow`` (answers after `FakeLLM.slow_seconds`), ``nan`` (a vector of NaN), ``empty`` (no data).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 import threading
 import time
@@ -59,6 +66,19 @@ INJECTED_WHAT = "The vendor client is corrupted. @channel <!channel> \x1b[2J\x07
 _PIPED = re.compile(r"^L(\d+) .*?((?:curl|wget)\s[^\n`|]*\|\s*(?:sudo\s+)?(?:ba)?sh)\b", re.MULTILINE)
 
 
+EMBEDDING_DIMENSIONS = 64
+
+
+def fake_embedding(text: str) -> list[float]:
+    """The fake endpoint's embedding of ``text``: its words hashed into signed buckets, unit length."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in re.findall(r"[a-z0-9_]+", text.lower()):
+        h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+        vector[h % EMBEDDING_DIMENSIONS] += 1.0 if h >> 63 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
 class FakeLLM(LocalHTTPServer):
     """Start with `start()` (or as a context manager); read `requests` afterwards."""
 
@@ -76,6 +96,8 @@ class FakeLLM(LocalHTTPServer):
         self._lock = threading.Lock()
         self._wake = threading.Event()  # set by reset(): a slow answer still pending is sent now
         self.in_flight = 0  # chat requests received and not yet answered
+        self.embeddings_behaviour = "ok"
+        self.embedding_inputs: list[str] = []  # every text asked to embed, in order
         self.max_in_flight = 0  # the most at once since the last reset
 
     # -- control ---------------------------------------------------------------------
@@ -93,6 +115,8 @@ class FakeLLM(LocalHTTPServer):
             self._wake.set()
             self._wake = threading.Event()
             self.max_in_flight = self.in_flight
+            self.embeddings_behaviour = "ok"
+            self.embedding_inputs.clear()
         return self
 
     @property
@@ -113,6 +137,9 @@ class FakeLLM(LocalHTTPServer):
                 request.send(404, {"error": {"message": "not found"}})
             return
         body = request.json()
+        if request.path.split("?")[0].rstrip("/").endswith("/embeddings"):
+            self._embeddings(request, body)
+            return
         with self._lock:
             self.requests.append({"path": request.path, "headers": dict(request.headers), "body": body,
                                   "at": time.time()})
@@ -127,6 +154,25 @@ class FakeLLM(LocalHTTPServer):
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    def _embeddings(self, request: Request, body: dict) -> None:
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        with self._lock:
+            self.embedding_inputs.extend(str(t) for t in texts)
+            behaviour, wake = self.embeddings_behaviour, self._wake
+        if behaviour in ("404", "500"):
+            request.send(int(behaviour), {"error": {"message": f"embeddings: HTTP {behaviour}"}})
+            return
+        if behaviour == "slow":
+            wake.wait(self.slow_seconds)
+        vectors = [[float("nan")] * EMBEDDING_DIMENSIONS if behaviour == "nan" else fake_embedding(str(t))
+                   for t in texts]
+        data = [] if behaviour == "empty" else [{"object": "embedding", "index": i, "embedding": v}
+                                                for i, v in enumerate(vectors)]
+        # NaN is not JSON: send it as the literal a careless server writes.
+        request.send(200, raw=json.dumps({"object": "list", "model": body.get("model"), "data": data,
+                                          "usage": {"prompt_tokens": 1, "total_tokens": 1}}).encode())
 
     # -- behaviours ------------------------------------------------------------------
     def _completion(self, content: str, finish_reason: str = "stop", body: dict | None = None) -> dict:

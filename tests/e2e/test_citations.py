@@ -56,3 +56,41 @@ def test_a_similar_failure_in_another_flow_is_linked_from_the_card(e2e) -> None:
     linked = next(r for r in similar.most_similar if r.flow_run_id == first.run.id)
     assert f"/artifacts/artifact/{linked.artifact_id}" in card and "**Similar to" in card
     assert summary.recurrence.pattern.startswith("RuntimeError | ")
+
+
+@pytest.fixture
+def embeddings_block(e2e):
+    """The default LLM block naming the test server's embedding model, restored afterwards."""
+    from prefect_failure_insights.blocks import LLMCredentials
+
+    plain = LLMCredentials(base_url=e2e.fake.url, model="fake-model", timeout=3, max_retries=1)
+    e2e.save_block(plain.model_copy(update={"embedding_model": "fake-embed", "embedding_threshold": 0.8}), "default")
+    try:
+        yield
+    finally:
+        e2e.save_block(plain, "default")
+
+
+def test_with_an_embedding_model_similar_failures_are_also_found_by_embeddings(e2e, embeddings_block) -> None:
+    first, _ = _final(e2e, "vendor")
+    summary, card = _final(e2e, "carrier")
+    similar = summary.similar
+    assert similar.method == "lexical+embeddings:fake-embed" and similar.fallback_reason is None, similar
+    assert first.run.id in {r.flow_run_id for r in similar.most_similar}
+    assert "Found by wording and by embeddings (`fake-embed`)" in card
+    # Each distinct pattern was embedded through the block's endpoint, redacted like the prompt.
+    assert summary.recurrence.pattern in e2e.fake.embedding_inputs
+
+
+def test_an_embeddings_endpoint_that_fails_leaves_the_lexical_lookup_and_says_why(e2e, embeddings_block) -> None:
+    from prefect_failure_insights.blocks import LLMCredentials
+
+    # A model no pattern was embedded by yet (a stored embedding is reused, not asked for again).
+    e2e.save_block(LLMCredentials(base_url=e2e.fake.url, model="fake-model", timeout=3, max_retries=1,
+                                  embedding_model="never-served"), "default")
+    e2e.fake.embeddings_behaviour = "404"
+    first, _ = _final(e2e, "vendor")
+    summary, _card = _final(e2e, "carrier")
+    assert summary.status == "llm" and summary.similar.method == "lexical"
+    assert "answered HTTP 404" in summary.similar.fallback_reason
+    assert first.run.id in {r.flow_run_id for r in summary.similar.most_similar}

@@ -15,6 +15,7 @@ from prefect_failure_insights.store.tables import (
     corrections,
     fingerprints,
     pattern_bands,
+    pattern_vectors,
     patterns,
     summaries,
 )
@@ -55,6 +56,8 @@ def test_rows_past_their_retention_go_and_the_rest_stays(engine) -> None:
                                         {"pattern_id": "orphan", "pattern": "nobody", "created_at": OLD}])
         conn.execute(insert(pattern_bands), [{"band": 0, "bucket": "b", "pattern_id": p}
                                              for p in ("p0", "p100", "orphan")])
+        conn.execute(insert(pattern_vectors), [{"pattern_id": p, "model": m, "dimensions": 1, "vector": b"\0" * 4,
+                                                "created_at": OLD} for p in ("p0", "p100") for m in ("m1", "m2")])
         conn.execute(insert(fingerprints), [
             {"cache_key": "old", "fingerprint": "f", "model": "m", "prompt_version": "v", "status": "done",
              "first_seen": OLD, "last_seen": OLD, "occurrences": 1},
@@ -79,6 +82,7 @@ def test_rows_past_their_retention_go_and_the_rest_stays(engine) -> None:
         assert kept == set(recent) | set(held)
         assert set(conn.execute(select(patterns.c.pattern_id)).scalars()) == {"p100"}
         assert set(conn.execute(select(pattern_bands.c.pattern_id)).scalars()) == {"p100"}
+        assert set(conn.execute(select(pattern_vectors.c.pattern_id)).scalars()) == {"p100"}
         assert set(conn.execute(select(fingerprints.c.cache_key)).scalars()) == {"recent"}
         assert set(conn.execute(select(batch_runs.c.batch_id)).scalars()) == {"new"}
         assert set(conn.execute(select(batch_errors.c.batch_id)).scalars()) == {"new"}  # same error id, other batch
