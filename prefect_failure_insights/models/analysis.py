@@ -394,7 +394,7 @@ class SimilarFailures(BaseModel):
     history: list[Resolution] = Field(default_factory=list, description=(
         "What happened after each of the most similar earlier failures, newest first (empty: not looked up)."))
     method: str = Field(default="lexical", description=(
-        "How they were found: 'lexical' or 'embeddings:<model>' (the LLM block's embedding model)."))
+        "How they were found: 'lexical', or 'lexical+embeddings:<model>' with the LLM block's embedding model."))
     fallback_reason: Redacted | None = Field(default=None, description=(
         "Why an embedding model configured was not used (the lexical lookup answered instead)."))
 
