@@ -123,8 +123,8 @@ def _embedder(url: str, model: str, threshold: float | None = None):
     from prefect_failure_insights.blocks import LLMCredentials
     from prefect_failure_insights.llm.embeddings import Embedder
 
-    block = LLMCredentials(base_url=url, model="unused", embedding_model=model, timeout=60)
-    return Embedder(block.model_copy(update={"embedding_threshold": threshold}) if threshold else block)
+    chosen = {"embedding_threshold": threshold} if threshold else {}
+    return Embedder(LLMCredentials(base_url=url, model="unused", embedding_model=model, timeout=60, **chosen))
 
 
 def _embedded(pairs: list[dict], url: str, model: str) -> dict[str, float]:
@@ -311,8 +311,6 @@ def lookup(engine, rng: Random, n_lookups: int) -> None:  # noqa: ANN001
     print(f"recall of the index against the scan (similar patterns found): {recall_hits}/{recall_all}")
 
 
-
-
 class _Here:
     """The summarizer's `Database`, minus its worker thread: the lookup's own work is what is timed."""
 
@@ -364,29 +362,23 @@ async def _lookups(engine, embedder, queries: list[tuple[str, str]]) -> tuple[li
 def _scans(engine, model: str, queries: list[tuple[str, str]], threshold: float) -> list[tuple[float, set[str]]]:  # noqa: ANN001
     """The baseline for the first 10 queries (already embedded and stored by the lookups): every
     stored embedding compared. Milliseconds and the similar patterns, per query."""
+    from sqlalchemy import select
+
     from prefect_failure_insights.analysis import vectors
     from prefect_failure_insights.store import similar as store
+    from prefect_failure_insights.store.tables import pattern_vectors
 
     out = []
     for pid, _text in queries[:10]:
         t0 = time.perf_counter()
         vector = vectors.unpack(store.stored_vector(engine, pid, model))
-        similar = _scan(engine, model, vector, threshold) - {pid}
+        with engine.connect() as conn:
+            rows = conn.execute(select(pattern_vectors.c.pattern_id, pattern_vectors.c.vector)
+                                .where(pattern_vectors.c.model == model)).all()
+        similar = {other for other, packed in rows
+                   if other != pid and vectors.cosine(vector, vectors.unpack(packed)) >= threshold}
         out.append(((time.perf_counter() - t0) * 1000, similar))
     return out
-
-
-def _scan(engine, model: str, vector: list[float], threshold: float) -> set[str]:  # noqa: ANN001
-    """The baseline: every stored embedding compared."""
-    from sqlalchemy import select
-
-    from prefect_failure_insights.analysis import vectors
-    from prefect_failure_insights.store.tables import pattern_vectors
-
-    with engine.connect() as conn:
-        rows = conn.execute(select(pattern_vectors.c.pattern_id, pattern_vectors.c.vector)
-                            .where(pattern_vectors.c.model == model)).all()
-    return {pid for pid, packed in rows if vectors.cosine(vector, vectors.unpack(packed)) >= threshold}
 
 
 def _report(name: str, times: list[float], found: list[set[str]], scans: list[tuple[float, set[str]]],

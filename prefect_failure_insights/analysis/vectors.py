@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import struct
+import sys
 from array import array
 from random import Random
 
@@ -44,7 +44,7 @@ def vector_bands(vector: list[float], model: str, planes: list[list[float]] | No
 def pack(vector: list[float]) -> bytes:
     """Float32, little-endian: 1.5 kB for 384 dimensions."""
     values = array("f", vector)
-    if struct.pack("=I", 1) != struct.pack("<I", 1):
+    if sys.byteorder == "big":
         values.byteswap()
     return values.tobytes()
 
@@ -52,7 +52,7 @@ def pack(vector: list[float]) -> bytes:
 def unpack(data: bytes) -> list[float]:
     values = array("f")
     values.frombytes(data)
-    if struct.pack("=I", 1) != struct.pack("<I", 1):
+    if sys.byteorder == "big":
         values.byteswap()
     return values.tolist()
 

@@ -96,9 +96,9 @@ class FakeLLM(LocalHTTPServer):
         self._lock = threading.Lock()
         self._wake = threading.Event()  # set by reset(): a slow answer still pending is sent now
         self.in_flight = 0  # chat requests received and not yet answered
+        self.max_in_flight = 0  # the most at once since the last reset
         self.embeddings_behaviour = "ok"
         self.embedding_inputs: list[str] = []  # every text asked to embed, in order
-        self.max_in_flight = 0  # the most at once since the last reset
 
     # -- control ---------------------------------------------------------------------
     def script(self, *behaviours: str) -> FakeLLM:
